@@ -1,0 +1,179 @@
+//! What a template renders against: variables, the Braze profile behind `${...}`, partials for
+//! `include`/`render`, the connected_content client, and the time `now` means.
+//!
+//! A `Context` is built once and may serve many renders (and threads); per-render state is not here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use crate::connected::ConnectedContent;
+use crate::error::{ErrorKind, RawError};
+use crate::value::{Object, Value};
+use crate::Template;
+
+/// Supplies the source of templates named by `include` and `render`.
+pub trait PartialSource: Send + Sync {
+    fn source(&self, name: &str) -> Option<String>;
+}
+
+impl PartialSource for HashMap<String, String> {
+    fn source(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Braze's render-time namespaces, keyed as in the Braze-dialect conformance files.
+const BRAZE_NAMESPACES: [(&str, &str); 7] = [
+    ("custom_attributes", "custom_attribute"),
+    ("event_properties", "event_properties"),
+    ("canvas_entry_properties", "canvas_entry_properties"),
+    ("api_trigger_properties", "api_trigger_properties"),
+    ("context", "context"),
+    ("campaign", "campaign"),
+    ("canvas", "canvas"),
+];
+
+/// Profile objects addressed as `{{namespace.${key}}}` rather than `{{${key}}}`.
+const PROFILE_NAMESPACES: [&str; 4] = ["subscribed_state", "most_recently_used_device", "targeted_device", "app"];
+
+/// Output past this size stops rendering with an error; a webhook body is far smaller.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
+pub struct Context {
+    globals: Object,
+    braze: Object,
+    partials: Option<Arc<dyn PartialSource>>,
+    parsed_partials: Mutex<HashMap<String, Arc<Template>>>,
+    connected: Option<Arc<ConnectedContent>>,
+    now: Option<DateTime<Utc>>,
+    max_output_bytes: usize,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context::new()
+    }
+}
+
+impl Context {
+    pub fn new() -> Context {
+        Context {
+            globals: Object::new(),
+            braze: Object::new(),
+            partials: None,
+            parsed_partials: Mutex::new(HashMap::new()),
+            connected: None,
+            now: None,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+
+    /// Plain Liquid variables from a JSON object (other JSON values are ignored).
+    pub fn with_globals(mut self, data: &serde_json::Value) -> Context {
+        if let serde_json::Value::Object(map) = data {
+            for (k, v) in map {
+                self.globals.insert(k.as_str().into(), Value::from(v));
+            }
+        }
+        self
+    }
+
+    pub fn set_global(&mut self, name: &str, value: Value) {
+        self.globals.insert(name.into(), value);
+    }
+
+    /// Braze's render context: `profile` (standard attributes by their Liquid tag names, read as
+    /// `${name}`), `custom_attributes` (read as `custom_attribute.${name}`), `event_properties`,
+    /// `canvas_entry_properties`, `api_trigger_properties`, `context`, `campaign` and `canvas`.
+    pub fn with_braze(mut self, braze: &serde_json::Value) -> Context {
+        if let Some(serde_json::Value::Object(profile)) = braze.get("profile") {
+            for (k, v) in profile {
+                let value = Value::from(v);
+                if PROFILE_NAMESPACES.contains(&k.as_str()) {
+                    self.globals.insert(k.as_str().into(), value.clone());
+                }
+                self.braze.insert(k.as_str().into(), value);
+            }
+        }
+        for (key, liquid_name) in BRAZE_NAMESPACES {
+            if let Some(v) = braze.get(key) {
+                self.globals.insert(liquid_name.into(), Value::from(v));
+            }
+        }
+        self
+    }
+
+    pub fn with_partials(mut self, partials: Arc<dyn PartialSource>) -> Context {
+        self.partials = Some(partials);
+        self
+    }
+
+    pub fn with_connected_content(mut self, client: Arc<ConnectedContent>) -> Context {
+        self.connected = Some(client);
+        self
+    }
+
+    /// Fixes what `now` and `today` mean to the `date` filter, so renders are deterministic.
+    pub fn with_now(mut self, now: DateTime<Utc>) -> Context {
+        self.now = Some(now);
+        self
+    }
+
+    pub fn with_max_output_bytes(mut self, max: usize) -> Context {
+        self.max_output_bytes = max;
+        self
+    }
+
+    pub(crate) fn global(&self, name: &str) -> Value {
+        self.globals.get(name).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn braze_attribute(&self, name: &str) -> Value {
+        if let Some(v) = self.braze.get(name) {
+            return v.clone();
+        }
+        if name.contains('.') {
+            let mut parts = name.split('.');
+            let root = parts.next().and_then(|r| self.braze.get(r)).cloned().unwrap_or_default();
+            return parts.fold(root, |v, k| crate::render::property(&v, k));
+        }
+        Value::Nil
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+
+    pub(crate) fn connected(&self) -> Option<&ConnectedContent> {
+        self.connected.as_deref()
+    }
+
+    pub(crate) fn check_output_size(&self, len: usize) -> Result<(), RawError> {
+        if len > self.max_output_bytes {
+            return Err(RawError {
+                kind: ErrorKind::Limit,
+                message: format!("output is larger than {} bytes", self.max_output_bytes),
+                offset: 0,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn partial(&self, name: &str) -> Result<Arc<Template>, String> {
+        if let Ok(cache) = self.parsed_partials.lock() {
+            if let Some(t) = cache.get(name) {
+                return Ok(t.clone());
+            }
+        }
+        let Some(source) = self.partials.as_ref().and_then(|p| p.source(name)) else {
+            return Err(format!("no template named '{name}' to include"));
+        };
+        let template = Arc::new(Template::parse(&source).map_err(|e| format!("in template '{name}': {e}"))?);
+        if let Ok(mut cache) = self.parsed_partials.lock() {
+            cache.insert(name.to_string(), template.clone());
+        }
+        Ok(template)
+    }
+}
