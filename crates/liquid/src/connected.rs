@@ -284,9 +284,6 @@ impl ConnectedContentTag {
         Ok(tag)
     }
 
-    pub fn method(&self) -> Method {
-        self.method
-    }
 }
 
 /// Splits `URL :opt value :opt value` into (option, value text, offset) triples, the URL first

@@ -91,6 +91,14 @@ fn as_f64(v: &Value) -> f64 {
     }
 }
 
+/// Digits after the decimal point in a float's shortest form.
+fn decimals(v: &Value) -> usize {
+    match v {
+        Value::Float(f) => format!("{f}").split_once('.').map_or(0, |(_, frac)| frac.len()),
+        _ => 0,
+    }
+}
+
 fn to_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
@@ -369,11 +377,20 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "plus" | "minus" | "times" => {
             arity(args, 1, 1)?;
             let a = to_number(&input);
-            let b = strict_number(&args[0])?;
-            Ok(match name {
+            let b = to_number(&args[0]);
+            let result = match name {
                 "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
                 "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
                 _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+            };
+            // Ruby Liquid computes float arithmetic in decimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
+            let places = if name == "times" { decimals(&a) + decimals(&b) } else { decimals(&a).max(decimals(&b)) };
+            Ok(match result {
+                Value::Float(f) if places > 0 && places < 16 => {
+                    let factor = 10f64.powi(places as i32);
+                    Value::Float((f * factor).round() / factor)
+                }
+                other => other,
             })
         }
         "divided_by" => {
@@ -442,6 +459,10 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
             Ok(match &input {
                 Value::Array(a) => if name == "first" { a.first() } else { a.last() }.cloned().unwrap_or_default(),
                 Value::Range(a, b) => Value::Int(if name == "first" { *a } else { *b }),
+                // Ruby's Hash#first is the first [key, value] pair; a hash has no `last`.
+                Value::Object(o) if name == "first" => {
+                    o.first().map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()])).unwrap_or_default()
+                }
                 Value::Str(s) => {
                     let c = if name == "first" { s.chars().next() } else { s.chars().last() };
                     c.map(|c| Value::str(c.to_string())).unwrap_or_default()
@@ -730,8 +751,8 @@ fn array_predicate(name: &str, input: &Value, args: &[Value]) -> FResult {
                 let k = key.to_output();
                 let v = o.get(k.as_str());
                 Ok(Some(match target {
-                    Some(t) => v.is_some_and(|v| v.liquid_eq(t)) || (t.is_nil() && v.is_some_and(|v| v.is_truthy())),
-                    None => v.is_some_and(Value::is_truthy),
+                    Some(t) if !t.is_nil() => v.is_some_and(|v| v.liquid_eq(t)),
+                    _ => v.is_some_and(Value::is_truthy),
                 }))
             }
             Value::Str(s) => match key {
@@ -760,15 +781,10 @@ fn array_predicate(name: &str, input: &Value, args: &[Value]) -> FResult {
             }
             let mut out = Vec::new();
             for item in items {
-                if item.is_nil() {
-                    continue;
-                }
-                let hit = match (&item, target) {
-                    (Value::Object(o), Some(t)) => o.get(key.to_output().as_str()).is_some_and(|v| v.liquid_eq(t)),
-                    _ => matches(&item)?.unwrap_or(false),
-                };
-                if !hit {
-                    out.push(item);
+                match matches(&item)? {
+                    Some(true) => {}
+                    Some(false) => out.push(item),
+                    None => return Ok(Value::Nil),
                 }
             }
             Ok(Value::array(out))

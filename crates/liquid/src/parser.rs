@@ -65,7 +65,6 @@ struct EndTag<'a> {
     name: &'a str,
     markup: &'a str,
     offset: usize,
-    end: usize,
     markup_offset: usize,
 }
 
@@ -93,7 +92,7 @@ impl<'a> Parser<'a> {
                 }
                 Token::Tag { name, markup, offset, end, markup_offset } => {
                     if ends.contains(&name) {
-                        return Ok((block, Some(EndTag { name, markup, offset, end, markup_offset })));
+                        return Ok((block, Some(EndTag { name, markup, offset, markup_offset })));
                     }
                     if let Some(node) = self.parse_tag(name, markup, offset, end, markup_offset)? {
                         block.nodes.push(node);
@@ -125,9 +124,10 @@ impl<'a> Parser<'a> {
                             tag = next;
                         }
                         "else" => {
-                            let (body, next) = self.parse_block_closing(&["endif", "endunless", "elsif", "else"], name, offset)?;
-                            if matches!(next.name, "elsif" | "else") {
-                                return Err(RawError::syntax(format!("'{}' after 'else' is not allowed", next.name), next.offset));
+                            let (body, mut next) = self.parse_block_closing(&["endif", "endunless", "elsif", "else"], name, offset)?;
+                            // Ruby Liquid ignores branches after the first else.
+                            while matches!(next.name, "elsif" | "else") {
+                                next = self.parse_block_closing(&["endif", "endunless", "elsif", "else"], name, offset)?.1;
                             }
                             otherwise = Some(body);
                             tag = next;
@@ -212,7 +212,15 @@ impl<'a> Parser<'a> {
                 if !markup.trim().is_empty() {
                     return Err(RawError::syntax("doc takes no arguments", markup_offset));
                 }
-                self.skip_doc(offset)?;
+                let rest = &self.source[end..];
+                let Some((body_len, close_end)) = find_end_tag(rest, "enddoc") else {
+                    return Err(RawError::syntax("'doc' is never closed: add '{% enddoc %}'", offset));
+                };
+                if let Some(nested) = find_end_tag(&rest[..body_len], "doc").map(|_| ()) {
+                    let _ = nested;
+                    return Err(RawError::syntax("doc blocks cannot be nested", offset));
+                }
+                self.skip_tokens_until(end + close_end);
                 return Ok(None);
             }
             "#" => {
@@ -233,16 +241,7 @@ impl<'a> Parser<'a> {
                 let body = rest[..body_len].to_string();
                 let close_abs = end + close_end;
                 // Skip every token that lies inside the raw body, and the endraw tag itself.
-                while self.pos < self.tokens.len() {
-                    let at = match &self.tokens[self.pos] {
-                        Token::Tag { end, .. } => *end,
-                        _ => 0,
-                    };
-                    self.pos += 1;
-                    if at == close_abs {
-                        break;
-                    }
-                }
+                self.skip_tokens_until(close_abs);
                 // A `-%}` on the endraw tag trims the text after it.
                 if let Some(Token::Text(next)) = self.tokens.get_mut(self.pos) {
                     if self.source[..close_abs].ends_with("-%}") {
@@ -317,17 +316,7 @@ impl<'a> Parser<'a> {
                     "raw" => {
                         let rest = &self.source[end..];
                         if let Some((_, close_end)) = find_endraw(rest) {
-                            let close_abs = end + close_end;
-                            while self.pos < self.tokens.len() {
-                                let at = match &self.tokens[self.pos] {
-                                    Token::Tag { end, .. } => *end,
-                                    _ => 0,
-                                };
-                                self.pos += 1;
-                                if at == close_abs {
-                                    break;
-                                }
-                            }
+                            self.skip_tokens_until(end + close_end);
                         }
                     }
                     _ => {}
@@ -337,19 +326,18 @@ impl<'a> Parser<'a> {
         Err(RawError::syntax("'comment' is never closed: add '{% endcomment %}'", offset))
     }
 
-    fn skip_doc(&mut self, offset: usize) -> Result<(), RawError> {
+    /// Skips tokens up to and including the tag that ends at `close_abs`.
+    fn skip_tokens_until(&mut self, close_abs: usize) {
         while self.pos < self.tokens.len() {
-            let token = self.tokens[self.pos].clone();
+            let at = match &self.tokens[self.pos] {
+                Token::Tag { end, .. } => *end,
+                _ => 0,
+            };
             self.pos += 1;
-            if let Token::Tag { name, offset: at, .. } = token {
-                match name {
-                    "enddoc" => return Ok(()),
-                    "doc" => return Err(RawError::syntax("doc blocks cannot be nested", at)),
-                    _ => {}
-                }
+            if at == close_abs {
+                break;
             }
         }
-        Err(RawError::syntax("'doc' is never closed: add '{% enddoc %}'", offset))
     }
 
     /// `{% liquid %}`: one tag per line, without delimiters.
@@ -382,6 +370,12 @@ impl<'a> Parser<'a> {
 }
 
 fn find_endraw(rest: &str) -> Option<(usize, usize)> {
+    find_end_tag(rest, "endraw")
+}
+
+/// Finds `{% name %}` (with optional `-` markers) in `rest`, for tags whose body is not Liquid.
+/// Returns the body length (trimmed if the closing tag has `{%-`) and the end of the closing tag.
+fn find_end_tag(rest: &str, tag_name: &str) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(open) = rest[from..].find("{%") {
         let start = from + open;
@@ -392,7 +386,7 @@ fn find_endraw(rest: &str) -> Option<(usize, usize)> {
         }
         let after = &rest[i..];
         let trimmed = after.trim_start();
-        if let Some(stripped) = trimmed.strip_prefix("endraw") {
+        if let Some(stripped) = trimmed.strip_prefix(tag_name) {
             let stripped2 = stripped.trim_start();
             let stripped3 = stripped2.strip_prefix('-').unwrap_or(stripped2);
             if stripped3.starts_with("%}") {
@@ -469,7 +463,7 @@ fn unquote(s: &str) -> &str {
 
 fn check_identifier(name: &str, offset: usize) -> Result<(), RawError> {
     let valid = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_')
         && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if valid { Ok(()) } else { Err(RawError::syntax(format!("'{name}' is not a valid variable name"), offset)) }
 }
@@ -741,7 +735,10 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
         toks.pos -= 1;
         return Err(toks.unexpected("'in'"));
     }
+    let iterable_start = toks.offset() - offset;
     let iterable = toks.expr()?;
+    let iterable_end = toks.offset() - offset;
+    let iterable_src = markup.get(iterable_start..iterable_end).unwrap_or(markup).trim();
     let mut lp = ForLoop {
         var: var.into(),
         iterable,
@@ -751,11 +748,13 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
         reversed: false,
         body: Block::default(),
         otherwise: None,
-        name: format!("{var}-{}", markup.trim()).into(),
+        name: format!("{var}-{iterable_src}").into(),
         offset_pos: offset,
     };
     while !toks.at_end() {
-        toks.eat(&Tok::Comma);
+        if toks.eat(&Tok::Comma) && toks.at_end() {
+            break;
+        }
         match toks.next() {
             Some(Tok::Ident("reversed")) if tag == "for" => lp.reversed = true,
             Some(Tok::Ident(attr @ ("limit" | "offset" | "cols"))) => {
@@ -767,7 +766,7 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
                 }
                 let value = toks.expr()?;
                 if let Expr::Literal(v) = &value {
-                    if !matches!(v, Value::Int(_) | Value::Nil) && !matches!(v, Value::Str(s) if s.trim().parse::<i64>().is_ok()) {
+                    if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Nil) && !matches!(v, Value::Str(s) if s.trim().parse::<i64>().is_ok()) {
                         return Err(RawError::syntax(format!("loop attribute '{attr}' must be a number"), offset));
                     }
                 }

@@ -113,15 +113,12 @@ impl<'c> State<'c> {
                 for branch in branches {
                     match branch {
                         CaseBranch::When(values, body) => {
-                            let mut hit = false;
+                            // Ruby Liquid attaches the body once per value: each match renders it.
                             for v in values {
                                 if self.eval(v)?.liquid_eq(&subject) {
-                                    hit = true;
+                                    matched = true;
+                                    self.render_block(body, out)?;
                                 }
-                            }
-                            if hit {
-                                matched = true;
-                                self.render_block(body, out)?;
                             }
                         }
                         CaseBranch::Else(body) => {
@@ -211,9 +208,8 @@ impl<'c> State<'c> {
             Some(l) => (start as i64 + l.max(0)).min(items.len() as i64) as usize,
             None => items.len(),
         };
-        if matches!(lp.offset, Some(LoopOffset::Continue)) || lp.limit.is_some() || lp.offset.is_some() {
-            self.loop_offsets.insert(lp.name.clone(), end as i64);
-        }
+        // Ruby records where every loop stopped (by its slice, even after a break) for `offset: continue`.
+        self.loop_offsets.insert(lp.name.clone(), end as i64);
         items.truncate(end);
         items.drain(..start);
         if lp.reversed {
@@ -244,7 +240,8 @@ impl<'c> State<'c> {
             return Ok(());
         }
         let length = items.len() as i64;
-        let parent_loop = self.lookup("forloop");
+        // Only an enclosing `for` is a parent loop, not a `render ... for` binding in scope 0.
+        let parent_loop = self.scopes[1..].iter().rev().find_map(|s| s.get("forloop").cloned()).unwrap_or_default();
         self.scopes.push(HashMap::new());
         let mut result = Ok(());
         for (i, item) in items.into_iter().enumerate() {

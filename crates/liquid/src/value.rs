@@ -186,6 +186,9 @@ impl Value {
 
     /// Liquid `contains`: substring for strings, membership for arrays, key for objects.
     pub fn liquid_contains(&self, needle: &Value) -> bool {
+        if !needle.is_truthy() {
+            return false;
+        }
         match self {
             Value::Str(s) => match needle {
                 Value::Str(n) => s.contains(n.as_ref()),
