@@ -466,7 +466,9 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
         (Method::Post, None, false) => None,
     };
     let key = cache_key(&request);
-    let response = match ttl.and_then(|_| client.cached(&key)) {
+    let cached = ttl.and_then(|_| client.cached(&key));
+    let from_cache = cached.is_some();
+    let response = match cached {
         Some(hit) => Ok(hit.as_ref().clone()),
         None => {
             let mut attempt = 0;
@@ -495,7 +497,7 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
     let save_name: Arc<str> = tag.save.clone().unwrap_or_else(|| "connected".into());
     match response {
         Ok(resp) if (200..300).contains(&resp.status) => {
-            if let Some(ttl) = ttl {
+            if let Some(ttl) = ttl.filter(|_| !from_cache) {
                 if resp.body.len() <= client.config.max_response_bytes {
                     client.store(key, ttl, Arc::new(resp.clone()));
                 }
