@@ -132,7 +132,7 @@ fn input_items(v: &Value) -> Vec<Value> {
             flatten(a, &mut out);
             out
         }
-        Value::Range(a, b) => (*a..=*b).map(Value::Int).collect(),
+        Value::Range(a, b) => crate::value::range_items(*a, *b),
         Value::Nil => Vec::new(),
         other => vec![other.clone()],
     }

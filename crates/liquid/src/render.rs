@@ -34,6 +34,10 @@ enum Interrupt {
     Continue,
 }
 
+/// Loop iterations one render may run; past it rendering stops with a limit error, so a template
+/// of nested loops that prints nothing cannot spin for hours.
+const MAX_LOOP_ITERATIONS: u64 = 10_000_000;
+
 /// Partials may include partials; this bounds the nesting (Ruby Liquid's limit is 100).
 const MAX_PARTIAL_DEPTH: usize = 100;
 
@@ -47,6 +51,7 @@ pub(crate) struct State<'c> {
     ifchanged: Option<String>,
     interrupt: Option<Interrupt>,
     depth: usize,
+    iterations: u64,
 }
 
 impl<'c> State<'c> {
@@ -60,6 +65,7 @@ impl<'c> State<'c> {
             ifchanged: None,
             interrupt: None,
             depth: 0,
+            iterations: 0,
         }
     }
 
@@ -189,7 +195,7 @@ impl<'c> State<'c> {
         let iterable = self.eval(&lp.iterable)?;
         let mut items = match iterable {
             Value::Array(a) => a.as_ref().clone(),
-            Value::Range(a, b) => (a..=b).map(Value::Int).collect(),
+            Value::Range(a, b) => crate::value::range_items(a, b),
             Value::Object(o) => o.iter().map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()])).collect(),
             Value::Str(s) if !s.is_empty() => vec![Value::Str(s)],
             _ => Vec::new(),
@@ -266,6 +272,11 @@ impl<'c> State<'c> {
             }
             if let Err(e) = self.ctx.check_output_size(out.len()) {
                 result = Err(e.into());
+                break;
+            }
+            self.iterations += 1;
+            if self.iterations > MAX_LOOP_ITERATIONS {
+                result = Err(RawError { kind: ErrorKind::Limit, message: format!("more than {MAX_LOOP_ITERATIONS} loop iterations"), offset: lp.offset_pos }.into());
                 break;
             }
             match self.interrupt.take() {

@@ -84,11 +84,12 @@ impl Value {
         }
     }
 
-    /// Items when the value is array-like (arrays and ranges).
+    /// Items when the value is array-like (arrays and ranges). Ranges longer than
+    /// [`MAX_RANGE_ITEMS`] are cut there, so `(1..999999999)` cannot exhaust memory.
     pub fn to_items(&self) -> Option<Vec<Value>> {
         match self {
             Value::Array(a) => Some(a.as_ref().clone()),
-            Value::Range(a, b) => Some((*a..=*b).map(Value::Int).collect()),
+            Value::Range(a, b) => Some(range_items(*a, *b)),
             _ => None,
         }
     }
@@ -216,7 +217,7 @@ impl Value {
             Value::Str(s) => J::String(s.to_string()),
             Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
             Value::Object(o) => J::Object(o.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
-            Value::Range(a, b) => J::Array((*a..=*b).map(J::from).collect()),
+            Value::Range(a, b) => J::Array(range_items(*a, *b).iter().map(Value::to_json).collect()),
         }
     }
 
@@ -278,6 +279,14 @@ impl From<bool> for Value {
     fn from(b: bool) -> Self {
         Value::Bool(b)
     }
+}
+
+/// The most items a range yields when it is turned into a list.
+pub const MAX_RANGE_ITEMS: i64 = 1_000_000;
+
+pub(crate) fn range_items(start: i64, end: i64) -> Vec<Value> {
+    let end = end.min(start.saturating_add(MAX_RANGE_ITEMS - 1));
+    (start..=end).map(Value::Int).collect()
 }
 
 /// Formats a float as Ruby does for ordinary magnitudes: `7.0`, `10.5`, `0.1`.
