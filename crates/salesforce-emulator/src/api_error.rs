@@ -20,11 +20,27 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn request(status: u16, error_code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), error_code, fields: None, extra: None }
+        ApiError {
+            status,
+            message: message.into(),
+            error_code,
+            fields: None,
+            extra: None,
+        }
     }
 
-    pub fn record(error_code: &'static str, message: impl Into<String>, fields: Vec<String>) -> Self {
-        ApiError { status: 400, message: message.into(), error_code, fields: Some(fields), extra: None }
+    pub fn record(
+        error_code: &'static str,
+        message: impl Into<String>,
+        fields: Vec<String>,
+    ) -> Self {
+        ApiError {
+            status: 400,
+            message: message.into(),
+            error_code,
+            fields: Some(fields),
+            extra: None,
+        }
     }
 
     pub fn invalid_session() -> Self {
@@ -36,7 +52,11 @@ impl ApiError {
     }
 
     pub fn request_limit_exceeded() -> Self {
-        Self::request(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        Self::request(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )
     }
 
     pub fn resource_not_found() -> Self {
@@ -45,19 +65,34 @@ impl ApiError {
 
     /// What Salesforce says for a record URL whose key is neither an id nor an external-id field.
     pub fn external_id_not_found(key: &str) -> Self {
-        Self::request(404, "NOT_FOUND", format!("Provided external ID field does not exist or is not accessible: {key}"))
+        Self::request(
+            404,
+            "NOT_FOUND",
+            format!("Provided external ID field does not exist or is not accessible: {key}"),
+        )
     }
 
     pub fn entity_is_deleted() -> Self {
-        ApiError { status: 404, ..Self::record("ENTITY_IS_DELETED", "entity is deleted", Vec::new()) }
+        ApiError {
+            status: 404,
+            ..Self::record("ENTITY_IS_DELETED", "entity is deleted", Vec::new())
+        }
     }
 
     pub fn malformed_id(object_label: &str, value: &str) -> Self {
-        Self::record("MALFORMED_ID", format!("{object_label} ID: id value of incorrect type: {value}"), vec!["Id".to_owned()])
+        Self::record(
+            "MALFORMED_ID",
+            format!("{object_label} ID: id value of incorrect type: {value}"),
+            vec!["Id".to_owned()],
+        )
     }
 
     pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
-        Self::request(405, "METHOD_NOT_ALLOWED", format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"))
+        Self::request(
+            405,
+            "METHOD_NOT_ALLOWED",
+            format!("HTTP Method '{method}' not allowed. Allowed are {allowed}"),
+        )
     }
 
     pub fn json_parser(message: impl Into<String>) -> Self {
@@ -69,7 +104,9 @@ impl ApiError {
     }
 
     pub fn no_such_column(field_as_sent: &str, object: &str) -> Self {
-        Self::invalid_field(format!("No such column '{field_as_sent}' on sobject of type {object}"))
+        Self::invalid_field(format!(
+            "No such column '{field_as_sent}' on sobject of type {object}"
+        ))
     }
 
     /// Inside sObject Collections results the same error is written with `statusCode`.
@@ -89,8 +126,14 @@ mod tests {
     #[test]
     fn serialises_request_errors_without_fields_and_record_errors_with() {
         let session = serde_json::to_value([ApiError::invalid_session()]).expect("serialisable");
-        assert_eq!(session, serde_json::json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]));
+        assert_eq!(
+            session,
+            serde_json::json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+        );
         let deleted = serde_json::to_value([ApiError::entity_is_deleted()]).expect("serialisable");
-        assert_eq!(deleted, serde_json::json!([{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}]));
+        assert_eq!(
+            deleted,
+            serde_json::json!([{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}])
+        );
     }
 }

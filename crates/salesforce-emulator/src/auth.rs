@@ -23,18 +23,40 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    pub const UNKNOWN_CLIENT: OAuthError = OAuthError { error: "invalid_client_id", error_description: "client identifier invalid" };
-    pub const WRONG_SECRET: OAuthError = OAuthError { error: "invalid_client", error_description: "invalid client credentials" };
-    pub const UNSUPPORTED_GRANT: OAuthError =
-        OAuthError { error: "unsupported_grant_type", error_description: "grant type not supported" };
-    pub const MISSING_GRANT: OAuthError = OAuthError { error: "invalid_request", error_description: "grant type is missing" };
+    pub const UNKNOWN_CLIENT: OAuthError = OAuthError {
+        error: "invalid_client_id",
+        error_description: "client identifier invalid",
+    };
+    pub const WRONG_SECRET: OAuthError = OAuthError {
+        error: "invalid_client",
+        error_description: "invalid client credentials",
+    };
+    pub const UNSUPPORTED_GRANT: OAuthError = OAuthError {
+        error: "unsupported_grant_type",
+        error_description: "grant type not supported",
+    };
+    pub const MISSING_GRANT: OAuthError = OAuthError {
+        error: "invalid_request",
+        error_description: "grant type is missing",
+    };
 }
 
 /// Finds the app and checks its secret.
-pub fn authenticate_client<'a>(apps: &'a [ConnectedApp], client_id: &str, client_secret: &str) -> Result<&'a ConnectedApp, OAuthError> {
-    let app = apps.iter().find(|app| app.client_id == client_id).ok_or(OAuthError::UNKNOWN_CLIENT)?;
+pub fn authenticate_client<'a>(
+    apps: &'a [ConnectedApp],
+    client_id: &str,
+    client_secret: &str,
+) -> Result<&'a ConnectedApp, OAuthError> {
+    let app = apps
+        .iter()
+        .find(|app| app.client_id == client_id)
+        .ok_or(OAuthError::UNKNOWN_CLIENT)?;
     // Not constant-time: this is a local test double, not a security boundary.
-    if app.client_secret == client_secret { Ok(app) } else { Err(OAuthError::WRONG_SECRET) }
+    if app.client_secret == client_secret {
+        Ok(app)
+    } else {
+        Err(OAuthError::WRONG_SECRET)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +108,11 @@ pub struct Grant {
 
 impl Sessions {
     pub fn new(timeout_millis: i64) -> Self {
-        Sessions { by_token: HashMap::new(), timeout_millis, revocation: None }
+        Sessions {
+            by_token: HashMap::new(),
+            timeout_millis,
+            revocation: None,
+        }
     }
 
     pub fn set_periodic_revocation(&mut self, revocation: Option<PeriodicRevocation>) {
@@ -94,19 +120,39 @@ impl Sessions {
     }
 
     /// Salesforce hands a live session's token out again on a repeated client-credentials call.
-    pub fn grant(&mut self, client_id: &str, now: Millis, fresh_token: impl FnOnce() -> String) -> Grant {
+    pub fn grant(
+        &mut self,
+        client_id: &str,
+        now: Millis,
+        fresh_token: impl FnOnce() -> String,
+    ) -> Grant {
         let live = self
             .by_token
             .iter()
-            .filter(|(_, session)| session.client_id == client_id && self.check(session, now).is_ok())
+            .filter(|(_, session)| {
+                session.client_id == client_id && self.check(session, now).is_ok()
+            })
             .max_by_key(|(_, session)| session.issued)
-            .map(|(token, session)| Grant { access_token: token.clone(), issued: session.issued });
+            .map(|(token, session)| Grant {
+                access_token: token.clone(),
+                issued: session.issued,
+            });
         if let Some(grant) = live {
             return grant;
         }
         let access_token = fresh_token();
-        self.by_token.insert(access_token.clone(), Session { client_id: client_id.to_owned(), issued: now, last_active: now });
-        Grant { access_token, issued: now }
+        self.by_token.insert(
+            access_token.clone(),
+            Session {
+                client_id: client_id.to_owned(),
+                issued: now,
+                last_active: now,
+            },
+        );
+        Grant {
+            access_token,
+            issued: now,
+        }
     }
 
     fn check(&self, session: &Session, now: Millis) -> Result<(), SessionError> {
@@ -156,7 +202,10 @@ impl Sessions {
     }
 
     pub fn export(&self) -> Vec<(String, Session)> {
-        self.by_token.iter().map(|(token, session)| (token.clone(), session.clone())).collect()
+        self.by_token
+            .iter()
+            .map(|(token, session)| (token.clone(), session.clone()))
+            .collect()
     }
 
     pub fn import(&mut self, sessions: Vec<(String, Session)>) {
@@ -169,14 +218,23 @@ mod tests {
     use super::*;
 
     fn apps() -> Vec<ConnectedApp> {
-        vec![ConnectedApp { client_id: "id".into(), client_secret: "secret".into() }]
+        vec![ConnectedApp {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+        }]
     }
 
     #[test]
     fn checks_client_credentials() {
         assert!(authenticate_client(&apps(), "id", "secret").is_ok());
-        assert_eq!(authenticate_client(&apps(), "nope", "secret"), Err(OAuthError::UNKNOWN_CLIENT));
-        assert_eq!(authenticate_client(&apps(), "id", "wrong"), Err(OAuthError::WRONG_SECRET));
+        assert_eq!(
+            authenticate_client(&apps(), "nope", "secret"),
+            Err(OAuthError::UNKNOWN_CLIENT)
+        );
+        assert_eq!(
+            authenticate_client(&apps(), "id", "wrong"),
+            Err(OAuthError::WRONG_SECRET)
+        );
     }
 
     #[test]
@@ -188,17 +246,29 @@ mod tests {
         assert_eq!(sessions.authenticate("t1", Millis(900)), Ok("id".into()));
         // Activity at 900 (> half the timeout) moved last_active, so 1_800 is still live.
         assert!(sessions.authenticate("t1", Millis(1_800)).is_ok());
-        assert_eq!(sessions.authenticate("t1", Millis(3_000)), Err(SessionError::Expired));
-        assert_eq!(sessions.authenticate("t1", Millis(3_001)), Err(SessionError::Unknown));
+        assert_eq!(
+            sessions.authenticate("t1", Millis(3_000)),
+            Err(SessionError::Expired)
+        );
+        assert_eq!(
+            sessions.authenticate("t1", Millis(3_001)),
+            Err(SessionError::Unknown)
+        );
     }
 
     #[test]
     fn periodic_revocation_ends_sessions_at_period_boundaries() {
         let mut sessions = Sessions::new(1_000_000);
-        sessions.set_periodic_revocation(Some(PeriodicRevocation { origin: Millis(0), period_millis: 100 }));
+        sessions.set_periodic_revocation(Some(PeriodicRevocation {
+            origin: Millis(0),
+            period_millis: 100,
+        }));
         sessions.grant("id", Millis(150), || "t".into());
         assert!(sessions.authenticate("t", Millis(199)).is_ok());
-        assert_eq!(sessions.authenticate("t", Millis(200)), Err(SessionError::Revoked));
+        assert_eq!(
+            sessions.authenticate("t", Millis(200)),
+            Err(SessionError::Revoked)
+        );
         let next = sessions.grant("id", Millis(201), || "u".into());
         assert_eq!(next.access_token, "u");
     }

@@ -17,11 +17,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
+use crate::Emulator;
 use crate::auth::ConnectedApp;
-use crate::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DAILY_REQUEST_LIMIT, EmulatorConfig};
+use crate::config::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DAILY_REQUEST_LIMIT, EmulatorConfig,
+};
 use crate::faults::{FaultSettings, Share};
 use crate::schema::CustomFieldSpec;
-use crate::Emulator;
 
 /// Run a local Salesforce Sales Cloud (OAuth + Lead REST API) with fault injection.
 #[derive(Debug, Args)]
@@ -166,16 +168,27 @@ fn connected_apps(args: &ServeArgs) -> anyhow::Result<Vec<ConnectedApp>> {
         .client_id
         .iter()
         .zip(&args.client_secret)
-        .map(|(id, secret)| ConnectedApp { client_id: id.clone(), client_secret: secret.clone() })
+        .map(|(id, secret)| ConnectedApp {
+            client_id: id.clone(),
+            client_secret: secret.clone(),
+        })
         .collect();
     if let Some(path) = &args.apps_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let from_file: Vec<ConnectedApp> =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a JSON array of client_id/client_secret", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let from_file: Vec<ConnectedApp> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a JSON array of client_id/client_secret",
+                path.display()
+            )
+        })?;
         apps.extend(from_file);
     }
     if apps.is_empty() {
-        apps.push(ConnectedApp { client_id: DEFAULT_CLIENT_ID.to_owned(), client_secret: DEFAULT_CLIENT_SECRET.to_owned() });
+        apps.push(ConnectedApp {
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
+        });
     }
     Ok(apps)
 }
@@ -218,24 +231,41 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Another subscriber may already be installed by an embedding binary; that one wins.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
     let config = config_from_args(&args)?;
-    let app_ids: Vec<String> = config.connected_apps.iter().map(|app| app.client_id.clone()).collect();
-    let emulator = Emulator::start(config).await.context("starting the Salesforce emulator")?;
+    let app_ids: Vec<String> = config
+        .connected_apps
+        .iter()
+        .map(|app| app.client_id.clone())
+        .collect();
+    let emulator = Emulator::start(config)
+        .await
+        .context("starting the Salesforce emulator")?;
     if let Some(url) = emulator.http_url() {
         println!("salesforce-emulator listening on {url}");
     }
     if let Some(url) = emulator.https_url() {
-        println!("salesforce-emulator listening on {url} (also https://127.0.0.1:{})", url.rsplit(':').next().unwrap_or_default());
+        println!(
+            "salesforce-emulator listening on {url} (also https://127.0.0.1:{})",
+            url.rsplit(':').next().unwrap_or_default()
+        );
         match &args.ca_cert_out {
-            Some(path) => println!("CA certificate written to {} (trust it for HTTPS)", path.display()),
-            None => println!("pass --ca-cert-out PATH to write the CA certificate clients must trust"),
+            Some(path) => println!(
+                "CA certificate written to {} (trust it for HTTPS)",
+                path.display()
+            ),
+            None => {
+                println!("pass --ca-cert-out PATH to write the CA certificate clients must trust")
+            }
         }
     }
     println!("connected apps: {}", app_ids.join(", "));
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("shutting down");
     emulator.shutdown().await;
     Ok(())
@@ -244,16 +274,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn run_admin(args: AdminArgs) -> anyhow::Result<()> {
     use hyper::Method;
     let (method, path, body) = match &args.action {
-        AdminAction::Leads { include_deleted } => (Method::GET, format!("/__admin/leads?include_deleted={include_deleted}"), None),
+        AdminAction::Leads { include_deleted } => (
+            Method::GET,
+            format!("/__admin/leads?include_deleted={include_deleted}"),
+            None,
+        ),
         AdminAction::Count => (Method::GET, "/__admin/leads/count".to_owned(), None),
         AdminAction::Dump => (Method::GET, "/__admin/state".to_owned(), None),
-        AdminAction::Requests { since } => (Method::GET, format!("/__admin/requests?since={since}"), None),
+        AdminAction::Requests { since } => (
+            Method::GET,
+            format!("/__admin/requests?since={since}"),
+            None,
+        ),
         AdminAction::Reset => (Method::POST, "/__admin/reset".to_owned(), None),
         AdminAction::RevokeTokens => (Method::POST, "/__admin/revoke-tokens".to_owned(), None),
         AdminAction::Faults => (Method::GET, "/__admin/faults".to_owned(), None),
         AdminAction::SetFaults { json } => {
-            let settings: FaultSettings = serde_json::from_str(json).context("fault settings are not valid JSON")?;
-            (Method::PUT, "/__admin/faults".to_owned(), Some(serde_json::to_vec(&settings)?))
+            let settings: FaultSettings =
+                serde_json::from_str(json).context("fault settings are not valid JSON")?;
+            (
+                Method::PUT,
+                "/__admin/faults".to_owned(),
+                Some(serde_json::to_vec(&settings)?),
+            )
         }
     };
     let (status, bytes) = admin_request(&args.url, method, &path, body).await?;
@@ -264,20 +307,34 @@ async fn run_admin(args: AdminArgs) -> anyhow::Result<()> {
         Err(_) if text.is_empty() => {}
         Err(_) => println!("{text}"),
     }
-    anyhow::ensure!((200..300).contains(&status), "the emulator answered HTTP {status}");
+    anyhow::ensure!(
+        (200..300).contains(&status),
+        "the emulator answered HTTP {status}"
+    );
     Ok(())
 }
 
 /// One HTTP/1.1 request over a fresh connection; the admin API is plain HTTP on loopback.
-async fn admin_request(base: &str, method: hyper::Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, Vec<u8>)> {
-    let uri: hyper::Uri = format!("{}{path}", base.trim_end_matches('/')).parse().context("invalid --url")?;
-    anyhow::ensure!(uri.scheme_str() == Some("http"), "the admin CLI speaks plain HTTP: use the emulator's --listen address");
+async fn admin_request(
+    base: &str,
+    method: hyper::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let uri: hyper::Uri = format!("{}{path}", base.trim_end_matches('/'))
+        .parse()
+        .context("invalid --url")?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "the admin CLI speaks plain HTTP: use the emulator's --listen address"
+    );
     let authority = uri.authority().context("--url needs a host")?.clone();
     let port = authority.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((authority.host(), port))
         .await
         .with_context(|| format!("connecting to {authority}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let request = hyper::Request::builder()
         .method(method)
@@ -285,7 +342,10 @@ async fn admin_request(base: &str, method: hyper::Method, path: &str, body: Opti
         .header(hyper::header::HOST, authority.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-    let response = sender.send_request(request).await.context("sending the admin request")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .context("sending the admin request")?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes().to_vec();
     Ok((status, bytes))

@@ -67,7 +67,10 @@ impl Default for EmulatorConfig {
 impl EmulatorConfig {
     /// HTTP and HTTPS on free loopback ports, default app: what other crates' tests want.
     pub fn loopback_with_https() -> Self {
-        EmulatorConfig { https_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Self::default() }
+        EmulatorConfig {
+            https_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Self::default()
+        }
     }
 }
 
@@ -122,7 +125,10 @@ impl TryFrom<EmulatorConfig> for ValidConfig {
             if app.client_id.is_empty() || app.client_secret.is_empty() {
                 return Err(ConfigError::EmptyCredentials(app.client_id.clone()));
             }
-            if config.connected_apps[..index].iter().any(|other| other.client_id == app.client_id) {
+            if config.connected_apps[..index]
+                .iter()
+                .any(|other| other.client_id == app.client_id)
+            {
                 return Err(ConfigError::DuplicateApp(app.client_id.clone()));
             }
         }
@@ -134,7 +140,10 @@ impl TryFrom<EmulatorConfig> for ValidConfig {
         }
         let mut custom_fields = config.custom_fields.clone();
         for name in &config.external_id_fields {
-            match custom_fields.iter_mut().find(|field| field.name.eq_ignore_ascii_case(name)) {
+            match custom_fields
+                .iter_mut()
+                .find(|field| field.name.eq_ignore_ascii_case(name))
+            {
                 Some(field) => field.external_id = true,
                 None => {
                     let mut field = CustomFieldSpec::parse(name)?;
@@ -168,7 +177,10 @@ mod tests {
 
     #[test]
     fn default_config_is_valid_and_external_ids_become_fields() {
-        let config = EmulatorConfig { external_id_fields: vec!["Ext_Id__c".into()], ..EmulatorConfig::default() };
+        let config = EmulatorConfig {
+            external_id_fields: vec!["Ext_Id__c".into()],
+            ..EmulatorConfig::default()
+        };
         let valid = ValidConfig::try_from(config).expect("valid");
         let index = valid.schema.lookup("ext_id__c").expect("declared");
         assert!(valid.schema.field(index).external_id);
@@ -176,11 +188,29 @@ mod tests {
 
     #[test]
     fn rejects_bad_configs() {
-        let no_apps = EmulatorConfig { connected_apps: vec![], ..EmulatorConfig::default() };
-        assert!(matches!(ValidConfig::try_from(no_apps), Err(ConfigError::NoConnectedApp)));
-        let no_listener = EmulatorConfig { http_listen: None, ..EmulatorConfig::default() };
-        assert!(matches!(ValidConfig::try_from(no_listener), Err(ConfigError::NoListener)));
-        let bad_ext = EmulatorConfig { external_id_fields: vec!["NotCustom".into()], ..EmulatorConfig::default() };
-        assert!(matches!(ValidConfig::try_from(bad_ext), Err(ConfigError::CustomField(_))));
+        let no_apps = EmulatorConfig {
+            connected_apps: vec![],
+            ..EmulatorConfig::default()
+        };
+        assert!(matches!(
+            ValidConfig::try_from(no_apps),
+            Err(ConfigError::NoConnectedApp)
+        ));
+        let no_listener = EmulatorConfig {
+            http_listen: None,
+            ..EmulatorConfig::default()
+        };
+        assert!(matches!(
+            ValidConfig::try_from(no_listener),
+            Err(ConfigError::NoListener)
+        ));
+        let bad_ext = EmulatorConfig {
+            external_id_fields: vec!["NotCustom".into()],
+            ..EmulatorConfig::default()
+        };
+        assert!(matches!(
+            ValidConfig::try_from(bad_ext),
+            Err(ConfigError::CustomField(_))
+        ));
     }
 }

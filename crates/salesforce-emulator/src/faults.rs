@@ -23,7 +23,11 @@ pub enum FaultPlanError {
 impl TryFrom<f64> for Share {
     type Error = FaultPlanError;
     fn try_from(value: f64) -> Result<Self, Self::Error> {
-        if (0.0..=1.0).contains(&value) { Ok(Share(value)) } else { Err(FaultPlanError::ShareOutOfRange(value)) }
+        if (0.0..=1.0).contains(&value) {
+            Ok(Share(value))
+        } else {
+            Err(FaultPlanError::ShareOutOfRange(value))
+        }
     }
 }
 
@@ -36,7 +40,9 @@ impl From<Share> for f64 {
 impl std::str::FromStr for Share {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+        let value: f64 = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number"))?;
         Share::try_from(value).map_err(|error| error.to_string())
     }
 }
@@ -90,7 +96,11 @@ pub struct FaultPlan {
 impl TryFrom<FaultSettings> for FaultPlan {
     type Error = FaultPlanError;
     fn try_from(settings: FaultSettings) -> Result<Self, Self::Error> {
-        let total: f64 = settings.ordered_shares().iter().map(|(share, _)| share.0).sum();
+        let total: f64 = settings
+            .ordered_shares()
+            .iter()
+            .map(|(share, _)| share.0)
+            .sum();
         if total > 1.0 + 1e-9 {
             return Err(FaultPlanError::SharesAboveOne(total));
         }
@@ -103,7 +113,9 @@ impl TryFrom<FaultSettings> for FaultPlan {
 
 impl Default for FaultPlan {
     fn default() -> Self {
-        FaultPlan { settings: FaultSettings::default() }
+        FaultPlan {
+            settings: FaultSettings::default(),
+        }
     }
 }
 
@@ -126,7 +138,10 @@ impl FaultPlan {
     }
 
     fn injects_anything(&self) -> bool {
-        self.settings.ordered_shares().iter().any(|(share, _)| share.0 > 0.0)
+        self.settings
+            .ordered_shares()
+            .iter()
+            .any(|(share, _)| share.0 > 0.0)
     }
 }
 
@@ -222,8 +237,12 @@ impl FaultInjector {
                 return match kind {
                     FaultKind::InternalError => Fault::InternalError,
                     FaultKind::Unavailable => Fault::Unavailable,
-                    FaultKind::TooManyRequests => Fault::TooManyRequests { retry_after_secs: settings.retry_after_secs },
-                    FaultKind::Slow => Fault::Slow { delay_ms: settings.slow_delay_ms },
+                    FaultKind::TooManyRequests => Fault::TooManyRequests {
+                        retry_after_secs: settings.retry_after_secs,
+                    },
+                    FaultKind::Slow => Fault::Slow {
+                        delay_ms: settings.slow_delay_ms,
+                    },
                     FaultKind::DropBeforeWrite => Fault::DropBeforeWrite,
                     FaultKind::DropAfterWrite => Fault::DropAfterWrite,
                 };
@@ -243,19 +262,34 @@ mod tests {
 
     #[test]
     fn same_seed_same_faults() {
-        let settings = FaultSettings { seed: 42, internal_error: Share(0.3), drop_after_write: Share(0.3), ..Default::default() };
+        let settings = FaultSettings {
+            seed: 42,
+            internal_error: Share(0.3),
+            drop_after_write: Share(0.3),
+            ..Default::default()
+        };
         let mut first = FaultInjector::new(plan(settings.clone()));
         let mut second = FaultInjector::new(plan(settings));
         let a: Vec<Fault> = (0..100).map(|_| first.decide()).collect();
         let b: Vec<Fault> = (0..100).map(|_| second.decide()).collect();
         assert_eq!(a, b);
-        assert!(a.contains(&Fault::InternalError) && a.contains(&Fault::DropAfterWrite) && a.contains(&Fault::None));
+        assert!(
+            a.contains(&Fault::InternalError)
+                && a.contains(&Fault::DropAfterWrite)
+                && a.contains(&Fault::None)
+        );
     }
 
     #[test]
     fn shares_are_respected_roughly() {
-        let mut injector = FaultInjector::new(plan(FaultSettings { seed: 7, unavailable: Share(0.25), ..Default::default() }));
-        let hits = (0..10_000).filter(|_| injector.decide() == Fault::Unavailable).count();
+        let mut injector = FaultInjector::new(plan(FaultSettings {
+            seed: 7,
+            unavailable: Share(0.25),
+            ..Default::default()
+        }));
+        let hits = (0..10_000)
+            .filter(|_| injector.decide() == Fault::Unavailable)
+            .count();
         assert!((2_200..2_800).contains(&hits), "{hits}");
     }
 
@@ -266,7 +300,10 @@ mod tests {
             retry_after_secs: 3,
             ..Default::default()
         }));
-        assert!((0..50).all(|_| always.decide() == Fault::TooManyRequests { retry_after_secs: 3 }));
+        assert!((0..50).all(|_| always.decide()
+            == Fault::TooManyRequests {
+                retry_after_secs: 3
+            }));
         let mut never = FaultInjector::new(FaultPlan::default());
         assert!((0..50).all(|_| never.decide() == Fault::None));
     }
@@ -275,8 +312,15 @@ mod tests {
     fn invalid_plans_are_rejected() {
         assert!(Share::try_from(1.5).is_err());
         assert!("abc".parse::<Share>().is_err());
-        let too_much = FaultSettings { internal_error: Share(0.6), unavailable: Share(0.6), ..Default::default() };
-        assert!(matches!(FaultPlan::try_from(too_much), Err(FaultPlanError::SharesAboveOne(_))));
+        let too_much = FaultSettings {
+            internal_error: Share(0.6),
+            unavailable: Share(0.6),
+            ..Default::default()
+        };
+        assert!(matches!(
+            FaultPlan::try_from(too_much),
+            Err(FaultPlanError::SharesAboveOne(_))
+        ));
         let bad_json = serde_json::from_str::<FaultSettings>(r#"{"internal_error": 2.0}"#);
         assert!(bad_json.is_err());
         let unknown = serde_json::from_str::<FaultSettings>(r#"{"bogus": 1}"#);

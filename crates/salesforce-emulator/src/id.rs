@@ -6,7 +6,8 @@ use std::fmt;
 /// Maps a 5-bit "which characters are upper case" mask to one checksum character.
 const CHECKSUM_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 /// Base-62 digits in ASCII order, so that fixed-width counters sort like numbers.
-const BASE62_ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const BASE62_ALPHABET: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A well-formed record id, always held in its canonical 18-character form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,11 +181,20 @@ mod tests {
     #[test]
     fn rejects_bad_ids() {
         assert_eq!(SalesforceId::parse("-1"), Err(IdError::NotAlphanumeric));
-        assert_eq!(SalesforceId::parse("00Q3i000002MQiqEA"), Err(IdError::WrongLength(17)));
+        assert_eq!(
+            SalesforceId::parse("00Q3i000002MQiqEA"),
+            Err(IdError::WrongLength(17))
+        );
         // The recorded "malformed" id: right length, checksum does not fit (the real one ends in EAG).
-        assert_eq!(SalesforceId::parse("00Q3i000002MQiqEA1"), Err(IdError::BadChecksum));
+        assert_eq!(
+            SalesforceId::parse("00Q3i000002MQiqEA1"),
+            Err(IdError::BadChecksum)
+        );
         // '1' in the suffix claims a digit is upper case.
-        assert_eq!(SalesforceId::parse("0053i000001OtatAA1"), Err(IdError::BadChecksum));
+        assert_eq!(
+            SalesforceId::parse("0053i000001OtatAA1"),
+            Err(IdError::BadChecksum)
+        );
     }
 
     #[test]

@@ -42,14 +42,21 @@ impl LeadChanges {
     }
 
     pub fn set(&mut self, field: FieldIndex, value: Value) {
-        match self.entries.iter_mut().find(|(existing, _)| *existing == field) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(existing, _)| *existing == field)
+        {
             Some(entry) => entry.1 = value,
             None => self.entries.push((field, value)),
         }
     }
 
     pub fn get(&self, field: FieldIndex) -> Option<&Value> {
-        self.entries.iter().find(|(existing, _)| *existing == field).map(|(_, value)| value)
+        self.entries
+            .iter()
+            .find(|(existing, _)| *existing == field)
+            .map(|(_, value)| value)
     }
 }
 
@@ -68,7 +75,9 @@ pub fn parse_json_object(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
 /// Parses any JSON body; an empty body gets Salesforce's "entity body is required" error.
 pub fn parse_json(raw: &[u8]) -> Result<Value, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::json_parser("The HTTP entity body is required, but this request has no entity body."));
+        return Err(ApiError::json_parser(
+            "The HTTP entity body is required, but this request has no entity body.",
+        ));
     }
     serde_json::from_slice(raw).map_err(|error| {
         let (line, column) = (error.line(), error.column());
@@ -129,9 +138,14 @@ fn jackson_token_text(value: &Value) -> String {
 fn value_position(raw: Option<&str>, key: &str) -> (usize, usize) {
     let Some(raw) = raw else { return (1, 1) };
     let quoted = serde_json::to_string(key).unwrap_or_default();
-    let Some(key_at) = raw.find(&quoted) else { return (1, 1) };
+    let Some(key_at) = raw.find(&quoted) else {
+        return (1, 1);
+    };
     let after_key = &raw[key_at + quoted.len()..];
-    let skipped = after_key.len() - after_key.trim_start_matches(|c: char| c.is_whitespace() || c == ':').len();
+    let skipped = after_key.len()
+        - after_key
+            .trim_start_matches(|c: char| c.is_whitespace() || c == ':')
+            .len();
     let offset = key_at + quoted.len() + skipped;
     let before = &raw[..offset];
     let line = before.matches('\n').count() + 1;
@@ -160,7 +174,9 @@ pub fn parse_changes(
         let field = schema.field(index);
         if field.computed == Some(Computed::Id) {
             if kind == WriteKind::Create {
-                return Err(ApiError::invalid_field("The Id field should not be specified in the sobject data."));
+                return Err(ApiError::invalid_field(
+                    "The Id field should not be specified in the sobject data.",
+                ));
             }
             // On update the URL names the record; an Id in the body is ignored, as simple clients echo it.
             continue;
@@ -213,15 +229,24 @@ fn normalise_value(field: &FieldDef, value: &Value) -> Result<Value, &'static st
                 return Ok(Value::Null);
             }
             if field.field_type == FieldType::Int {
-                trimmed.parse::<i64>().map(Value::from).map_err(|_| type_name)
+                trimmed
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| type_name)
             } else {
                 let parsed: f64 = trimmed.parse().map_err(|_| type_name)?;
-                serde_json::Number::from_f64(parsed).map(Value::Number).ok_or(type_name)
+                serde_json::Number::from_f64(parsed)
+                    .map(Value::Number)
+                    .ok_or(type_name)
             }
         }
         (FieldType::Date, Value::String(text)) if is_salesforce_date(text) => Ok(value.clone()),
-        (FieldType::DateTime, Value::String(text)) if is_salesforce_datetime(text) => Ok(value.clone()),
-        (FieldType::Date | FieldType::DateTime, Value::String(text)) if text.is_empty() => Ok(Value::Null),
+        (FieldType::DateTime, Value::String(text)) if is_salesforce_datetime(text) => {
+            Ok(value.clone())
+        }
+        (FieldType::Date | FieldType::DateTime, Value::String(text)) if text.is_empty() => {
+            Ok(Value::Null)
+        }
         (FieldType::Date | FieldType::DateTime, _) => Err(type_name),
         (_, Value::String(text)) if text.is_empty() => Ok(Value::Null),
         (_, Value::String(_)) => Ok(value.clone()),
@@ -249,7 +274,9 @@ pub fn validate_write(
                 Some(value) => Some(value),
                 None => existing.map(|record| &record.values[index.0]),
             };
-            value.and_then(Value::as_str).is_none_or(|text| text.trim().is_empty())
+            value
+                .and_then(Value::as_str)
+                .is_none_or(|text| text.trim().is_empty())
         })
         .map(|(_, field)| field.name.clone())
         .collect();
@@ -274,7 +301,10 @@ fn check_value(field: &FieldDef, value: &Value) -> Result<(), ApiError> {
             if field.field_type.is_text() && field.length > 0 && length > field.length as usize {
                 return Err(ApiError::record(
                     "STRING_TOO_LONG",
-                    format!("{}: data value too large: {text} (max length={})", field.label, field.length),
+                    format!(
+                        "{}: data value too large: {text} (max length={})",
+                        field.label, field.length
+                    ),
                     one_field(),
                 ));
             }
@@ -284,7 +314,10 @@ fn check_value(field: &FieldDef, value: &Value) -> Result<(), ApiError> {
                     format!("{}: invalid email address: {text}", field.label),
                     one_field(),
                 )),
-                FieldType::Picklist if field.restricted_picklist && !field.picklist_values.iter().any(|v| v == text) => {
+                FieldType::Picklist
+                    if field.restricted_picklist
+                        && !field.picklist_values.iter().any(|v| v == text) =>
+                {
                     Err(restricted_picklist_error(field, text))
                 }
                 FieldType::Reference => match SalesforceId::parse(text) {
@@ -314,12 +347,17 @@ fn check_value(field: &FieldDef, value: &Value) -> Result<(), ApiError> {
             } else {
                 Err(ApiError::record(
                     "NUMBER_OUTSIDE_VALID_RANGE",
-                    format!("{}: value outside of valid range on numeric field: {number}", field.label),
+                    format!(
+                        "{}: value outside of valid range on numeric field: {number}",
+                        field.label
+                    ),
                     one_field(),
                 ))
             }
         }
-        Value::Null if field.field_type == FieldType::Picklist && field.restricted_picklist => Ok(()),
+        Value::Null if field.field_type == FieldType::Picklist && field.restricted_picklist => {
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -327,29 +365,45 @@ fn check_value(field: &FieldDef, value: &Value) -> Result<(), ApiError> {
 fn restricted_picklist_error(field: &FieldDef, value: &str) -> ApiError {
     ApiError::record(
         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-        format!("{}: bad value for restricted picklist field: {value}", field.label),
+        format!(
+            "{}: bad value for restricted picklist field: {value}",
+            field.label
+        ),
         vec![field.name.clone()],
     )
 }
 
 /// Latitude and Longitude only make sense together.
-fn check_coordinates(schema: &LeadSchema, changes: &LeadChanges, existing: Option<&LeadRecord>) -> Result<(), ApiError> {
-    let (Some(latitude), Some(longitude)) = (schema.index_of("Latitude"), schema.index_of("Longitude")) else {
+fn check_coordinates(
+    schema: &LeadSchema,
+    changes: &LeadChanges,
+    existing: Option<&LeadRecord>,
+) -> Result<(), ApiError> {
+    let (Some(latitude), Some(longitude)) =
+        (schema.index_of("Latitude"), schema.index_of("Longitude"))
+    else {
         return Ok(());
     };
     if changes.get(latitude).is_none() && changes.get(longitude).is_none() {
         return Ok(());
     }
     let after = |index: FieldIndex| {
-        changes.get(index).or_else(|| existing.map(|record| &record.values[index.0])).is_some_and(|v| !v.is_null())
+        changes
+            .get(index)
+            .or_else(|| existing.map(|record| &record.values[index.0]))
+            .is_some_and(|v| !v.is_null())
     };
     match (after(latitude), after(longitude)) {
-        (true, false) => {
-            Err(ApiError::record("FIELD_INTEGRITY_EXCEPTION", "Longitude value is missing : Longitude", vec!["Longitude".into()]))
-        }
-        (false, true) => {
-            Err(ApiError::record("FIELD_INTEGRITY_EXCEPTION", "Latitude value is missing : Latitude", vec!["Latitude".into()]))
-        }
+        (true, false) => Err(ApiError::record(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Longitude value is missing : Longitude",
+            vec!["Longitude".into()],
+        )),
+        (false, true) => Err(ApiError::record(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Latitude value is missing : Latitude",
+            vec!["Latitude".into()],
+        )),
         _ => Ok(()),
     }
 }
@@ -357,27 +411,51 @@ fn check_coordinates(schema: &LeadSchema, changes: &LeadChanges, existing: Optio
 /// Salesforce's exact rule is not published; this rejects what real orgs were seen to reject
 /// (`test@testcom`, `@bc.com`).
 pub fn is_plausible_email(text: &str) -> bool {
-    let Some((local, domain)) = text.rsplit_once('@') else { return false };
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
     let labels: Vec<&str> = domain.split('.').collect();
     !local.is_empty()
         && !local.contains('@')
         && !text.chars().any(|c| c.is_whitespace() || c.is_control())
         && labels.len() >= 2
-        && labels.iter().all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
+        && labels
+            .iter()
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(char::is_alphabetic))
 }
 
 impl LeadRecord {
     /// A new record: defaults first, then the body's values.
-    pub fn create(schema: &LeadSchema, id: SalesforceId, changes: &LeadChanges, owner: SalesforceId, now: Millis) -> Self {
+    pub fn create(
+        schema: &LeadSchema,
+        id: SalesforceId,
+        changes: &LeadChanges,
+        owner: SalesforceId,
+        now: Millis,
+    ) -> Self {
         let mut values: Vec<Value> = schema
             .fields()
-            .map(|(_, field)| if field.is_stored() { field.default_value.clone().unwrap_or(Value::Null) } else { Value::Null })
+            .map(|(_, field)| {
+                if field.is_stored() {
+                    field.default_value.clone().unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                }
+            })
             .collect();
         if let Some(owner_index) = schema.index_of("OwnerId") {
             values[owner_index.0] = Value::String(owner.to_string());
         }
-        let mut record = LeadRecord { id, values, created: now, modified: now, deleted: false };
+        let mut record = LeadRecord {
+            id,
+            values,
+            created: now,
+            modified: now,
+            deleted: false,
+        };
         record.apply(changes, now);
         record
     }
@@ -397,7 +475,9 @@ impl LeadRecord {
 /// Reference values are kept in the 18-character form.
 fn canonical_reference(value: &Value) -> Value {
     match value.as_str().map(SalesforceId::parse) {
-        Some(Ok(id)) if value.as_str().is_some_and(|text| text.len() == 15) => Value::String(id.to_string()),
+        Some(Ok(id)) if value.as_str().is_some_and(|text| text.len() == 15) => {
+            Value::String(id.to_string())
+        }
         _ => value.clone(),
     }
 }
@@ -420,21 +500,40 @@ impl RenderContext<'_> {
 }
 
 /// The value of one field as the API shows it, computed fields included.
-pub fn field_value(schema: &LeadSchema, record: &LeadRecord, index: FieldIndex, context: &RenderContext<'_>) -> Value {
+pub fn field_value(
+    schema: &LeadSchema,
+    record: &LeadRecord,
+    index: FieldIndex,
+    context: &RenderContext<'_>,
+) -> Value {
     let field = schema.field(index);
-    let text = |name: &str| schema.index_of(name).and_then(|i| record.values[i.0].as_str().map(str::to_owned));
+    let text = |name: &str| {
+        schema
+            .index_of(name)
+            .and_then(|i| record.values[i.0].as_str().map(str::to_owned))
+    };
     match field.computed {
         None => record.values[index.0].clone(),
         Some(Computed::Id) => Value::String(record.id.to_string()),
         Some(Computed::IsDeleted) => Value::Bool(record.deleted),
         Some(Computed::Name) => {
-            let name = [text("FirstName"), text("LastName")].into_iter().flatten().collect::<Vec<_>>().join(" ");
-            if name.is_empty() { Value::Null } else { Value::String(name) }
+            let name = [text("FirstName"), text("LastName")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if name.is_empty() {
+                Value::Null
+            } else {
+                Value::String(name)
+            }
         }
         Some(Computed::Address) => address_value(schema, record),
         Some(Computed::PhotoUrl) => Value::String(format!("/services/images/photo/{}", record.id)),
         Some(Computed::CreatedDate) => Value::String(record.created.to_salesforce_datetime()),
-        Some(Computed::LastModifiedDate | Computed::SystemModstamp) => Value::String(record.modified.to_salesforce_datetime()),
+        Some(Computed::LastModifiedDate | Computed::SystemModstamp) => {
+            Value::String(record.modified.to_salesforce_datetime())
+        }
         Some(Computed::RunningUser) => Value::String(context.running_user.to_string()),
         Some(Computed::AlwaysNull) if field.field_type == FieldType::Boolean => Value::Bool(false),
         Some(Computed::AlwaysNull) => Value::Null,
@@ -455,31 +554,54 @@ fn address_value(schema: &LeadSchema, record: &LeadRecord) -> Value {
     let mut address = Map::new();
     let mut any = false;
     for (key, field_name) in parts {
-        let value = schema.index_of(field_name).map_or(Value::Null, |i| record.values[i.0].clone());
+        let value = schema
+            .index_of(field_name)
+            .map_or(Value::Null, |i| record.values[i.0].clone());
         any |= !value.is_null();
         address.insert(key.to_owned(), value);
     }
-    if any { Value::Object(address) } else { Value::Null }
+    if any {
+        Value::Object(address)
+    } else {
+        Value::Null
+    }
 }
 
 /// The whole record as `GET sobjects/Lead/{id}` returns it: attributes, then every field, nulls included.
-pub fn render_record(schema: &LeadSchema, record: &LeadRecord, context: &RenderContext<'_>) -> Value {
+pub fn render_record(
+    schema: &LeadSchema,
+    record: &LeadRecord,
+    context: &RenderContext<'_>,
+) -> Value {
     let mut object = Map::with_capacity(schema.len() + 1);
     object.insert("attributes".to_owned(), context.attributes(&record.id));
     for (index, field) in schema.fields() {
-        object.insert(field.name.clone(), field_value(schema, record, index, context));
+        object.insert(
+            field.name.clone(),
+            field_value(schema, record, index, context),
+        );
     }
     Value::Object(object)
 }
 
 /// `?fields=A,B`: attributes, the requested fields in canonical case, then `Id`.
-pub fn render_selected(schema: &LeadSchema, record: &LeadRecord, selected: &[FieldIndex], context: &RenderContext<'_>) -> Value {
+pub fn render_selected(
+    schema: &LeadSchema,
+    record: &LeadRecord,
+    selected: &[FieldIndex],
+    context: &RenderContext<'_>,
+) -> Value {
     let mut object = Map::with_capacity(selected.len() + 2);
     object.insert("attributes".to_owned(), context.attributes(&record.id));
     for index in selected {
-        object.insert(schema.field(*index).name.clone(), field_value(schema, record, *index, context));
+        object.insert(
+            schema.field(*index).name.clone(),
+            field_value(schema, record, *index, context),
+        );
     }
-    object.entry("Id").or_insert_with(|| Value::String(record.id.to_string()));
+    object
+        .entry("Id")
+        .or_insert_with(|| Value::String(record.id.to_string()));
     Value::Object(object)
 }
 
@@ -503,23 +625,45 @@ mod tests {
 
     #[test]
     fn unknown_field_is_reported_as_sent() {
-        let error = changes(serde_json::json!({"firstName": "Ada", "Vorname": "Ada"}), WriteKind::Create).unwrap_err();
+        let error = changes(
+            serde_json::json!({"firstName": "Ada", "Vorname": "Ada"}),
+            WriteKind::Create,
+        )
+        .unwrap_err();
         assert_eq!(error.error_code, "INVALID_FIELD");
-        assert_eq!(error.message, "No such column 'Vorname' on sobject of type Lead");
+        assert_eq!(
+            error.message,
+            "No such column 'Vorname' on sobject of type Lead"
+        );
         assert_eq!(error.fields, None);
     }
 
     #[test]
     fn required_fields_are_listed_in_order_and_blank_counts_as_missing() {
         let schema = schema();
-        let parsed = changes(serde_json::json!({"lastName": "  ", "Email": "a@b.co"}), WriteKind::Create).expect("parses");
+        let parsed = changes(
+            serde_json::json!({"lastName": "  ", "Email": "a@b.co"}),
+            WriteKind::Create,
+        )
+        .expect("parses");
         let error = validate_write(&schema, &parsed, None).unwrap_err();
-        assert_eq!(error.message, "Required fields are missing: [LastName, Company]");
-        assert_eq!(error.fields, Some(vec!["LastName".to_owned(), "Company".to_owned()]));
+        assert_eq!(
+            error.message,
+            "Required fields are missing: [LastName, Company]"
+        );
+        assert_eq!(
+            error.fields,
+            Some(vec!["LastName".to_owned(), "Company".to_owned()])
+        );
 
-        let ok = changes(serde_json::json!({"LastName": "L", "Company": "C"}), WriteKind::Create).expect("parses");
+        let ok = changes(
+            serde_json::json!({"LastName": "L", "Company": "C"}),
+            WriteKind::Create,
+        )
+        .expect("parses");
         let record = LeadRecord::create(&schema, some_id(), &ok, some_id(), Millis(0));
-        let blank_company = changes(serde_json::json!({"company": ""}), WriteKind::Update).expect("parses");
+        let blank_company =
+            changes(serde_json::json!({"company": ""}), WriteKind::Update).expect("parses");
         let error = validate_write(&schema, &blank_company, Some(&record)).unwrap_err();
         assert_eq!(error.message, "Required fields are missing: [Company]");
     }
@@ -528,31 +672,74 @@ mod tests {
     fn too_long_values_fail_with_the_label() {
         let schema = schema();
         let long = "x".repeat(81);
-        let parsed = changes(serde_json::json!({"LastName": long, "Company": "C"}), WriteKind::Create).expect("parses");
+        let parsed = changes(
+            serde_json::json!({"LastName": long, "Company": "C"}),
+            WriteKind::Create,
+        )
+        .expect("parses");
         let error = validate_write(&schema, &parsed, None).unwrap_err();
         assert_eq!(error.error_code, "STRING_TOO_LONG");
-        assert_eq!(error.message, format!("Last Name: data value too large: {long} (max length=80)"));
-        let exact = changes(serde_json::json!({"LastName": "x".repeat(80), "Company": "C"}), WriteKind::Create).expect("parses");
+        assert_eq!(
+            error.message,
+            format!("Last Name: data value too large: {long} (max length=80)")
+        );
+        let exact = changes(
+            serde_json::json!({"LastName": "x".repeat(80), "Company": "C"}),
+            WriteKind::Create,
+        )
+        .expect("parses");
         assert!(validate_write(&schema, &exact, None).is_ok());
     }
 
     #[test]
     fn type_mismatches_are_json_parser_errors() {
-        let error = changes(serde_json::json!({"IsUnreadByOwner": "True"}), WriteKind::Update).unwrap_err();
+        let error = changes(
+            serde_json::json!({"IsUnreadByOwner": "True"}),
+            WriteKind::Update,
+        )
+        .unwrap_err();
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
-        assert!(error.message.starts_with("Cannot deserialize instance of boolean from VALUE_STRING value True"));
-        let error = changes(serde_json::json!({"AnnualRevenue": "RevenueTest"}), WriteKind::Update).unwrap_err();
+        assert!(
+            error
+                .message
+                .starts_with("Cannot deserialize instance of boolean from VALUE_STRING value True")
+        );
+        let error = changes(
+            serde_json::json!({"AnnualRevenue": "RevenueTest"}),
+            WriteKind::Update,
+        )
+        .unwrap_err();
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
-        assert!(changes(serde_json::json!({"AnnualRevenue": "123123123"}), WriteKind::Update).is_ok());
+        assert!(
+            changes(
+                serde_json::json!({"AnnualRevenue": "123123123"}),
+                WriteKind::Update
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn read_only_fields_and_id_are_refused() {
-        let error = changes(serde_json::json!({"Name": "x", "IsConverted": true}), WriteKind::Create).unwrap_err();
+        let error = changes(
+            serde_json::json!({"Name": "x", "IsConverted": true}),
+            WriteKind::Create,
+        )
+        .unwrap_err();
         assert_eq!(error.error_code, "INVALID_FIELD_FOR_INSERT_UPDATE");
-        assert_eq!(error.fields, Some(vec!["Name".to_owned(), "IsConverted".to_owned()]));
-        let error = changes(serde_json::json!({"Id": "00Q5f000008AsnDEAS"}), WriteKind::Create).unwrap_err();
-        assert_eq!(error.message, "The Id field should not be specified in the sobject data.");
+        assert_eq!(
+            error.fields,
+            Some(vec!["Name".to_owned(), "IsConverted".to_owned()])
+        );
+        let error = changes(
+            serde_json::json!({"Id": "00Q5f000008AsnDEAS"}),
+            WriteKind::Create,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            "The Id field should not be specified in the sobject data."
+        );
     }
 
     #[test]
@@ -565,15 +752,31 @@ mod tests {
             let parsed = changes(body, WriteKind::Create).expect("parses");
             validate_write(&schema, &parsed, None)
         };
-        assert_eq!(with("Email", "test@testcom".into()).unwrap_err().message, "Email: invalid email address: test@testcom");
+        assert_eq!(
+            with("Email", "test@testcom".into()).unwrap_err().message,
+            "Email: invalid email address: test@testcom"
+        );
         assert!(with("Email", "test@test.com".into()).is_ok());
         assert_eq!(
-            with("GeocodeAccuracy", "Province".into()).unwrap_err().message,
+            with("GeocodeAccuracy", "Province".into())
+                .unwrap_err()
+                .message,
             "Geocode Accuracy: bad value for restricted picklist field: Province"
         );
-        assert!(with("Status", "TestStatus".into()).is_ok(), "standard Status is not restricted");
-        assert_eq!(with("Latitude", (-17.3).into()).unwrap_err().message, "Longitude value is missing : Longitude");
-        assert_eq!(with("OwnerId", "0053i000001OtatAA1".into()).unwrap_err().error_code, "MALFORMED_ID");
+        assert!(
+            with("Status", "TestStatus".into()).is_ok(),
+            "standard Status is not restricted"
+        );
+        assert_eq!(
+            with("Latitude", (-17.3).into()).unwrap_err().message,
+            "Longitude value is missing : Longitude"
+        );
+        assert_eq!(
+            with("OwnerId", "0053i000001OtatAA1".into())
+                .unwrap_err()
+                .error_code,
+            "MALFORMED_ID"
+        );
     }
 
     #[test]
@@ -582,7 +785,10 @@ mod tests {
         let parsed = changes(serde_json::json!({"firstName": "Ada", "LASTNAME": "Lovelace", "company": "Analytical"}), WriteKind::Create)
             .expect("parses");
         let record = LeadRecord::create(&schema, some_id(), &parsed, some_id(), Millis(0));
-        let context = RenderContext { api_version: "60.0", running_user: some_id() };
+        let context = RenderContext {
+            api_version: "60.0",
+            running_user: some_id(),
+        };
         let rendered = render_record(&schema, &record, &context);
         assert_eq!(rendered["Name"], "Ada Lovelace");
         assert_eq!(rendered["FirstName"], "Ada");
@@ -590,17 +796,25 @@ mod tests {
         assert_eq!(rendered["Address"], Value::Null);
         assert_eq!(rendered["IsDeleted"], false);
         assert_eq!(rendered["CreatedDate"], "1970-01-01T00:00:00.000+0000");
-        assert_eq!(rendered["attributes"]["url"], format!("/services/data/v60.0/sobjects/Lead/{}", record.id));
+        assert_eq!(
+            rendered["attributes"]["url"],
+            format!("/services/data/v60.0/sobjects/Lead/{}", record.id)
+        );
         let first_key = rendered.as_object().and_then(|o| o.keys().next().cloned());
         assert_eq!(first_key.as_deref(), Some("attributes"));
     }
 
     #[test]
     fn json_syntax_errors_carry_positions() {
-        let error = parse_json_object(b"{\n  \"Company\": \"TestCompany\"\n  \"LastName\": \"x\"\n}").unwrap_err();
+        let error =
+            parse_json_object(b"{\n  \"Company\": \"TestCompany\"\n  \"LastName\": \"x\"\n}")
+                .unwrap_err();
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
         assert!(error.message.contains("[line:3"), "{}", error.message);
         let error = parse_json_object(b"").unwrap_err();
-        assert_eq!(error.message, "The HTTP entity body is required, but this request has no entity body.");
+        assert_eq!(
+            error.message,
+            "The HTTP entity body is required, but this request has no entity body."
+        );
     }
 }

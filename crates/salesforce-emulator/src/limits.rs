@@ -28,7 +28,11 @@ impl UsageReport {
 
 impl ApiUsage {
     pub fn new(max: u64, now: Millis) -> Self {
-        ApiUsage { max, used: 0, window_start: now }
+        ApiUsage {
+            max,
+            used: 0,
+            window_start: now,
+        }
     }
 
     /// Counts one request, or refuses it once the allocation is spent. The window is a fixed 24 hours
@@ -43,7 +47,10 @@ impl ApiUsage {
     }
 
     pub fn report(&self) -> UsageReport {
-        UsageReport { used: self.used, max: self.max }
+        UsageReport {
+            used: self.used,
+            max: self.max,
+        }
     }
 
     pub fn reset(&mut self, now: Millis) {
@@ -70,9 +77,15 @@ mod tests {
     #[test]
     fn refuses_past_the_allocation_and_resets_after_a_day() {
         let mut usage = ApiUsage::new(2, Millis(0));
-        assert_eq!(usage.try_consume(Millis(1)).map(|r| r.header_value()), Ok("api-usage=1/2".to_owned()));
+        assert_eq!(
+            usage.try_consume(Millis(1)).map(|r| r.header_value()),
+            Ok("api-usage=1/2".to_owned())
+        );
         assert!(usage.try_consume(Millis(2)).is_ok());
-        assert_eq!(usage.try_consume(Millis(3)), Err(UsageReport { used: 2, max: 2 }));
+        assert_eq!(
+            usage.try_consume(Millis(3)),
+            Err(UsageReport { used: 2, max: 2 })
+        );
         assert!(usage.try_consume(Millis(DAY_MILLIS + 1)).is_ok());
     }
 }

@@ -27,7 +27,10 @@ pub enum PersistError {
     #[error("reading state file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("state file {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("state file {path} has format {found}, this emulator writes {FORMAT}")]
     Format { path: PathBuf, found: u32 },
     #[error("writing state file {path}: {source}")]
@@ -39,18 +42,32 @@ pub fn load(path: &Path) -> Result<Option<PersistedState>, PersistError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(PersistError::Read { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(PersistError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     let state: PersistedState =
-        serde_json::from_slice(&bytes).map_err(|source| PersistError::Parse { path: path.to_owned(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| PersistError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
     if state.format != FORMAT {
-        return Err(PersistError::Format { path: path.to_owned(), found: state.format });
+        return Err(PersistError::Format {
+            path: path.to_owned(),
+            found: state.format,
+        });
     }
     Ok(Some(state))
 }
 
 pub fn save(path: &Path, state: &PersistedState) -> Result<(), PersistError> {
-    let write_error = |source| PersistError::Write { path: path.to_owned(), source };
+    let write_error = |source| PersistError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let bytes = serde_json::to_vec(state).map_err(|error| write_error(io::Error::other(error)))?;
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");

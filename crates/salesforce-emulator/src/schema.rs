@@ -180,7 +180,11 @@ impl FieldDef {
 
     /// The field as one entry of a describe result.
     pub fn describe(&self) -> Value {
-        let byte_length = if self.field_type.is_text() { self.length * 3 } else { 0 };
+        let byte_length = if self.field_type.is_text() {
+            self.length * 3
+        } else {
+            0
+        };
         let picklist_values: Vec<Value> = self
             .picklist_values
             .iter()
@@ -247,8 +251,12 @@ pub struct CustomFieldSpec {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CustomFieldKind {
-    Text { length: u32 },
-    TextArea { length: u32 },
+    Text {
+        length: u32,
+    },
+    TextArea {
+        length: u32,
+    },
     Email,
     Phone,
     Url,
@@ -257,19 +265,28 @@ pub enum CustomFieldKind {
     Currency,
     Date,
     DateTime,
-    Picklist { values: Vec<String>, restricted: bool },
+    Picklist {
+        values: Vec<String>,
+        restricted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CustomFieldError {
-    #[error("custom field `{0}`: the name must be letters, digits and single underscores, starting with a letter and ending in __c")]
+    #[error(
+        "custom field `{0}`: the name must be letters, digits and single underscores, starting with a letter and ending in __c"
+    )]
     BadName(String),
-    #[error("custom field `{spec}`: unknown type `{field_type}` (string, textarea, email, phone, url, boolean, number, currency, date, datetime, picklist, restricted-picklist)")]
+    #[error(
+        "custom field `{spec}`: unknown type `{field_type}` (string, textarea, email, phone, url, boolean, number, currency, date, datetime, picklist, restricted-picklist)"
+    )]
     UnknownType { spec: String, field_type: String },
     #[error("custom field `{spec}`: `{argument}` is not a valid length (1..=131072)")]
     BadLength { spec: String, argument: String },
-    #[error("custom field `{0}`: a picklist needs its values, e.g. `Stage__c:picklist:Lead|MQL|SQL`")]
+    #[error(
+        "custom field `{0}`: a picklist needs its values, e.g. `Stage__c:picklist:Lead|MQL|SQL`"
+    )]
     MissingPicklistValues(String),
     #[error("custom field `{0}` is declared twice or clashes with a standard field")]
     Duplicate(String),
@@ -294,20 +311,32 @@ impl CustomFieldSpec {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| (1..=131_072).contains(n))
-                    .ok_or_else(|| CustomFieldError::BadLength { spec: spec.to_owned(), argument: text.to_owned() }),
+                    .ok_or_else(|| CustomFieldError::BadLength {
+                        spec: spec.to_owned(),
+                        argument: text.to_owned(),
+                    }),
             }
         };
         let picklist = |restricted: bool| -> Result<CustomFieldKind, CustomFieldError> {
-            let values: Vec<String> =
-                argument.unwrap_or_default().split('|').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect();
+            let values: Vec<String> = argument
+                .unwrap_or_default()
+                .split('|')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect();
             if values.is_empty() {
                 return Err(CustomFieldError::MissingPicklistValues(spec.to_owned()));
             }
             Ok(CustomFieldKind::Picklist { values, restricted })
         };
         let kind = match field_type.as_str() {
-            "string" | "text" => CustomFieldKind::Text { length: length(255)? },
-            "textarea" => CustomFieldKind::TextArea { length: length(32_768)? },
+            "string" | "text" => CustomFieldKind::Text {
+                length: length(255)?,
+            },
+            "textarea" => CustomFieldKind::TextArea {
+                length: length(32_768)?,
+            },
             "email" => CustomFieldKind::Email,
             "phone" => CustomFieldKind::Phone,
             "url" => CustomFieldKind::Url,
@@ -318,9 +347,18 @@ impl CustomFieldSpec {
             "datetime" => CustomFieldKind::DateTime,
             "picklist" => picklist(false)?,
             "restricted-picklist" => picklist(true)?,
-            _ => return Err(CustomFieldError::UnknownType { spec: spec.to_owned(), field_type }),
+            _ => {
+                return Err(CustomFieldError::UnknownType {
+                    spec: spec.to_owned(),
+                    field_type,
+                });
+            }
         };
-        Ok(CustomFieldSpec { name, kind, external_id: false })
+        Ok(CustomFieldSpec {
+            name,
+            kind,
+            external_id: false,
+        })
     }
 
     fn to_field(&self) -> FieldDef {
@@ -343,7 +381,14 @@ impl CustomFieldSpec {
         field.custom = true;
         field.external_id = self.external_id;
         if matches!(field_type, FieldType::Double | FieldType::Currency) {
-            field = field.number(18, if field_type == FieldType::Currency { 2 } else { 0 });
+            field = field.number(
+                18,
+                if field_type == FieldType::Currency {
+                    2
+                } else {
+                    0
+                },
+            );
         }
         if field_type == FieldType::Boolean {
             field.default_value = Some(Value::Bool(false));
@@ -357,7 +402,9 @@ impl CustomFieldSpec {
 }
 
 fn is_custom_field_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix("__c") else { return false };
+    let Some(stem) = name.strip_suffix("__c") else {
+        return false;
+    };
     let mut chars = stem.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -373,7 +420,12 @@ pub struct LeadSchema {
 }
 
 /// Lead statuses of the default standard value set.
-pub const LEAD_STATUSES: [&str; 4] = ["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"];
+pub const LEAD_STATUSES: [&str; 4] = [
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+];
 pub const DEFAULT_LEAD_STATUS: &str = "Open - Not Contacted";
 
 impl LeadSchema {
@@ -384,10 +436,13 @@ impl LeadSchema {
         let mut fields = vec![
             std("Id", "Lead ID", T::Id, 18).read_only(Computed::Id),
             std("IsDeleted", "Deleted", T::Boolean, 0).read_only(Computed::IsDeleted),
-            std("MasterRecordId", "Master Record ID", T::Reference, 18).read_only(Computed::AlwaysNull).reference("Lead"),
+            std("MasterRecordId", "Master Record ID", T::Reference, 18)
+                .read_only(Computed::AlwaysNull)
+                .reference("Lead"),
             std("LastName", "Last Name", T::String, 80).required(),
             std("FirstName", "First Name", T::String, 40),
-            std("Salutation", "Salutation", T::Picklist, 40).picklist(&["Mr.", "Ms.", "Mrs.", "Dr.", "Prof."], false),
+            std("Salutation", "Salutation", T::Picklist, 40)
+                .picklist(&["Mr.", "Ms.", "Mrs.", "Dr.", "Prof."], false),
             std("Name", "Full Name", T::String, 121).read_only(Computed::Name),
             std("Title", "Title", T::String, 128),
             std("Company", "Company", T::String, 255).required(),
@@ -399,7 +454,19 @@ impl LeadSchema {
             std("Latitude", "Latitude", T::Double, 0).number(18, 15),
             std("Longitude", "Longitude", T::Double, 0).number(18, 15),
             std("GeocodeAccuracy", "Geocode Accuracy", T::Picklist, 40).picklist(
-                &["Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "Neighborhood", "City", "County", "State", "Unknown"],
+                &[
+                    "Address",
+                    "NearAddress",
+                    "Block",
+                    "Street",
+                    "ExtendedZip",
+                    "Zip",
+                    "Neighborhood",
+                    "City",
+                    "County",
+                    "State",
+                    "Unknown",
+                ],
                 true,
             ),
             std("Address", "Address", T::Address, 0).read_only(Computed::Address),
@@ -410,7 +477,16 @@ impl LeadSchema {
             std("Website", "Website", T::Url, 255),
             std("PhotoUrl", "Photo URL", T::Url, 255).read_only(Computed::PhotoUrl),
             std("Description", "Description", T::TextArea, 32_000),
-            std("LeadSource", "Lead Source", T::Picklist, 255).picklist(&["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"], false),
+            std("LeadSource", "Lead Source", T::Picklist, 255).picklist(
+                &[
+                    "Web",
+                    "Phone Inquiry",
+                    "Partner Referral",
+                    "Purchased List",
+                    "Other",
+                ],
+                false,
+            ),
             std("Status", "Status", T::Picklist, 255)
                 .picklist(&LEAD_STATUSES, false)
                 .default_value(Value::String(DEFAULT_LEAD_STATUS.to_owned())),
@@ -421,30 +497,75 @@ impl LeadSchema {
             std("OwnerId", "Owner ID", T::Reference, 18).reference("User"),
             std("IsConverted", "Converted", T::Boolean, 0).read_only(Computed::AlwaysNull),
             std("ConvertedDate", "Converted Date", T::Date, 0).read_only(Computed::AlwaysNull),
-            std("ConvertedAccountId", "Converted Account ID", T::Reference, 18).read_only(Computed::AlwaysNull).reference("Account"),
-            std("ConvertedContactId", "Converted Contact ID", T::Reference, 18).read_only(Computed::AlwaysNull).reference("Contact"),
-            std("ConvertedOpportunityId", "Converted Opportunity ID", T::Reference, 18)
-                .read_only(Computed::AlwaysNull)
-                .reference("Opportunity"),
-            std("IsUnreadByOwner", "Unread By Owner", T::Boolean, 0).default_value(Value::Bool(true)),
+            std(
+                "ConvertedAccountId",
+                "Converted Account ID",
+                T::Reference,
+                18,
+            )
+            .read_only(Computed::AlwaysNull)
+            .reference("Account"),
+            std(
+                "ConvertedContactId",
+                "Converted Contact ID",
+                T::Reference,
+                18,
+            )
+            .read_only(Computed::AlwaysNull)
+            .reference("Contact"),
+            std(
+                "ConvertedOpportunityId",
+                "Converted Opportunity ID",
+                T::Reference,
+                18,
+            )
+            .read_only(Computed::AlwaysNull)
+            .reference("Opportunity"),
+            std("IsUnreadByOwner", "Unread By Owner", T::Boolean, 0)
+                .default_value(Value::Bool(true)),
             std("CreatedDate", "Created Date", T::DateTime, 0).read_only(Computed::CreatedDate),
-            std("CreatedById", "Created By ID", T::Reference, 18).read_only(Computed::RunningUser).reference("User"),
-            std("LastModifiedDate", "Last Modified Date", T::DateTime, 0).read_only(Computed::LastModifiedDate),
-            std("LastModifiedById", "Last Modified By ID", T::Reference, 18).read_only(Computed::RunningUser).reference("User"),
-            std("SystemModstamp", "System Modstamp", T::DateTime, 0).read_only(Computed::SystemModstamp),
+            std("CreatedById", "Created By ID", T::Reference, 18)
+                .read_only(Computed::RunningUser)
+                .reference("User"),
+            std("LastModifiedDate", "Last Modified Date", T::DateTime, 0)
+                .read_only(Computed::LastModifiedDate),
+            std("LastModifiedById", "Last Modified By ID", T::Reference, 18)
+                .read_only(Computed::RunningUser)
+                .reference("User"),
+            std("SystemModstamp", "System Modstamp", T::DateTime, 0)
+                .read_only(Computed::SystemModstamp),
             std("LastActivityDate", "Last Activity", T::Date, 0).read_only(Computed::AlwaysNull),
-            std("LastViewedDate", "Last Viewed Date", T::DateTime, 0).read_only(Computed::AlwaysNull),
-            std("LastReferencedDate", "Last Referenced Date", T::DateTime, 0).read_only(Computed::AlwaysNull),
+            std("LastViewedDate", "Last Viewed Date", T::DateTime, 0)
+                .read_only(Computed::AlwaysNull),
+            std("LastReferencedDate", "Last Referenced Date", T::DateTime, 0)
+                .read_only(Computed::AlwaysNull),
             std("Jigsaw", "Data.com Key", T::String, 20),
-            std("JigsawContactId", "Jigsaw Contact ID", T::String, 20).read_only(Computed::AlwaysNull),
+            std("JigsawContactId", "Jigsaw Contact ID", T::String, 20)
+                .read_only(Computed::AlwaysNull),
             std("CleanStatus", "Clean Status", T::Picklist, 40)
-                .picklist(&["Matched", "Different", "Acknowledged", "NotFound", "Inactive", "Pending", "SelectMatch", "Skipped"], true)
+                .picklist(
+                    &[
+                        "Matched",
+                        "Different",
+                        "Acknowledged",
+                        "NotFound",
+                        "Inactive",
+                        "Pending",
+                        "SelectMatch",
+                        "Skipped",
+                    ],
+                    true,
+                )
                 .default_value(Value::String("Pending".to_owned())),
             std("CompanyDunsNumber", "Company D-U-N-S Number", T::String, 9),
-            std("DandbCompanyId", "D&B Company ID", T::Reference, 18).read_only(Computed::AlwaysNull).reference("DandBCompany"),
+            std("DandbCompanyId", "D&B Company ID", T::Reference, 18)
+                .read_only(Computed::AlwaysNull)
+                .reference("DandBCompany"),
             std("EmailBouncedReason", "Email Bounced Reason", T::String, 255),
             std("EmailBouncedDate", "Email Bounced Date", T::DateTime, 0),
-            std("IndividualId", "Individual ID", T::Reference, 18).read_only(Computed::AlwaysNull).reference("Individual"),
+            std("IndividualId", "Individual ID", T::Reference, 18)
+                .read_only(Computed::AlwaysNull)
+                .reference("Individual"),
         ];
         fields.extend(custom.iter().map(CustomFieldSpec::to_field));
         for field in &fields {
@@ -454,11 +575,17 @@ impl LeadSchema {
         }
         let mut by_lower_name = HashMap::with_capacity(fields.len());
         for (index, field) in fields.iter().enumerate() {
-            if by_lower_name.insert(field.name.to_ascii_lowercase(), FieldIndex(index)).is_some() {
+            if by_lower_name
+                .insert(field.name.to_ascii_lowercase(), FieldIndex(index))
+                .is_some()
+            {
                 return Err(CustomFieldError::Duplicate(field.name.clone()));
             }
         }
-        Ok(LeadSchema { fields, by_lower_name })
+        Ok(LeadSchema {
+            fields,
+            by_lower_name,
+        })
     }
 
     /// Field names are case-insensitive on input (Braze sends `firstName`, nforce lower-cases all).
@@ -474,7 +601,10 @@ impl LeadSchema {
     }
 
     pub fn fields(&self) -> impl Iterator<Item = (FieldIndex, &FieldDef)> {
-        self.fields.iter().enumerate().map(|(index, field)| (FieldIndex(index), field))
+        self.fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| (FieldIndex(index), field))
     }
 
     pub fn len(&self) -> usize {
@@ -507,11 +637,27 @@ mod tests {
     fn parses_custom_field_specs() {
         let stage = CustomFieldSpec::parse("Lead_Stage__c:string:255").expect("valid spec");
         assert_eq!(stage.kind, CustomFieldKind::Text { length: 255 });
-        let picklist = CustomFieldSpec::parse("Stage__c:restricted-picklist:Lead|MQL").expect("valid spec");
-        assert_eq!(picklist.kind, CustomFieldKind::Picklist { values: vec!["Lead".into(), "MQL".into()], restricted: true });
-        assert!(matches!(CustomFieldSpec::parse("Stage"), Err(CustomFieldError::BadName(_))));
-        assert!(matches!(CustomFieldSpec::parse("Stage__c:blob"), Err(CustomFieldError::UnknownType { .. })));
-        assert!(matches!(CustomFieldSpec::parse("Stage__c:string:0"), Err(CustomFieldError::BadLength { .. })));
+        let picklist =
+            CustomFieldSpec::parse("Stage__c:restricted-picklist:Lead|MQL").expect("valid spec");
+        assert_eq!(
+            picklist.kind,
+            CustomFieldKind::Picklist {
+                values: vec!["Lead".into(), "MQL".into()],
+                restricted: true
+            }
+        );
+        assert!(matches!(
+            CustomFieldSpec::parse("Stage"),
+            Err(CustomFieldError::BadName(_))
+        ));
+        assert!(matches!(
+            CustomFieldSpec::parse("Stage__c:blob"),
+            Err(CustomFieldError::UnknownType { .. })
+        ));
+        assert!(matches!(
+            CustomFieldSpec::parse("Stage__c:string:0"),
+            Err(CustomFieldError::BadLength { .. })
+        ));
         let schema = LeadSchema::new(&[stage]).expect("valid schema");
         let index = schema.lookup("lead_stage__C").expect("custom field found");
         assert_eq!(schema.field(index).label, "Lead Stage");
@@ -520,6 +666,9 @@ mod tests {
     #[test]
     fn rejects_duplicate_custom_fields() {
         let stage = CustomFieldSpec::parse("Stage__c").expect("valid spec");
-        assert!(matches!(LeadSchema::new(&[stage.clone(), stage]), Err(CustomFieldError::Duplicate(_))));
+        assert!(matches!(
+            LeadSchema::new(&[stage.clone(), stage]),
+            Err(CustomFieldError::Duplicate(_))
+        ));
     }
 }

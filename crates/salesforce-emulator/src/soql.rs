@@ -50,7 +50,10 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn run(query: &'a str) -> Result<Vec<(Token, usize)>, ApiError> {
-        let mut lexer = Lexer { query, tokens: Vec::new() };
+        let mut lexer = Lexer {
+            query,
+            tokens: Vec::new(),
+        };
         let mut chars = query.char_indices().peekable();
         while let Some((at, c)) = chars.next() {
             let token = match c {
@@ -58,7 +61,11 @@ impl<'a> Lexer<'a> {
                 ',' => Token::Comma,
                 '=' => Token::Equals,
                 '*' => Token::Star,
-                '!' | '<' if chars.peek().is_some_and(|(_, next)| *next == '=' || (c == '<' && *next == '>')) => {
+                '!' | '<'
+                    if chars
+                        .peek()
+                        .is_some_and(|(_, next)| *next == '=' || (c == '<' && *next == '>')) =>
+                {
                     chars.next();
                     Token::NotEquals
                 }
@@ -81,7 +88,11 @@ impl<'a> Lexer<'a> {
                         }
                     }
                     if !closed {
-                        return Err(lexer.error("MALFORMED_QUERY", at, "unexpected token: '''".to_owned()));
+                        return Err(lexer.error(
+                            "MALFORMED_QUERY",
+                            at,
+                            "unexpected token: '''".to_owned(),
+                        ));
                     }
                     Token::Text(text)
                 }
@@ -96,9 +107,9 @@ impl<'a> Lexer<'a> {
                         }
                     }
                     let text = &query[at..end];
-                    let number = text
-                        .parse::<f64>()
-                        .map_err(|_| lexer.error("MALFORMED_QUERY", at, format!("unexpected token: '{text}'")))?;
+                    let number = text.parse::<f64>().map_err(|_| {
+                        lexer.error("MALFORMED_QUERY", at, format!("unexpected token: '{text}'"))
+                    })?;
                     Token::Number(number)
                 }
                 c if c.is_alphabetic() || c == '_' => {
@@ -129,7 +140,11 @@ impl<'a> Lexer<'a> {
 fn query_error(query: &str, code: &'static str, byte_at: usize, message: String) -> ApiError {
     let column = query[..byte_at.min(query.len())].chars().count() + 1;
     let caret = format!("{}^", " ".repeat(column - 1));
-    ApiError::request(400, code, format!("\n{query}\n{caret}\nERROR at Row:1:Column:{column}\n{message}"))
+    ApiError::request(
+        400,
+        code,
+        format!("\n{query}\n{caret}\nERROR at Row:1:Column:{column}\n{message}"),
+    )
 }
 
 struct Parser<'a> {
@@ -145,11 +160,16 @@ impl Parser<'_> {
     }
 
     fn offset(&self) -> usize {
-        self.tokens.get(self.position).map_or(self.query.len(), |(_, at)| *at)
+        self.tokens
+            .get(self.position)
+            .map_or(self.query.len(), |(_, at)| *at)
     }
 
     fn next(&mut self) -> Option<Token> {
-        let token = self.tokens.get(self.position).map(|(token, _)| token.clone());
+        let token = self
+            .tokens
+            .get(self.position)
+            .map(|(token, _)| token.clone());
         self.position += 1;
         token
     }
@@ -166,7 +186,12 @@ impl Parser<'_> {
             Some((Token::Other(c), _)) => c.to_string(),
             None => "<EOF>".to_owned(),
         };
-        query_error(self.query, "MALFORMED_QUERY", self.offset(), format!("unexpected token: '{text}'"))
+        query_error(
+            self.query,
+            "MALFORMED_QUERY",
+            self.offset(),
+            format!("unexpected token: '{text}'"),
+        )
     }
 
     fn keyword(&mut self, keyword: &str) -> Result<(), ApiError> {
@@ -207,8 +232,12 @@ impl Parser<'_> {
         match self.next() {
             Some(Token::Text(text)) => Ok(Literal::Text(text)),
             Some(Token::Number(number)) => Ok(Literal::Number(number)),
-            Some(Token::Word(word)) if word.eq_ignore_ascii_case("true") => Ok(Literal::Boolean(true)),
-            Some(Token::Word(word)) if word.eq_ignore_ascii_case("false") => Ok(Literal::Boolean(false)),
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("true") => {
+                Ok(Literal::Boolean(true))
+            }
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("false") => {
+                Ok(Literal::Boolean(false))
+            }
             Some(Token::Word(word)) if word.eq_ignore_ascii_case("null") => Ok(Literal::Null),
             _ => {
                 self.position -= 1;
@@ -221,7 +250,12 @@ impl Parser<'_> {
 /// Parses a query against the Lead schema.
 pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
     let tokens = Lexer::run(query)?;
-    let mut parser = Parser { query, tokens, position: 0, schema };
+    let mut parser = Parser {
+        query,
+        tokens,
+        position: 0,
+        schema,
+    };
     parser.keyword("SELECT")?;
     let mut select = Vec::new();
     // Field names are resolved after FROM is known, so an unknown object is reported first, as Salesforce does.
@@ -279,7 +313,11 @@ pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
                 }
             };
             let literal = parser.literal()?;
-            conditions.push(Condition { field, negated, literal });
+            conditions.push(Condition {
+                field,
+                negated,
+                literal,
+            });
             if parser.at_keyword("AND") {
                 parser.position += 1;
             } else {
@@ -291,7 +329,9 @@ pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
     if parser.at_keyword("LIMIT") {
         parser.position += 1;
         match parser.next() {
-            Some(Token::Number(number)) if number >= 0.0 && number.fract() == 0.0 => limit = Some(number as usize),
+            Some(Token::Number(number)) if number >= 0.0 && number.fract() == 0.0 => {
+                limit = Some(number as usize)
+            }
             _ => {
                 parser.position -= 1;
                 return Err(parser.unexpected());
@@ -301,7 +341,11 @@ pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
     if parser.peek().is_some() {
         return Err(parser.unexpected());
     }
-    Ok(Query { fields: select, conditions, limit })
+    Ok(Query {
+        fields: select,
+        conditions,
+        limit,
+    })
 }
 
 impl Condition {
@@ -310,9 +354,15 @@ impl Condition {
         let equal = match (&self.literal, value) {
             (Literal::Null, value) => value.is_null(),
             (_, Value::Null) => false,
-            (Literal::Text(expected), Value::String(actual)) => expected.to_lowercase() == actual.to_lowercase(),
-            (Literal::Number(expected), Value::Number(actual)) => actual.as_f64() == Some(*expected),
-            (Literal::Number(expected), Value::String(actual)) => actual.parse::<f64>().ok() == Some(*expected),
+            (Literal::Text(expected), Value::String(actual)) => {
+                expected.to_lowercase() == actual.to_lowercase()
+            }
+            (Literal::Number(expected), Value::Number(actual)) => {
+                actual.as_f64() == Some(*expected)
+            }
+            (Literal::Number(expected), Value::String(actual)) => {
+                actual.parse::<f64>().ok() == Some(*expected)
+            }
             (Literal::Boolean(expected), Value::Bool(actual)) => expected == actual,
             _ => false,
         };
@@ -331,8 +381,11 @@ mod tests {
     #[test]
     fn parses_select_where_and_limit() {
         let schema = schema();
-        let query = parse("select id, email FROM Lead WHERE Email = 'a@b.co' AND lastname != 'X' LIMIT 5", &schema)
-            .expect("valid query");
+        let query = parse(
+            "select id, email FROM Lead WHERE Email = 'a@b.co' AND lastname != 'X' LIMIT 5",
+            &schema,
+        )
+        .expect("valid query");
         assert_eq!(query.fields.len(), 2);
         assert_eq!(schema.field(query.fields[1]).name, "Email");
         assert_eq!(query.conditions.len(), 2);
@@ -343,7 +396,11 @@ mod tests {
 
     #[test]
     fn handles_escapes_in_literals() {
-        let query = parse(r"SELECT Id FROM Lead WHERE LastName = 'O\'Brien'", &schema()).expect("valid query");
+        let query = parse(
+            r"SELECT Id FROM Lead WHERE LastName = 'O\'Brien'",
+            &schema(),
+        )
+        .expect("valid query");
         assert_eq!(query.conditions[0].literal, Literal::Text("O'Brien".into()));
     }
 

@@ -58,7 +58,14 @@ pub struct LeadStore {
 impl LeadStore {
     pub fn new(schema: Arc<LeadSchema>, duplicate_rule_on_email: bool) -> Self {
         let email_field = schema.index_of("Email");
-        LeadStore { schema, leads: BTreeMap::new(), next_sequence: 1, by_email: HashMap::new(), email_field, duplicate_rule_on_email }
+        LeadStore {
+            schema,
+            leads: BTreeMap::new(),
+            next_sequence: 1,
+            by_email: HashMap::new(),
+            email_field,
+            duplicate_rule_on_email,
+        }
     }
 
     pub fn schema(&self) -> &Arc<LeadSchema> {
@@ -71,7 +78,9 @@ impl LeadStore {
     }
 
     fn index_record(&mut self, id: SalesforceId) {
-        let Some(record) = self.leads.get(&id) else { return };
+        let Some(record) = self.leads.get(&id) else {
+            return;
+        };
         if record.deleted {
             return;
         }
@@ -81,7 +90,13 @@ impl LeadStore {
     }
 
     fn unindex_record(&mut self, id: SalesforceId) {
-        let Some(key) = self.leads.get(&id).and_then(|record| self.email_key(record)) else { return };
+        let Some(key) = self
+            .leads
+            .get(&id)
+            .and_then(|record| self.email_key(record))
+        else {
+            return;
+        };
         if let Some(ids) = self.by_email.get_mut(&key) {
             ids.retain(|existing| *existing != id);
             if ids.is_empty() {
@@ -91,28 +106,59 @@ impl LeadStore {
     }
 
     /// Live records other than `except` that share the e-mail a write would leave on the record.
-    fn duplicates(&self, changes: &LeadChanges, existing: Option<&LeadRecord>) -> Vec<SalesforceId> {
-        let Some(email_index) = self.email_field.filter(|_| self.duplicate_rule_on_email) else { return Vec::new() };
+    fn duplicates(
+        &self,
+        changes: &LeadChanges,
+        existing: Option<&LeadRecord>,
+    ) -> Vec<SalesforceId> {
+        let Some(email_index) = self.email_field.filter(|_| self.duplicate_rule_on_email) else {
+            return Vec::new();
+        };
         let email = match changes.get(email_index) {
             Some(value) => value.as_str(),
             None => existing.and_then(|record| record.values[email_index.0].as_str()),
         };
-        let Some(email) = email else { return Vec::new() };
+        let Some(email) = email else {
+            return Vec::new();
+        };
         let except = existing.map(|record| record.id);
         self.by_email
             .get(&email.to_lowercase())
-            .map(|ids| ids.iter().copied().filter(|id| Some(*id) != except).collect())
+            .map(|ids| {
+                ids.iter()
+                    .copied()
+                    .filter(|id| Some(*id) != except)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Checks a create without applying it.
-    pub fn check_create(&self, changes: &LeadChanges, allow_duplicates: bool) -> Result<(), StoreError> {
+    pub fn check_create(
+        &self,
+        changes: &LeadChanges,
+        allow_duplicates: bool,
+    ) -> Result<(), StoreError> {
         validate_write(&self.schema, changes, None)?;
-        let duplicates = if allow_duplicates { Vec::new() } else { self.duplicates(changes, None) };
-        if duplicates.is_empty() { Ok(()) } else { Err(StoreError::Duplicate(duplicates)) }
+        let duplicates = if allow_duplicates {
+            Vec::new()
+        } else {
+            self.duplicates(changes, None)
+        };
+        if duplicates.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Duplicate(duplicates))
+        }
     }
 
-    pub fn create(&mut self, changes: &LeadChanges, owner: SalesforceId, now: Millis, allow_duplicates: bool) -> Result<SalesforceId, StoreError> {
+    pub fn create(
+        &mut self,
+        changes: &LeadChanges,
+        owner: SalesforceId,
+        now: Millis,
+        allow_duplicates: bool,
+    ) -> Result<SalesforceId, StoreError> {
         self.check_create(changes, allow_duplicates)?;
         let id = SalesforceId::generate(KeyPrefix::LEAD, INSTANCE, self.next_sequence);
         self.next_sequence += 1;
@@ -130,14 +176,33 @@ impl LeadStore {
         }
     }
 
-    pub fn check_update(&self, id: &SalesforceId, changes: &LeadChanges, allow_duplicates: bool) -> Result<(), StoreError> {
+    pub fn check_update(
+        &self,
+        id: &SalesforceId,
+        changes: &LeadChanges,
+        allow_duplicates: bool,
+    ) -> Result<(), StoreError> {
         let existing = self.get(id)?;
         validate_write(&self.schema, changes, Some(existing))?;
-        let duplicates = if allow_duplicates { Vec::new() } else { self.duplicates(changes, Some(existing)) };
-        if duplicates.is_empty() { Ok(()) } else { Err(StoreError::Duplicate(duplicates)) }
+        let duplicates = if allow_duplicates {
+            Vec::new()
+        } else {
+            self.duplicates(changes, Some(existing))
+        };
+        if duplicates.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Duplicate(duplicates))
+        }
     }
 
-    pub fn update(&mut self, id: &SalesforceId, changes: &LeadChanges, now: Millis, allow_duplicates: bool) -> Result<(), StoreError> {
+    pub fn update(
+        &mut self,
+        id: &SalesforceId,
+        changes: &LeadChanges,
+        now: Millis,
+        allow_duplicates: bool,
+    ) -> Result<(), StoreError> {
         self.check_update(id, changes, allow_duplicates)?;
         self.unindex_record(*id);
         if let Some(record) = self.leads.get_mut(id) {
@@ -164,7 +229,9 @@ impl LeadStore {
         self.live()
             .filter(|record| match &record.values[field.0] {
                 Value::String(text) => text.to_lowercase() == wanted,
-                Value::Number(number) => number.to_string() == value || number.as_f64() == value.parse::<f64>().ok(),
+                Value::Number(number) => {
+                    number.to_string() == value || number.as_f64() == value.parse::<f64>().ok()
+                }
                 _ => false,
             })
             .map(|record| record.id)
@@ -185,11 +252,13 @@ impl LeadStore {
         match matches.as_slice() {
             [] => {
                 changes.set(field, Value::String(value.to_owned()));
-                self.create(&changes, owner, now, allow_duplicates).map(UpsertOutcome::Created)
+                self.create(&changes, owner, now, allow_duplicates)
+                    .map(UpsertOutcome::Created)
             }
             [only] => {
                 let id = *only;
-                self.update(&id, &changes, now, allow_duplicates).map(|()| UpsertOutcome::Updated(id))
+                self.update(&id, &changes, now, allow_duplicates)
+                    .map(|()| UpsertOutcome::Updated(id))
             }
             _ => Ok(UpsertOutcome::Ambiguous(matches)),
         }
@@ -212,9 +281,18 @@ impl LeadStore {
     }
 
     /// Records matching a query's conditions, in creation order, up to its LIMIT.
-    pub fn query<'a>(&'a self, query: &'a Query, render: impl Fn(&LeadRecord, FieldIndex) -> Value + 'a) -> Vec<&'a LeadRecord> {
+    pub fn query<'a>(
+        &'a self,
+        query: &'a Query,
+        render: impl Fn(&LeadRecord, FieldIndex) -> Value + 'a,
+    ) -> Vec<&'a LeadRecord> {
         self.live()
-            .filter(|record| query.conditions.iter().all(|condition| condition.matches(&render(record, condition.field))))
+            .filter(|record| {
+                query
+                    .conditions
+                    .iter()
+                    .all(|condition| condition.matches(&render(record, condition.field)))
+            })
             .take(query.limit.unwrap_or(usize::MAX))
             .collect()
     }
@@ -243,7 +321,10 @@ impl LeadStore {
                     .collect(),
             })
             .collect();
-        StoreSnapshot { next_sequence: self.next_sequence, leads }
+        StoreSnapshot {
+            next_sequence: self.next_sequence,
+            leads,
+        }
     }
 
     /// Loads a snapshot; fields the current schema lacks are dropped (and named in the result).
@@ -262,7 +343,13 @@ impl LeadStore {
                     }
                 }
             }
-            let record = LeadRecord { id: stored.id, values, created: stored.created, modified: stored.modified, deleted: stored.deleted };
+            let record = LeadRecord {
+                id: stored.id,
+                values,
+                created: stored.created,
+                modified: stored.modified,
+                deleted: stored.deleted,
+            };
             self.leads.insert(stored.id, record);
             self.index_record(stored.id);
         }
@@ -292,7 +379,10 @@ mod tests {
     use crate::lead::{WriteKind, parse_changes};
 
     fn store(duplicate_rule: bool) -> LeadStore {
-        LeadStore::new(Arc::new(LeadSchema::new(&[]).expect("schema")), duplicate_rule)
+        LeadStore::new(
+            Arc::new(LeadSchema::new(&[]).expect("schema")),
+            duplicate_rule,
+        )
     }
 
     fn changes(store: &LeadStore, body: Value) -> LeadChanges {
@@ -308,10 +398,14 @@ mod tests {
     fn create_update_delete_lifecycle() {
         let mut store = store(false);
         let body = changes(&store, serde_json::json!({"LastName": "L", "Company": "C"}));
-        let id = store.create(&body, owner(), Millis(1), false).expect("created");
+        let id = store
+            .create(&body, owner(), Millis(1), false)
+            .expect("created");
         assert_eq!(id.key_prefix(), "00Q");
         let update = changes(&store, serde_json::json!({"FirstName": "F"}));
-        store.update(&id, &update, Millis(2), false).expect("updated");
+        store
+            .update(&id, &update, Millis(2), false)
+            .expect("updated");
         assert_eq!(store.get(&id).expect("live").modified, Millis(2));
         store.delete(&id, Millis(3)).expect("deleted");
         assert_eq!(store.get(&id), Err(StoreError::Deleted));
@@ -323,28 +417,51 @@ mod tests {
     #[test]
     fn duplicate_rule_matches_email_case_insensitively_and_can_be_bypassed() {
         let mut store = store(true);
-        let first = changes(&store, serde_json::json!({"LastName": "L", "Company": "C", "Email": "A@x.io"}));
-        let id = store.create(&first, owner(), Millis(1), false).expect("created");
-        let second = changes(&store, serde_json::json!({"LastName": "M", "Company": "C", "Email": "a@X.io"}));
-        assert_eq!(store.create(&second, owner(), Millis(2), false), Err(StoreError::Duplicate(vec![id])));
+        let first = changes(
+            &store,
+            serde_json::json!({"LastName": "L", "Company": "C", "Email": "A@x.io"}),
+        );
+        let id = store
+            .create(&first, owner(), Millis(1), false)
+            .expect("created");
+        let second = changes(
+            &store,
+            serde_json::json!({"LastName": "M", "Company": "C", "Email": "a@X.io"}),
+        );
+        assert_eq!(
+            store.create(&second, owner(), Millis(2), false),
+            Err(StoreError::Duplicate(vec![id]))
+        );
         assert!(store.create(&second, owner(), Millis(2), true).is_ok());
         // Updating the record itself does not count as a duplicate of itself.
         let same = changes(&store, serde_json::json!({"Email": "A@x.io"}));
-        assert!(matches!(store.update(&id, &same, Millis(3), false), Err(StoreError::Duplicate(others)) if others.len() == 1));
+        assert!(
+            matches!(store.update(&id, &same, Millis(3), false), Err(StoreError::Duplicate(others)) if others.len() == 1)
+        );
     }
 
     #[test]
     fn snapshot_round_trips() {
         let mut store = store(false);
-        let body = changes(&store, serde_json::json!({"LastName": "L", "Company": "C", "Email": "a@b.co"}));
-        let id = store.create(&body, owner(), Millis(5), false).expect("created");
+        let body = changes(
+            &store,
+            serde_json::json!({"LastName": "L", "Company": "C", "Email": "a@b.co"}),
+        );
+        let id = store
+            .create(&body, owner(), Millis(5), false)
+            .expect("created");
         let snapshot = store.snapshot();
         let json = serde_json::to_string(&snapshot).expect("serialisable");
         let mut restored = self::store(false);
         let dropped = restored.restore(serde_json::from_str(&json).expect("parses"));
         assert!(dropped.is_empty());
-        assert_eq!(restored.get(&id).expect("restored"), store.get(&id).expect("original"));
-        let next = restored.create(&body, owner(), Millis(6), false).expect("created");
+        assert_eq!(
+            restored.get(&id).expect("restored"),
+            store.get(&id).expect("original")
+        );
+        let next = restored
+            .create(&body, owner(), Millis(6), false)
+            .expect("created");
         assert!(next > id);
     }
 }

@@ -4,13 +4,17 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Millis(pub i64);
 
 impl Millis {
     pub fn now() -> Self {
-        let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let elapsed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Millis(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -38,11 +42,16 @@ fn civil_from_days(days_since_epoch: i64) -> (i64, u32, u32) {
     let z = days_since_epoch + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -53,7 +62,11 @@ pub fn is_salesforce_datetime(text: &str) -> bool {
     if bytes.len() < 20 || !is_salesforce_date(&text[..10]) || bytes[10] != b'T' {
         return false;
     }
-    let digits_at = |positions: &[usize]| positions.iter().all(|p| bytes.get(*p).is_some_and(u8::is_ascii_digit));
+    let digits_at = |positions: &[usize]| {
+        positions
+            .iter()
+            .all(|p| bytes.get(*p).is_some_and(u8::is_ascii_digit))
+    };
     if !digits_at(&[11, 12, 14, 15, 17, 18]) || bytes[13] != b':' || bytes[16] != b':' {
         return false;
     }
@@ -79,7 +92,10 @@ pub fn is_salesforce_date(text: &str) -> bool {
     bytes.len() == 10
         && bytes[4] == b'-'
         && bytes[7] == b'-'
-        && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -88,11 +104,20 @@ mod tests {
 
     #[test]
     fn formats_like_salesforce() {
-        assert_eq!(Millis(0).to_salesforce_datetime(), "1970-01-01T00:00:00.000+0000");
+        assert_eq!(
+            Millis(0).to_salesforce_datetime(),
+            "1970-01-01T00:00:00.000+0000"
+        );
         // 1641138075086 = 2022-01-02T15:41:15.086Z
-        assert_eq!(Millis(1_641_138_075_086).to_salesforce_datetime(), "2022-01-02T15:41:15.086+0000");
+        assert_eq!(
+            Millis(1_641_138_075_086).to_salesforce_datetime(),
+            "2022-01-02T15:41:15.086+0000"
+        );
         // 2024-02-29T23:59:59.999Z, a leap day.
-        assert_eq!(Millis(1_709_251_199_999).to_salesforce_datetime(), "2024-02-29T23:59:59.999+0000");
+        assert_eq!(
+            Millis(1_709_251_199_999).to_salesforce_datetime(),
+            "2024-02-29T23:59:59.999+0000"
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ async fn noop() -> StatusCode {
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    respond::json(200, &json!({"status": "ok", "org_id": shared.org_id, "user_id": shared.user_id}), None)
+    respond::json(
+        200,
+        &json!({"status": "ok", "org_id": shared.org_id, "user_id": shared.user_id}),
+        None,
+    )
 }
 
 #[derive(Deserialize)]
@@ -49,7 +53,11 @@ async fn leads(State(shared): State<Arc<Shared>>, Query(params): Query<LeadsPara
 
 async fn count(State(shared): State<Arc<Shared>>) -> Response {
     let org = shared.org();
-    respond::json(200, &json!({"live": org.store.live_count(), "deleted": org.store.deleted_count()}), None)
+    respond::json(
+        200,
+        &json!({"live": org.store.live_count(), "deleted": org.store.deleted_count()}),
+        None,
+    )
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Response {
@@ -73,7 +81,10 @@ struct RequestsParams {
     since: u64,
 }
 
-async fn requests(State(shared): State<Arc<Shared>>, Query(params): Query<RequestsParams>) -> Response {
+async fn requests(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<RequestsParams>,
+) -> Response {
     respond::json(200, &shared.request_log(params.since), None)
 }
 
@@ -100,6 +111,10 @@ async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     };
     match shared.set_faults(settings) {
         Ok(()) => respond::json(200, &shared.fault_settings(), None),
-        Err(error) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error.to_string()}))).into_response(),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": error.to_string()})),
+        )
+            .into_response(),
     }
 }

@@ -46,13 +46,19 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("binding {address}: {source}")]
-    Bind { address: SocketAddr, source: std::io::Error },
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     State(#[from] PersistError),
     #[error("writing the CA certificate to {path}: {source}")]
-    WriteCa { path: std::path::PathBuf, source: std::io::Error },
+    WriteCa {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The org's mutable state, behind one lock: records, the API allocation, sessions.
@@ -96,7 +102,9 @@ pub(crate) struct Shared {
 
 /// Poisoning only follows a panic in another handler; the data is still consistent enough for a test double.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -134,10 +142,13 @@ impl Shared {
 
     pub fn set_faults(&self, settings: FaultSettings) -> Result<(), FaultPlanError> {
         let plan = FaultPlan::try_from(settings)?;
-        let revocation = plan.settings().revoke_tokens_every_secs.map(|secs| PeriodicRevocation {
-            origin: Millis::now(),
-            period_millis: i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX),
-        });
+        let revocation = plan
+            .settings()
+            .revoke_tokens_every_secs
+            .map(|secs| PeriodicRevocation {
+                origin: Millis::now(),
+                period_millis: i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            });
         self.org().sessions.set_periodic_revocation(revocation);
         *lock(&self.faults) = FaultInjector::new(plan);
         Ok(())
@@ -158,7 +169,12 @@ impl Shared {
     }
 
     pub fn request_log(&self, since: u64) -> Vec<RequestLogEntry> {
-        lock(&self.log).entries.iter().filter(|entry| entry.seq >= since).cloned().collect()
+        lock(&self.log)
+            .entries
+            .iter()
+            .filter(|entry| entry.seq >= since)
+            .cloned()
+            .collect()
     }
 
     pub fn reset(&self) {
@@ -173,7 +189,10 @@ impl Shared {
     }
 
     pub fn render_context(&self, api_version: &'static str) -> RenderContext<'static> {
-        RenderContext { api_version, running_user: self.user_id }
+        RenderContext {
+            api_version,
+            running_user: self.user_id,
+        }
     }
 
     pub fn admin_leads(&self, include_deleted: bool) -> Vec<Value> {
@@ -193,10 +212,17 @@ impl Shared {
         let mut random = [0u8; 96];
         if ring::rand::SystemRandom::new().fill(&mut random).is_err() {
             // Falls back to time-derived bytes; uniqueness, not secrecy, is what a test double needs.
-            let mut rng = crate::faults::SeededRng::new(Millis::now().0 as u64 ^ u64::from(std::process::id()));
-            random.iter_mut().for_each(|byte| *byte = rng.next_u64() as u8);
+            let mut rng = crate::faults::SeededRng::new(
+                Millis::now().0 as u64 ^ u64::from(std::process::id()),
+            );
+            random
+                .iter_mut()
+                .for_each(|byte| *byte = rng.next_u64() as u8);
         }
-        let tail: String = random.iter().map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()] as char).collect();
+        let tail: String = random
+            .iter()
+            .map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()] as char)
+            .collect();
         format!("{}!{tail}", self.org_id.short())
     }
 }
@@ -232,7 +258,9 @@ impl Emulator {
         let mut org = Org {
             store: LeadStore::new(config.schema.clone(), config.duplicate_rule_on_email),
             usage: ApiUsage::new(config.daily_request_limit, now),
-            sessions: Sessions::new(i64::try_from(config.session_timeout.as_millis()).unwrap_or(i64::MAX)),
+            sessions: Sessions::new(
+                i64::try_from(config.session_timeout.as_millis()).unwrap_or(i64::MAX),
+            ),
         };
         if let Some(path) = &config.state_file
             && let Some(state) = persist::load(path)?
@@ -250,19 +278,29 @@ impl Emulator {
             org_id: SalesforceId::generate(KeyPrefix::ORGANIZATION, INSTANCE, 1),
             user_id: SalesforceId::generate(KeyPrefix::USER, INSTANCE, 1),
             faults: Mutex::new(FaultInjector::new(FaultPlan::default())),
-            log: Mutex::new(RequestLog { entries: VecDeque::new(), capacity: config.request_log_capacity, next_seq: 1 }),
+            log: Mutex::new(RequestLog {
+                entries: VecDeque::new(),
+                capacity: config.request_log_capacity,
+                next_seq: 1,
+            }),
             org: Mutex::new(org),
             persist_signal: persist_signal.clone(),
             config,
         });
-        shared.set_faults(fault_settings).map_err(ConfigError::from)?;
+        shared
+            .set_faults(fault_settings)
+            .map_err(ConfigError::from)?;
 
         let router = router(shared.clone());
         let mut tasks = Vec::new();
         let mut http_addr = None;
         if let Some(address) = shared.config.http_listen {
-            let listener = TcpListener::bind(address).await.map_err(|source| StartError::Bind { address, source })?;
-            let local = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Bind { address, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { address, source })?;
             http_addr = Some(local);
             tasks.push(tokio::spawn(accept_loop(listener, router.clone(), None)));
         }
@@ -271,19 +309,36 @@ impl Emulator {
         if let Some(address) = shared.config.https_listen {
             let material = crate::tls::generate()?;
             if let Some(path) = &shared.config.ca_cert_out {
-                std::fs::write(path, &material.ca_pem).map_err(|source| StartError::WriteCa { path: path.clone(), source })?;
+                std::fs::write(path, &material.ca_pem).map_err(|source| StartError::WriteCa {
+                    path: path.clone(),
+                    source,
+                })?;
             }
-            let listener = TcpListener::bind(address).await.map_err(|source| StartError::Bind { address, source })?;
-            let local = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Bind { address, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { address, source })?;
             https_addr = Some(local);
             ca_pem = Some(material.ca_pem);
             let acceptor = tokio_rustls::TlsAcceptor::from(material.server_config);
-            tasks.push(tokio::spawn(accept_loop(listener, router.clone(), Some(acceptor))));
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                router.clone(),
+                Some(acceptor),
+            )));
         }
         if let Some(signal) = persist_signal {
             tasks.push(tokio::spawn(persist_loop(shared.clone(), signal)));
         }
-        Ok(RunningEmulator { shared, http_addr, https_addr, ca_pem, tasks })
+        Ok(RunningEmulator {
+            shared,
+            http_addr,
+            https_addr,
+            ca_pem,
+            tasks,
+        })
     }
 }
 
@@ -318,7 +373,8 @@ impl RunningEmulator {
 
     /// `https://localhost:PORT`; the certificate also covers `127.0.0.1`.
     pub fn https_url(&self) -> Option<String> {
-        self.https_addr.map(|address| format!("https://localhost:{}", address.port()))
+        self.https_addr
+            .map(|address| format!("https://localhost:{}", address.port()))
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
@@ -336,9 +392,19 @@ impl RunningEmulator {
 
     /// Issues (or repeats) an access token for the first connected app, without an HTTP round trip.
     pub fn issue_access_token(&self) -> String {
-        let client_id = self.shared.config.connected_apps.first().map(|app| app.client_id.clone()).unwrap_or_default();
+        let client_id = self
+            .shared
+            .config
+            .connected_apps
+            .first()
+            .map(|app| app.client_id.clone())
+            .unwrap_or_default();
         let fresh = self.shared.new_access_token();
-        let grant = self.shared.org().sessions.grant(&client_id, Millis::now(), || fresh);
+        let grant = self
+            .shared
+            .org()
+            .sessions
+            .grant(&client_id, Millis::now(), || fresh);
         self.shared.state_changed();
         grant.access_token
     }
@@ -410,11 +476,21 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(oauth::routes())
         .merge(rest::routes())
         .fallback(rest::not_found)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), faults_and_log));
-    Router::new().nest("/__admin", admin::routes()).merge(salesforce).with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults_and_log,
+        ));
+    Router::new()
+        .nest("/__admin", admin::routes())
+        .merge(salesforce)
+        .with_state(shared)
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let scheme = if tls.is_some() { "https" } else { "http" };
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -453,12 +529,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let drop_signal = Arc::new(Notify::new());
-    let control = ConnectionControl { scheme, local_addr, drop_signal: drop_signal.clone() };
+    let control = ConnectionControl {
+        scheme,
+        local_addr,
+        drop_signal: drop_signal.clone(),
+    };
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(control.clone());
         router.clone().oneshot(request.map(axum::body::Body::new))
     });
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
     tokio::select! {
         result = connection => {
             if let Err(error) = result {
@@ -470,10 +551,17 @@ where
 }
 
 /// Decides the request's fault, carries it out, and logs one line per request.
-async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn faults_and_log(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let path = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |pq| pq.as_str().to_owned(),
+    );
     let control = request.extensions().get::<ConnectionControl>().cloned();
     let fault = lock(&shared.faults).decide();
     let log = |status: Option<u16>, client_id: Option<String>| {
@@ -498,7 +586,9 @@ async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, nex
     let response = match fault {
         Fault::InternalError => respond::injected_internal_error(),
         Fault::Unavailable => respond::injected_unavailable(),
-        Fault::TooManyRequests { retry_after_secs } => respond::injected_too_many_requests(retry_after_secs),
+        Fault::TooManyRequests { retry_after_secs } => {
+            respond::injected_too_many_requests(retry_after_secs)
+        }
         Fault::DropBeforeWrite => {
             log(None, None);
             return drop_and_hang(control).await;
@@ -510,13 +600,19 @@ async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, nex
         Fault::DropAfterWrite => {
             // The handler has committed its write by the time it returns; only the answer is lost.
             let response = next.run(request).await;
-            let client = response.extensions().get::<AuthenticatedClient>().map(|c| c.0.clone());
+            let client = response
+                .extensions()
+                .get::<AuthenticatedClient>()
+                .map(|c| c.0.clone());
             log(None, client);
             return drop_and_hang(control).await;
         }
         Fault::None => next.run(request).await,
     };
-    let client = response.extensions().get::<AuthenticatedClient>().map(|c| c.0.clone());
+    let client = response
+        .extensions()
+        .get::<AuthenticatedClient>()
+        .map(|c| c.0.clone());
     log(Some(response.status().as_u16()), client);
     response
 }

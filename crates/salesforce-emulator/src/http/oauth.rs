@@ -18,18 +18,28 @@ use crate::auth::{OAuthError, authenticate_client};
 use crate::timestamp::Millis;
 
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/services/oauth2/token", post(token)).route("/services/oauth2/revoke", post(revoke))
+    Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/oauth2/revoke", post(revoke))
 }
 
 /// Form fields, tolerating Braze e-mail bodies where `&` became `&amp;` (`amp;client_secret`).
 fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body)
-        .map(|(key, value)| (key.strip_prefix("amp;").unwrap_or(&key).to_owned(), value.into_owned()))
+        .map(|(key, value)| {
+            (
+                key.strip_prefix("amp;").unwrap_or(&key).to_owned(),
+                value.into_owned(),
+            )
+        })
         .collect()
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
 }
 
 fn oauth_error(error: OAuthError) -> Response {
@@ -38,7 +48,10 @@ fn oauth_error(error: OAuthError) -> Response {
 
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache,must-revalidate,max-age=0,no-store,private"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache,must-revalidate,max-age=0,no-store,private"),
+    );
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
@@ -73,9 +86,16 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     // No Content-Type is fine: Braze's Connected Content sends form bodies without one.
-    if !content_type.is_empty() && !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    if !content_type.is_empty()
+        && !content_type
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    {
         return oauth_error(OAuthError::UNSUPPORTED_GRANT);
     }
     let fields = form_fields(&body);
@@ -88,7 +108,9 @@ async fn token(
         Some(credentials) => credentials,
         None => (
             field(&fields, "client_id").unwrap_or_default().to_owned(),
-            field(&fields, "client_secret").unwrap_or_default().to_owned(),
+            field(&fields, "client_secret")
+                .unwrap_or_default()
+                .to_owned(),
         ),
     };
     let app = match authenticate_client(&shared.config.connected_apps, &client_id, &client_secret) {
@@ -96,14 +118,20 @@ async fn token(
         Err(error) => return oauth_error(error),
     };
     let fresh = shared.new_access_token();
-    let grant = shared.org().sessions.grant(&app.client_id, Millis::now(), || fresh);
+    let grant = shared
+        .org()
+        .sessions
+        .grant(&app.client_id, Millis::now(), || fresh);
     shared.state_changed();
     let instance_url = instance_url(&headers, control.as_deref());
     let identity_url = format!("{instance_url}/id/{}/{}", shared.org_id, shared.user_id);
     let issued_at = grant.issued.0.to_string();
     // Salesforce signs id + issued_at with the consumer secret (HMAC-SHA256, base64).
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, app.client_secret.as_bytes());
-    let signature = BASE64.encode(ring::hmac::sign(&key, format!("{identity_url}{issued_at}").as_bytes()));
+    let signature = BASE64.encode(ring::hmac::sign(
+        &key,
+        format!("{identity_url}{issued_at}").as_bytes(),
+    ));
     let body = serde_json::json!({
         "access_token": grant.access_token,
         "signature": signature,
@@ -115,7 +143,9 @@ async fn token(
         "token_format": "opaque",
     });
     let mut response = no_store(respond::json(200, &body, None));
-    response.extensions_mut().insert(AuthenticatedClient(app.client_id));
+    response
+        .extensions_mut()
+        .insert(AuthenticatedClient(app.client_id));
     response
 }
 
@@ -123,12 +153,18 @@ async fn revoke(State(shared): State<Arc<Shared>>, uri: axum::http::Uri, body: B
     let mut fields = form_fields(&body);
     fields.extend(form_fields(uri.query().unwrap_or_default().as_bytes()));
     let Some(token) = field(&fields, "token") else {
-        return oauth_error(OAuthError { error: "unsupported_token_type", error_description: "this token type is not supported" });
+        return oauth_error(OAuthError {
+            error: "unsupported_token_type",
+            error_description: "this token type is not supported",
+        });
     };
     if shared.org().sessions.revoke(token) {
         shared.state_changed();
         axum::http::StatusCode::OK.into_response()
     } else {
-        oauth_error(OAuthError { error: "invalid_token", error_description: "invalid token" })
+        oauth_error(OAuthError {
+            error: "invalid_token",
+            error_description: "invalid token",
+        })
     }
 }

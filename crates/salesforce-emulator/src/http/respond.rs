@@ -13,7 +13,8 @@ pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
 pub fn json_bytes(status: u16, body: Vec<u8>, usage: Option<UsageReport>) -> Response {
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -25,7 +26,12 @@ pub fn json(status: u16, body: &impl Serialize, usage: Option<UsageReport>) -> R
         Ok(bytes) => json_bytes(status, bytes, usage),
         Err(error) => {
             tracing::error!(%error, "serialising a response failed");
-            json_bytes(500, br#"[{"message":"An unexpected error occurred.","errorCode":"UNKNOWN_EXCEPTION"}]"#.to_vec(), usage)
+            json_bytes(
+                500,
+                br#"[{"message":"An unexpected error occurred.","errorCode":"UNKNOWN_EXCEPTION"}]"#
+                    .to_vec(),
+                usage,
+            )
         }
     }
 }
@@ -62,13 +68,28 @@ pub fn injected_internal_error() -> Response {
 }
 
 pub fn injected_unavailable() -> Response {
-    error(ApiError::request(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."), None)
+    error(
+        ApiError::request(
+            503,
+            "SERVER_UNAVAILABLE",
+            "Server temporarily unavailable. Please try again later.",
+        ),
+        None,
+    )
 }
 
 /// Salesforce itself answers 403 when over the limit; 429 is what a proxy or gateway in front says.
 pub fn injected_too_many_requests(retry_after_secs: u32) -> Response {
-    let mut response =
-        error(ApiError::request(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Retry after the time in Retry-After."), None);
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    let mut response = error(
+        ApiError::request(
+            429,
+            "REQUEST_LIMIT_EXCEEDED",
+            "Too many requests. Retry after the time in Retry-After.",
+        ),
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
 }

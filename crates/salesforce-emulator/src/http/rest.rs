@@ -17,8 +17,8 @@ use super::{AuthenticatedClient, Shared};
 use crate::api_error::ApiError;
 use crate::id::{IdError, SalesforceId};
 use crate::lead::{
-    LeadChanges, RenderContext, WriteKind, field_value, parse_changes, parse_json, parse_json_object, render_record,
-    render_selected,
+    LeadChanges, RenderContext, WriteKind, field_value, parse_changes, parse_json,
+    parse_json_object, render_record, render_selected,
 };
 use crate::limits::UsageReport;
 use crate::schema::FieldIndex;
@@ -31,7 +31,8 @@ const NEWEST_VERSION: u32 = 67;
 /// Upsert answers 200 + body instead of 204 on update from this version on.
 const UPSERT_BODY_SINCE: u32 = 46;
 const COLLECTION_LIMIT: usize = 200;
-const DUPLICATE_MESSAGE: &str = "You're creating a duplicate record. We recommend you use an existing record instead.";
+const DUPLICATE_MESSAGE: &str =
+    "You're creating a duplicate record. We recommend you use an existing record instead.";
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -72,7 +73,10 @@ enum VersionError {
 
 fn parse_version(segment: &str) -> Result<ApiVersion, VersionError> {
     if segment.eq_ignore_ascii_case("latest") {
-        return Ok(ApiVersion { major: NEWEST_VERSION, text: format!("{NEWEST_VERSION}.0") });
+        return Ok(ApiVersion {
+            major: NEWEST_VERSION,
+            text: format!("{NEWEST_VERSION}.0"),
+        });
     }
     let number = segment.strip_prefix('v').ok_or(VersionError::Unknown)?;
     let (major, minor) = number.split_once('.').ok_or(VersionError::Unknown)?;
@@ -82,7 +86,10 @@ fn parse_version(segment: &str) -> Result<ApiVersion, VersionError> {
     }
     match major {
         7..OLDEST_VERSION => Err(VersionError::Retired),
-        OLDEST_VERSION..=NEWEST_VERSION => Ok(ApiVersion { major, text: number.to_owned() }),
+        OLDEST_VERSION..=NEWEST_VERSION => Ok(ApiVersion {
+            major,
+            text: number.to_owned(),
+        }),
         _ => Err(VersionError::Unknown),
     }
 }
@@ -92,22 +99,35 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::invalid_session());
     };
-    let value = value.to_str().map_err(|_| ApiError::invalid_auth_header())?.trim();
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_auth_header())?
+        .trim();
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth") => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth") =>
+        {
             let token = token.trim();
-            if token.is_empty() { Err(ApiError::invalid_session()) } else { Ok(token) }
+            if token.is_empty() {
+                Err(ApiError::invalid_session())
+            } else {
+                Ok(token)
+            }
         }
         _ => Err(ApiError::invalid_auth_header()),
     }
 }
 
 fn decode_segment(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// One authenticated, counted API call.
@@ -121,9 +141,18 @@ struct Call<'a> {
     body: Bytes,
 }
 
-async fn data_api(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn data_api(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = Millis::now();
-    let rest = uri.path().strip_prefix("/services/data/").unwrap_or_default();
+    let rest = uri
+        .path()
+        .strip_prefix("/services/data/")
+        .unwrap_or_default();
     let mut segments: Vec<String> = rest.split('/').map(decode_segment).collect();
     // Salesforce accepts a trailing slash on every resource.
     if segments.len() > 1 && segments.last().is_some_and(String::is_empty) {
@@ -142,21 +171,52 @@ async fn data_api(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, h
         };
         match org.usage.try_consume(now) {
             Ok(usage) => (client_id, usage),
-            Err(usage) => return tag(respond::error(ApiError::request_limit_exceeded(), Some(usage)), client_id),
+            Err(usage) => {
+                return tag(
+                    respond::error(ApiError::request_limit_exceeded(), Some(usage)),
+                    client_id,
+                );
+            }
         }
     };
     let version = match parse_version(&segments[0]) {
         Ok(version) => version,
-        Err(VersionError::Retired) => return tag(respond::error(ApiError { status: 410, ..ApiError::resource_not_found() }, Some(usage)), client_id),
-        Err(VersionError::Unknown) => return tag(respond::error(ApiError::resource_not_found(), Some(usage)), client_id),
+        Err(VersionError::Retired) => {
+            return tag(
+                respond::error(
+                    ApiError {
+                        status: 410,
+                        ..ApiError::resource_not_found()
+                    },
+                    Some(usage),
+                ),
+                client_id,
+            );
+        }
+        Err(VersionError::Unknown) => {
+            return tag(
+                respond::error(ApiError::resource_not_found(), Some(usage)),
+                client_id,
+            );
+        }
     };
-    let call = Call { shared: &shared, version, usage, method, uri: &uri, headers: &headers, body };
+    let call = Call {
+        shared: &shared,
+        version,
+        usage,
+        method,
+        uri: &uri,
+        headers: &headers,
+        body,
+    };
     let path: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     tag(call.dispatch(&path), client_id)
 }
 
 fn tag(mut response: Response, client_id: String) -> Response {
-    response.extensions_mut().insert(AuthenticatedClient(client_id));
+    response
+        .extensions_mut()
+        .insert(AuthenticatedClient(client_id));
     response
 }
 
@@ -170,14 +230,24 @@ impl Call<'_> {
         match path {
             [] | [""] if method == Method::GET => self.resources(),
             ["sobjects"] if method == Method::GET => self.describe_global(),
-            ["sobjects", object, ..] if !is_lead(object) => self.error(ApiError::resource_not_found()),
+            ["sobjects", object, ..] if !is_lead(object) => {
+                self.error(ApiError::resource_not_found())
+            }
             ["sobjects", _] => match method.as_str() {
                 "GET" | "HEAD" => self.basic_info(),
                 "POST" => self.create(),
                 other => self.error(ApiError::method_not_allowed(other, "HEAD,GET,POST")),
             },
-            ["sobjects", _, describe] if describe.eq_ignore_ascii_case("describe") && method == Method::GET => self.describe(),
-            ["sobjects", _, id_field] if id_field.eq_ignore_ascii_case("Id") && method == Method::POST => self.create(),
+            ["sobjects", _, describe]
+                if describe.eq_ignore_ascii_case("describe") && method == Method::GET =>
+            {
+                self.describe()
+            }
+            ["sobjects", _, id_field]
+                if id_field.eq_ignore_ascii_case("Id") && method == Method::POST =>
+            {
+                self.create()
+            }
             ["sobjects", _, key] => {
                 let method = match query_param(self.uri, "_HttpMethod") {
                     Some(overridden) if method == Method::POST => overridden.to_ascii_uppercase(),
@@ -187,7 +257,9 @@ impl Call<'_> {
                     "GET" | "HEAD" => self.read(key),
                     "PATCH" => self.update(key),
                     "DELETE" => self.delete(key),
-                    other => self.error(ApiError::method_not_allowed(other, "HEAD,GET,PATCH,DELETE")),
+                    other => {
+                        self.error(ApiError::method_not_allowed(other, "HEAD,GET,PATCH,DELETE"))
+                    }
                 }
             }
             ["sobjects", _, field, value] => match method.as_str() {
@@ -196,7 +268,11 @@ impl Call<'_> {
                 "DELETE" => self.delete_by_external_id(field, value),
                 other => self.error(ApiError::method_not_allowed(other, "HEAD,GET,PATCH,DELETE")),
             },
-            [query] if (query.eq_ignore_ascii_case("query") || query.eq_ignore_ascii_case("queryAll")) && method == Method::GET => {
+            [query]
+                if (query.eq_ignore_ascii_case("query")
+                    || query.eq_ignore_ascii_case("queryAll"))
+                    && method == Method::GET =>
+            {
                 self.query(query.eq_ignore_ascii_case("queryAll"))
             }
             ["composite", "sobjects"] => match method.as_str() {
@@ -223,7 +299,10 @@ impl Call<'_> {
     }
 
     fn context(&self) -> RenderContext<'_> {
-        RenderContext { api_version: &self.version.text, running_user: self.shared.user_id }
+        RenderContext {
+            api_version: &self.version.text,
+            running_user: self.shared.user_id,
+        }
     }
 
     /// `Sforce-Duplicate-Rule-Header: allowSave=true` saves despite the duplicate rule.
@@ -231,12 +310,20 @@ impl Call<'_> {
         self.headers
             .get("sforce-duplicate-rule-header")
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.to_ascii_lowercase().replace(' ', "").contains("allowsave=true"))
+            .is_some_and(|value| {
+                value
+                    .to_ascii_lowercase()
+                    .replace(' ', "")
+                    .contains("allowsave=true")
+            })
     }
 
     /// The request body as one JSON object, with the content-type rules Salesforce applies.
     fn body_object(&self) -> Result<(Map<String, Value>, String), ApiError> {
-        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if let Some(error) = self.content_type_error(content_type) {
             return Err(error);
         }
@@ -247,16 +334,26 @@ impl Call<'_> {
     fn content_type_error(&self, content_type: Option<&str>) -> Option<ApiError> {
         match content_type {
             None if self.body.is_empty() && self.method == Method::PATCH => {
-                Some(ApiError::request(400, "INVALID_CONTENT_TYPE", "Content-Type header is required for a request with a body"))
+                Some(ApiError::request(
+                    400,
+                    "INVALID_CONTENT_TYPE",
+                    "Content-Type header is required for a request with a body",
+                ))
             }
-            None if self.body.is_empty() => {
-                Some(ApiError::request(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type header specified in HTTP request is not supported: null"))
-            }
-            Some(content_type) if !content_type.to_ascii_lowercase().contains("json") => Some(ApiError::request(
+            None if self.body.is_empty() => Some(ApiError::request(
                 415,
                 "UNSUPPORTED_MEDIA_TYPE",
-                format!("Content-Type header specified in HTTP request is not supported: {content_type}"),
+                "Content-Type header specified in HTTP request is not supported: null",
             )),
+            Some(content_type) if !content_type.to_ascii_lowercase().contains("json") => {
+                Some(ApiError::request(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    format!(
+                        "Content-Type header specified in HTTP request is not supported: {content_type}"
+                    ),
+                ))
+            }
             _ => None,
         }
     }
@@ -306,7 +403,10 @@ impl Call<'_> {
         });
         let mut extra = Map::new();
         extra.insert("duplicateResut".to_owned(), result);
-        ApiError { extra: Some(extra), ..ApiError::request(400, "DUPLICATES_DETECTED", DUPLICATE_MESSAGE) }
+        ApiError {
+            extra: Some(extra),
+            ..ApiError::request(400, "DUPLICATES_DETECTED", DUPLICATE_MESSAGE)
+        }
     }
 
     /// A URL key that should be a Lead id.
@@ -369,16 +469,26 @@ impl Call<'_> {
             .rev()
             .take(5)
             .map(|record| {
-                let name = name.map_or(Value::Null, |index| field_value(self.shared.schema(), record, index, &context));
+                let name = name.map_or(Value::Null, |index| {
+                    field_value(self.shared.schema(), record, index, &context)
+                });
                 json!({"attributes": context.attributes(&record.id), "Id": record.id, "Name": name})
             })
             .collect();
-        self.json(200, &json!({"objectDescribe": self.object_summary(), "recentItems": recent}))
+        self.json(
+            200,
+            &json!({"objectDescribe": self.object_summary(), "recentItems": recent}),
+        )
     }
 
     fn describe(&self) -> Response {
         let mut describe = self.object_summary();
-        let fields: Vec<Value> = self.shared.schema().fields().map(|(_, field)| field.describe()).collect();
+        let fields: Vec<Value> = self
+            .shared
+            .schema()
+            .fields()
+            .map(|(_, field)| field.describe())
+            .collect();
         if let Some(object) = describe.as_object_mut() {
             object.insert("fields".to_owned(), Value::Array(fields));
             object.insert("childRelationships".to_owned(), json!([]));
@@ -392,11 +502,17 @@ impl Call<'_> {
             Ok(changes) => changes,
             Err(error) => return self.error(error),
         };
-        let created = self.shared.org().store.create(&changes, self.shared.user_id, Millis::now(), self.allow_duplicates());
+        let created = self.shared.org().store.create(
+            &changes,
+            self.shared.user_id,
+            Millis::now(),
+            self.allow_duplicates(),
+        );
         match created {
             Ok(id) => {
                 self.shared.state_changed();
-                let mut response = self.json(201, &json!({"id": id, "success": true, "errors": []}));
+                let mut response =
+                    self.json(201, &json!({"id": id, "success": true, "errors": []}));
                 if let Ok(location) = HeaderValue::from_str(&self.context().record_url(&id)) {
                     response.headers_mut().insert(header::LOCATION, location);
                 }
@@ -423,7 +539,9 @@ impl Call<'_> {
             Ok(record) => {
                 let context = self.context();
                 let body = match &selected {
-                    Some(selected) => render_selected(self.shared.schema(), record, selected, &context),
+                    Some(selected) => {
+                        render_selected(self.shared.schema(), record, selected, &context)
+                    }
                     None => render_record(self.shared.schema(), record, &context),
                 };
                 self.json(200, &body)
@@ -436,7 +554,12 @@ impl Call<'_> {
         list.split(',')
             .map(str::trim)
             .filter(|name| !name.is_empty())
-            .map(|name| self.shared.schema().lookup(name).ok_or_else(|| ApiError::no_such_column(name, "Lead")))
+            .map(|name| {
+                self.shared
+                    .schema()
+                    .lookup(name)
+                    .ok_or_else(|| ApiError::no_such_column(name, "Lead"))
+            })
             .collect()
     }
 
@@ -449,7 +572,11 @@ impl Call<'_> {
             Ok(changes) => changes,
             Err(error) => return self.error(error),
         };
-        let updated = self.shared.org().store.update(&id, &changes, Millis::now(), self.allow_duplicates());
+        let updated =
+            self.shared
+                .org()
+                .store
+                .update(&id, &changes, Millis::now(), self.allow_duplicates());
         match updated {
             Ok(()) => {
                 self.shared.state_changed();
@@ -484,7 +611,10 @@ impl Call<'_> {
         if field.external_id || field.name == "Id" {
             Ok(index)
         } else {
-            Err(ApiError::invalid_field(format!("Field name provided, {} is not an External ID or indexed field for Lead", field.name)))
+            Err(ApiError::invalid_field(format!(
+                "Field name provided, {} is not an External ID or indexed field for Lead",
+                field.name
+            )))
         }
     }
 
@@ -500,13 +630,21 @@ impl Call<'_> {
             Ok(changes) => changes,
             Err(error) => return self.error(error),
         };
-        let update_only = query_param(self.uri, "updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let update_only =
+            query_param(self.uri, "updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let outcome = {
             let mut org = self.shared.org();
             if update_only && org.store.find_by(field, value).is_empty() {
                 return self.error(ApiError::external_id_not_found(value));
             }
-            org.store.upsert(field, value, changes, self.shared.user_id, Millis::now(), self.allow_duplicates())
+            org.store.upsert(
+                field,
+                value,
+                changes,
+                self.shared.user_id,
+                Millis::now(),
+                self.allow_duplicates(),
+            )
         };
         let with_created = self.version.major >= UPSERT_BODY_SINCE;
         match outcome {
@@ -525,7 +663,10 @@ impl Call<'_> {
             Ok(UpsertOutcome::Updated(id)) => {
                 self.shared.state_changed();
                 if with_created {
-                    self.json(200, &json!({"id": id, "success": true, "errors": [], "created": false}))
+                    self.json(
+                        200,
+                        &json!({"id": id, "success": true, "errors": [], "created": false}),
+                    )
                 } else {
                     respond::no_content(Some(self.usage))
                 }
@@ -554,7 +695,10 @@ impl Call<'_> {
         match matches.as_slice() {
             [] => self.error(ApiError::resource_not_found()),
             [id] => match org.store.get(id) {
-                Ok(record) => self.json(200, &render_record(self.shared.schema(), record, &self.context())),
+                Ok(record) => self.json(
+                    200,
+                    &render_record(self.shared.schema(), record, &self.context()),
+                ),
                 Err(error) => self.error(self.store_error(error, value)),
             },
             _ => self.ambiguous(&matches),
@@ -576,7 +720,11 @@ impl Call<'_> {
 
     fn query(&self, include_deleted: bool) -> Response {
         let Some(text) = query_param(self.uri, "q") else {
-            return self.error(ApiError::request(400, "MALFORMED_QUERY", "A query string has to be specified"));
+            return self.error(ApiError::request(
+                400,
+                "MALFORMED_QUERY",
+                "A query string has to be specified",
+            ));
         };
         let query = match crate::soql::parse(&text, self.shared.schema()) {
             Ok(query) => query,
@@ -586,10 +734,15 @@ impl Call<'_> {
         let context = self.context();
         let org = self.shared.org();
         let matches = |record: &crate::lead::LeadRecord| {
-            query.conditions.iter().all(|condition| condition.matches(&field_value(schema, record, condition.field, &context)))
+            query.conditions.iter().all(|condition| {
+                condition.matches(&field_value(schema, record, condition.field, &context))
+            })
         };
-        let candidates: Box<dyn Iterator<Item = &crate::lead::LeadRecord>> =
-            if include_deleted { Box::new(org.store.all()) } else { Box::new(org.store.live()) };
+        let candidates: Box<dyn Iterator<Item = &crate::lead::LeadRecord>> = if include_deleted {
+            Box::new(org.store.all())
+        } else {
+            Box::new(org.store.live())
+        };
         let records: Vec<Value> = candidates
             .filter(|record| matches(record))
             .take(query.limit.unwrap_or(usize::MAX))
@@ -597,58 +750,111 @@ impl Call<'_> {
                 let mut object = Map::new();
                 object.insert("attributes".to_owned(), context.attributes(&record.id));
                 for index in &query.fields {
-                    object.insert(schema.field(*index).name.clone(), field_value(schema, record, *index, &context));
+                    object.insert(
+                        schema.field(*index).name.clone(),
+                        field_value(schema, record, *index, &context),
+                    );
                 }
                 Value::Object(object)
             })
             .collect();
-        self.json(200, &json!({"totalSize": records.len(), "done": true, "records": records}))
+        self.json(
+            200,
+            &json!({"totalSize": records.len(), "done": true, "records": records}),
+        )
     }
 
     fn limits(&self) -> Response {
         let remaining = self.usage.max.saturating_sub(self.usage.used);
-        self.json(200, &json!({"DailyApiRequests": {"Max": self.usage.max, "Remaining": remaining}}))
+        self.json(
+            200,
+            &json!({"DailyApiRequests": {"Max": self.usage.max, "Remaining": remaining}}),
+        )
     }
 
     /// `{"allOrNone": bool, "records": [...]}` for create and update.
     fn collection_body(&self) -> Result<(bool, Vec<Value>), ApiError> {
-        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if let Some(error) = self.content_type_error(content_type) {
             return Err(error);
         }
         let body = parse_json(&self.body)?;
-        let all_or_none = body.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
+        let all_or_none = body
+            .get("allOrNone")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let Some(records) = body.get("records").and_then(Value::as_array) else {
-            return Err(ApiError::json_parser("Cannot deserialize instance of SObjectCollectionRequest: records is required"));
+            return Err(ApiError::json_parser(
+                "Cannot deserialize instance of SObjectCollectionRequest: records is required",
+            ));
         };
         if records.len() > COLLECTION_LIMIT {
-            return Err(ApiError::request(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call"));
+            return Err(ApiError::request(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            ));
         }
         Ok((all_or_none, records.clone()))
     }
 
     /// Each record must say it is a Lead in `attributes.type`.
-    fn collection_record(&self, record: &Value, kind: WriteKind) -> Result<(LeadChanges, Option<String>), ApiError> {
+    fn collection_record(
+        &self,
+        record: &Value,
+        kind: WriteKind,
+    ) -> Result<(LeadChanges, Option<String>), ApiError> {
         let Some(object) = record.as_object() else {
-            return Err(ApiError::json_parser("Cannot deserialize instance of SObject from a non-object value"));
+            return Err(ApiError::json_parser(
+                "Cannot deserialize instance of SObject from a non-object value",
+            ));
         };
-        match object.get("attributes").and_then(|a| a.get("type")).and_then(Value::as_str) {
-            None => return Err(ApiError::request(400, "INVALID_TYPE", "Must send a concrete entity type.")),
+        match object
+            .get("attributes")
+            .and_then(|a| a.get("type"))
+            .and_then(Value::as_str)
+        {
+            None => {
+                return Err(ApiError::request(
+                    400,
+                    "INVALID_TYPE",
+                    "Must send a concrete entity type.",
+                ));
+            }
             Some(object_type) if !is_lead(object_type) => {
-                return Err(ApiError::request(400, "INVALID_TYPE", format!("sObject type '{object_type}' is not supported.")));
+                return Err(ApiError::request(
+                    400,
+                    "INVALID_TYPE",
+                    format!("sObject type '{object_type}' is not supported."),
+                ));
             }
             Some(_) => {}
         }
         let mut fields = object.clone();
         let id = match kind {
             WriteKind::Update => {
-                let id = fields.iter().find(|(key, _)| key.eq_ignore_ascii_case("id")).and_then(|(_, v)| v.as_str().map(str::to_owned));
+                let id = fields
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case("id"))
+                    .and_then(|(_, v)| v.as_str().map(str::to_owned));
                 fields.retain(|key, _| !key.eq_ignore_ascii_case("id"));
-                Some(id.ok_or_else(|| ApiError::record("MISSING_ARGUMENT", "Id not specified in an update call", vec![]))?)
+                Some(id.ok_or_else(|| {
+                    ApiError::record(
+                        "MISSING_ARGUMENT",
+                        "Id not specified in an update call",
+                        vec![],
+                    )
+                })?)
             }
             WriteKind::Create => None,
         };
-        Ok((parse_changes(self.shared.schema(), &fields, None, kind)?, id))
+        Ok((
+            parse_changes(self.shared.schema(), &fields, None, kind)?,
+            id,
+        ))
     }
 
     fn collection_create(&self) -> Response {
@@ -664,8 +870,10 @@ impl Call<'_> {
             Ok(parsed) => parsed,
             Err(error) => return self.error(error),
         };
-        let parsed: Vec<Result<(LeadChanges, Option<String>), ApiError>> =
-            records.iter().map(|record| self.collection_record(record, kind)).collect();
+        let parsed: Vec<Result<(LeadChanges, Option<String>), ApiError>> = records
+            .iter()
+            .map(|record| self.collection_record(record, kind))
+            .collect();
         let allow_duplicates = self.allow_duplicates();
         let now = Millis::now();
         let mut org = self.shared.org();
@@ -675,10 +883,24 @@ impl Call<'_> {
                 Err(error) => Err(error.clone()),
                 Ok((changes, id_text)) => match (kind, id_text) {
                     (WriteKind::Create, _) => {
-                        let checked = if all_or_none { org.store.check_create(changes, allow_duplicates) } else { Ok(()) };
+                        let checked = if all_or_none {
+                            org.store.check_create(changes, allow_duplicates)
+                        } else {
+                            Ok(())
+                        };
                         checked
-                            .and_then(|()| if all_or_none { Ok(None) } else { org.store.create(changes, self.shared.user_id, now, allow_duplicates).map(Some) })
-                            .map(|id| id.unwrap_or_else(|| SalesforceId::from_short(*b"000000000000000")))
+                            .and_then(|()| {
+                                if all_or_none {
+                                    Ok(None)
+                                } else {
+                                    org.store
+                                        .create(changes, self.shared.user_id, now, allow_duplicates)
+                                        .map(Some)
+                                }
+                            })
+                            .map(|id| {
+                                id.unwrap_or_else(|| SalesforceId::from_short(*b"000000000000000"))
+                            })
                             .map_err(|error| self.store_error(error, ""))
                     }
                     (WriteKind::Update, Some(id_text)) => self.lead_id(id_text).and_then(|id| {
@@ -687,9 +909,15 @@ impl Call<'_> {
                         } else {
                             org.store.update(&id, changes, now, allow_duplicates)
                         };
-                        result.map(|()| id).map_err(|error| self.store_error(error, id_text))
+                        result
+                            .map(|()| id)
+                            .map_err(|error| self.store_error(error, id_text))
                     }),
-                    (WriteKind::Update, None) => Err(ApiError::record("MISSING_ARGUMENT", "Id not specified in an update call", vec![])),
+                    (WriteKind::Update, None) => Err(ApiError::record(
+                        "MISSING_ARGUMENT",
+                        "Id not specified in an update call",
+                        vec![],
+                    )),
                 },
             };
             outcomes.push(outcome);
@@ -703,13 +931,23 @@ impl Call<'_> {
             outcomes.clear();
             let mut committed = Vec::new();
             for item in &parsed {
-                let Ok((changes, id_text)) = item else { continue };
+                let Ok((changes, id_text)) = item else {
+                    continue;
+                };
                 let result = match kind {
-                    WriteKind::Create => org.store.create(changes, self.shared.user_id, now, allow_duplicates),
+                    WriteKind::Create => {
+                        org.store
+                            .create(changes, self.shared.user_id, now, allow_duplicates)
+                    }
                     WriteKind::Update => {
-                        let id = id_text.as_deref().and_then(|text| SalesforceId::parse(text).ok());
+                        let id = id_text
+                            .as_deref()
+                            .and_then(|text| SalesforceId::parse(text).ok());
                         match id {
-                            Some(id) => org.store.update(&id, changes, now, allow_duplicates).map(|()| id),
+                            Some(id) => org
+                                .store
+                                .update(&id, changes, now, allow_duplicates)
+                                .map(|()| id),
                             None => Err(StoreError::NotFound),
                         }
                     }
@@ -775,15 +1013,25 @@ impl Call<'_> {
             .map(str::to_owned)
             .collect();
         if ids.len() > COLLECTION_LIMIT {
-            return self.error(ApiError::request(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call"));
+            return self.error(ApiError::request(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            ));
         }
-        let all_or_none = query_param(self.uri, "allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let all_or_none =
+            query_param(self.uri, "allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let now = Millis::now();
         let mut org = self.shared.org();
         let checks: Vec<Result<SalesforceId, ApiError>> = ids
             .iter()
             .map(|text| {
-                self.lead_id(text).and_then(|id| org.store.get(&id).map(|_| id).map_err(|error| self.store_error(error, text)))
+                self.lead_id(text).and_then(|id| {
+                    org.store
+                        .get(&id)
+                        .map(|_| id)
+                        .map_err(|error| self.store_error(error, text))
+                })
             })
             .collect();
         if all_or_none && checks.iter().any(Result::is_err) {
@@ -794,14 +1042,21 @@ impl Call<'_> {
         let results: Vec<Value> = checks
             .iter()
             .zip(&ids)
-            .map(|(check, text)| match check.as_ref().map_err(Clone::clone).and_then(|id| {
-                org.store.delete(id, now).map(|()| *id).map_err(|error| self.store_error(error, text))
-            }) {
-                Ok(id) => {
-                    any_deleted = true;
-                    json!({"id": id, "success": true, "errors": []})
+            .map(|(check, text)| {
+                match check.as_ref().map_err(Clone::clone).and_then(|id| {
+                    org.store
+                        .delete(id, now)
+                        .map(|()| *id)
+                        .map_err(|error| self.store_error(error, text))
+                }) {
+                    Ok(id) => {
+                        any_deleted = true;
+                        json!({"id": id, "success": true, "errors": []})
+                    }
+                    Err(error) => {
+                        json!({"success": false, "errors": [error.to_collection_error()]})
+                    }
                 }
-                Err(error) => json!({"success": false, "errors": [error.to_collection_error()]}),
             })
             .collect();
         drop(org);
@@ -826,8 +1081,17 @@ mod tests {
 
     #[test]
     fn parses_versions() {
-        assert!(matches!(parse_version("v60.0"), Ok(ApiVersion { major: 60, .. })));
-        assert!(matches!(parse_version("latest"), Ok(ApiVersion { major: NEWEST_VERSION, .. })));
+        assert!(matches!(
+            parse_version("v60.0"),
+            Ok(ApiVersion { major: 60, .. })
+        ));
+        assert!(matches!(
+            parse_version("latest"),
+            Ok(ApiVersion {
+                major: NEWEST_VERSION,
+                ..
+            })
+        ));
         assert!(matches!(parse_version("v20.0"), Err(VersionError::Retired)));
         assert!(matches!(parse_version("v99.0"), Err(VersionError::Unknown)));
         assert!(matches!(parse_version("60.0"), Err(VersionError::Unknown)));
