@@ -34,10 +34,13 @@ pub fn build_client(config: &ClientConfig) -> Result<reqwest::Client, ClientErro
         .pool_max_idle_per_host(config.pool_max_idle_per_host.unwrap_or(64))
         .use_rustls_tls();
     for pem in &config.extra_ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::BadCertificate(e.to_string()))?;
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| ClientError::BadCertificate(e.to_string()))?;
         builder = builder.add_root_certificate(cert);
     }
-    builder.build().map_err(|e| ClientError::Build(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
 }
 
 /// `connected_content` over the pooled async client.
@@ -61,31 +64,53 @@ impl HttpFetcher {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
         };
-        let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .timeout(request.timeout);
         for (k, v) in &request.headers {
             builder = builder.header(k, v);
         }
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let mut response = builder.send().await.map_err(|e| classify(&e, request.timeout))?;
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| classify(&e, request.timeout))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        if response.content_length().is_some_and(|len| len > request.max_response_bytes as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > request.max_response_bytes as u64)
+        {
             return Err(FetchError::TooLarge(request.max_response_bytes));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, request.timeout))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| classify(&e, request.timeout))?
+        {
             if body.len() + chunk.len() > request.max_response_bytes {
                 return Err(FetchError::TooLarge(request.max_response_bytes));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(FetchResponse { status, headers, body })
+        Ok(FetchResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

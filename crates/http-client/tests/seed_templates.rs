@@ -13,11 +13,18 @@ use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context, Outcome
 fn seed_files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "seed folder {} is missing under CI=true", dir.display());
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "seed folder {} is missing under CI=true",
+            dir.display()
+        );
         eprintln!("SKIPPED: seed folder {} is missing", dir.display());
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
     files.sort();
     files
 }
@@ -28,7 +35,9 @@ fn table_templates(text: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let cell = cells.iter().find(|c| c.starts_with("{% raw %}`"))?;
-            let template = cell.strip_prefix("{% raw %}`")?.strip_suffix("`{% endraw %}")?;
+            let template = cell
+                .strip_prefix("{% raw %}`")?
+                .strip_suffix("`{% endraw %}")?;
             let key = cells.get(1).copied().unwrap_or_default();
             Some((key.to_string(), template.to_string()))
         })
@@ -50,7 +59,9 @@ async fn token_server() -> String {
             axum::Json(serde_json::json!({"access_token": if ok { "00Dxx!token" } else { "" }, "token_type": "Bearer"}))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -65,12 +76,23 @@ async fn seed_templates_render_as_braze_would() {
         return;
     }
     let base = token_server().await;
-    let fetcher = HttpFetcher::new(build_client(&ClientConfig::default()).expect("client"), tokio::runtime::Handle::current());
-    let client = Arc::new(ConnectedContent::new(Arc::new(fetcher), ConnectedContentConfig::default()));
+    let fetcher = HttpFetcher::new(
+        build_client(&ClientConfig::default()).expect("client"),
+        tokio::runtime::Handle::current(),
+    );
+    let client = Arc::new(ConnectedContent::new(
+        Arc::new(fetcher),
+        ConnectedContentConfig::default(),
+    ));
     for file in files {
         let text = std::fs::read_to_string(&file).expect("seed readable");
         let rows = table_templates(&text);
-        assert!(rows.len() >= 8, "{}: expected the Create and Update tables, found {} templates", file.display(), rows.len());
+        assert!(
+            rows.len() >= 8,
+            "{}: expected the Create and Update tables, found {} templates",
+            file.display(),
+            rows.len()
+        );
         for (key, source) in rows {
             let client = client.clone();
             let base = base.clone();

@@ -5,7 +5,11 @@ mod liquid_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "leadwire", version, about = "Turn what users do in your product into Salesforce leads")]
+#[command(
+    name = "leadwire",
+    version,
+    about = "Turn what users do in your product into Salesforce leads"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,7 @@ enum Command {
     #[command(subcommand)]
     Liquid(liquid_cmd::LiquidCommand),
     /// Run the local Salesforce Sales Cloud emulator.
-    SalesforceEmulator(leadwire_salesforce_emulator::cli::EmulatorArgs),
+    SalesforceEmulator(Box<leadwire_salesforce_emulator::cli::EmulatorArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         Command::Liquid(cmd) => liquid_cmd::run_liquid(cmd),
         Command::SalesforceEmulator(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(leadwire_salesforce_emulator::cli::run(args))
+            runtime.block_on(leadwire_salesforce_emulator::cli::run(*args))
         }
     }
 }

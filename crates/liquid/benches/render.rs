@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context, FetchError, FetchRequest, FetchResponse, Fetcher, Outcome, Template};
+use leadwire_liquid::{
+    ConnectedContent, ConnectedContentConfig, Context, FetchError, FetchRequest, FetchResponse,
+    Fetcher, Outcome, Template,
+};
 
 fn measure(seconds: f64, mut f: impl FnMut() -> usize) -> f64 {
     // Warm up, then count whole renders until the time is up.
@@ -30,7 +33,11 @@ fn measure(seconds: f64, mut f: impl FnMut() -> usize) -> f64 {
 struct TokenEndpoint;
 impl Fetcher for TokenEndpoint {
     fn fetch(&self, _: &FetchRequest) -> Result<FetchResponse, FetchError> {
-        Ok(FetchResponse { status: 200, headers: Vec::new(), body: br#"{"access_token":"00Dxx0000001gPL!AR8AQJXg","token_type":"Bearer"}"#.to_vec() })
+        Ok(FetchResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: br#"{"access_token":"00Dxx0000001gPL!AR8AQJXg","token_type":"Bearer"}"#.to_vec(),
+        })
     }
 }
 
@@ -53,25 +60,44 @@ fn seed_cases() -> Vec<Case> {
     let header = "{% connected_content https://acme.my.salesforce.com/services/oauth2/token :method post :body client_id=ID&client_secret=SECRET&grant_type=client_credentials :cache_max_age 900 :save result %}Bearer {{result.access_token}}";
     let plain = r#"{"firstName":"{{first_name}}","lastName":"{{last_name}}","email":"{{email}}","company":"{{company}}"}"#;
     let plain_data = serde_json::json!({"first_name": "José", "last_name": "Müller", "email": "jose@example.com", "company": "Acme 주식회사"});
-    let cc = Arc::new(ConnectedContent::new(Arc::new(TokenEndpoint), ConnectedContentConfig::default()));
-    let parser = liquid::ParserBuilder::with_stdlib().build().expect("liquid parser");
+    let cc = Arc::new(ConnectedContent::new(
+        Arc::new(TokenEndpoint),
+        ConnectedContentConfig::default(),
+    ));
+    let parser = liquid::ParserBuilder::with_stdlib()
+        .build()
+        .expect("liquid parser");
     vec![
         Case {
             name: "seed Create Lead body (Braze ${...})".into(),
-            ours: Some((Template::parse(body).expect("body"), Context::new().with_braze(&braze_user()))),
+            ours: Some((
+                Template::parse(body).expect("body"),
+                Context::new().with_braze(&braze_user()),
+            )),
             theirs: None,
             note: "liquid crate cannot parse ${...}".into(),
         },
         Case {
             name: "seed Authorization header (token from cache)".into(),
-            ours: Some((Template::parse(header).expect("header"), Context::new().with_braze(&braze_user()).with_connected_content(cc))),
+            ours: Some((
+                Template::parse(header).expect("header"),
+                Context::new()
+                    .with_braze(&braze_user())
+                    .with_connected_content(cc),
+            )),
             theirs: None,
             note: "liquid crate has no connected_content".into(),
         },
         Case {
             name: "one-line webhook body (plain Liquid)".into(),
-            ours: Some((Template::parse(plain).expect("plain"), Context::new().with_globals(&plain_data))),
-            theirs: Some((parser.parse(plain).expect("liquid parses"), liquid::model::to_object(&plain_data).expect("object"))),
+            ours: Some((
+                Template::parse(plain).expect("plain"),
+                Context::new().with_globals(&plain_data),
+            )),
+            theirs: Some((
+                parser.parse(plain).expect("liquid parses"),
+                liquid::model::to_object(&plain_data).expect("object"),
+            )),
             note: String::new(),
         },
     ]
@@ -79,61 +105,111 @@ fn seed_cases() -> Vec<Case> {
 
 fn fixture_cases(root: &Path, now: chrono::DateTime<chrono::Utc>) -> Vec<Case> {
     let Ok(entries) = std::fs::read_dir(root) else {
-        eprintln!("benchmark fixtures not found at {}; skipping them", root.display());
+        eprintln!(
+            "benchmark fixtures not found at {}; skipping them",
+            root.display()
+        );
         return Vec::new();
     };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     let mut cases = Vec::new();
     for dir in dirs {
-        let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let data: serde_json::Value = serde_json::from_str(&read(dir.join("data.json"))).expect("fixture data is JSON");
+        let read = |p: PathBuf| {
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let data: serde_json::Value =
+            serde_json::from_str(&read(dir.join("data.json"))).expect("fixture data is JSON");
         let expected = read(dir.join("expected_result.txt"));
         let mut partials = HashMap::new();
-        for entry in std::fs::read_dir(dir.join("templates")).expect("templates dir").flatten() {
-            let name = entry.path().file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        for entry in std::fs::read_dir(dir.join("templates"))
+            .expect("templates dir")
+            .flatten()
+        {
+            let name = entry
+                .path()
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let text = read(entry.path());
             partials.insert(format!("{name}.liquid"), text.clone());
             partials.insert(name, text);
         }
         let index = partials.get("index").cloned().expect("index.liquid");
         let ours_t = Template::parse(&index).expect("fixture parses");
-        let ctx = Context::new().with_globals(&data).with_partials(Arc::new(partials.clone())).with_now(now);
+        let ctx = Context::new()
+            .with_globals(&data)
+            .with_partials(Arc::new(partials.clone()))
+            .with_now(now);
         let matches = match ours_t.render(&ctx) {
             // Expected files carry one extra final newline (see tests/fixtures.rs).
-            Ok(Outcome::Rendered(out)) => out.trim_end_matches('\n') == expected.trim_end_matches('\n'),
+            Ok(Outcome::Rendered(out)) => {
+                out.trim_end_matches('\n') == expected.trim_end_matches('\n')
+            }
             _ => false,
         };
         let mut source = liquid::partials::InMemorySource::new();
         for (k, v) in &partials {
             source.add(k.clone(), v.clone());
         }
-        let parser = liquid::ParserBuilder::with_stdlib().partials(liquid::partials::EagerCompiler::new(source)).build();
-        let theirs = parser.ok().and_then(|p| p.parse(&index).ok()).and_then(|t| {
-            let obj = liquid::model::to_object(&data).ok()?;
-            t.render(&obj).ok()?;
-            Some((t, obj))
-        });
+        let parser = liquid::ParserBuilder::with_stdlib()
+            .partials(liquid::partials::EagerCompiler::new(source))
+            .build();
+        let theirs = parser
+            .ok()
+            .and_then(|p| p.parse(&index).ok())
+            .and_then(|t| {
+                let obj = liquid::model::to_object(&data).ok()?;
+                t.render(&obj).ok()?;
+                Some((t, obj))
+            });
         let note = match (&theirs, matches) {
-            (None, true) => "liquid crate cannot parse or render it; ours matches expected_result.txt".to_string(),
-            (None, false) => "liquid crate cannot parse or render it; OURS DIFFERS from expected_result.txt".to_string(),
+            (None, true) => {
+                "liquid crate cannot parse or render it; ours matches expected_result.txt"
+                    .to_string()
+            }
+            (None, false) => {
+                "liquid crate cannot parse or render it; OURS DIFFERS from expected_result.txt"
+                    .to_string()
+            }
             (Some(_), true) => "ours matches expected_result.txt".to_string(),
             (Some(_), false) => "OURS DIFFERS from expected_result.txt".to_string(),
         };
-        let name = format!("fixture {}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
-        cases.push(Case { name, ours: Some((ours_t, ctx)), theirs, note });
+        let name = format!(
+            "fixture {}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("?")
+        );
+        cases.push(Case {
+            name,
+            ours: Some((ours_t, ctx)),
+            theirs,
+            note,
+        });
     }
     cases
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     // Fixtures 001/002 print the current year; their expected output was made in 2025.
-    let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z").expect("fixed now").with_timezone(&chrono::Utc);
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/golden-liquid/benchmark_fixtures");
+    let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
+        .expect("fixed now")
+        .with_timezone(&chrono::Utc);
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/golden-liquid/benchmark_fixtures");
     let mut cases = seed_cases();
     cases.extend(fixture_cases(&fixtures, now));
-    println!("{:<48} {:>14} {:>14} {:>8}  note", "case", "leadwire/s", "liquid 0.26/s", "ratio");
+    println!(
+        "{:<48} {:>14} {:>14} {:>8}  note",
+        "case", "leadwire/s", "liquid 0.26/s", "ratio"
+    );
     for case in cases {
         let ours = case.ours.as_ref().map(|(t, c)| {
             measure(seconds, || match t.render(c) {
@@ -141,12 +217,22 @@ fn main() {
                 _ => 0,
             })
         });
-        let theirs = case.theirs.as_ref().map(|(t, o)| measure(seconds, || t.render(o).map(|s| s.len()).unwrap_or(0)));
+        let theirs = case
+            .theirs
+            .as_ref()
+            .map(|(t, o)| measure(seconds, || t.render(o).map(|s| s.len()).unwrap_or(0)));
         let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
         let ratio = match (ours, theirs) {
             (Some(a), Some(b)) => format!("{:.2}x", a / b),
             _ => "-".into(),
         };
-        println!("{:<48} {:>14} {:>14} {:>8}  {}", case.name, fmt(ours), fmt(theirs), ratio, case.note);
+        println!(
+            "{:<48} {:>14} {:>14} {:>8}  {}",
+            case.name,
+            fmt(ours),
+            fmt(theirs),
+            ratio,
+            case.note
+        );
     }
 }

@@ -13,15 +13,31 @@ pub(crate) struct Block {
 pub(crate) enum Node {
     Text(Box<str>),
     Output(Filtered),
-    If { branches: Vec<(Condition, Block)>, otherwise: Option<Block> },
-    Case { subject: Expr, branches: Vec<CaseBranch> },
+    If {
+        branches: Vec<(Condition, Block)>,
+        otherwise: Option<Block>,
+    },
+    Case {
+        subject: Expr,
+        branches: Vec<CaseBranch>,
+    },
     For(Box<ForLoop>),
     Tablerow(Box<ForLoop>),
-    Assign { name: Arc<str>, value: Filtered },
-    Capture { name: Arc<str>, body: Block },
+    Assign {
+        name: Arc<str>,
+        value: Filtered,
+    },
+    Capture {
+        name: Arc<str>,
+        body: Block,
+    },
     Increment(Arc<str>),
     Decrement(Arc<str>),
-    Cycle { group: Option<Expr>, values: Vec<Expr>, key: Arc<str> },
+    Cycle {
+        group: Option<Expr>,
+        values: Vec<Expr>,
+        key: Arc<str>,
+    },
     Break,
     Continue,
     IfChanged(Block),

@@ -108,7 +108,8 @@ impl Default for ConnectedContentConfig {
             max_retries: 5,
             retry_base_delay: Duration::from_millis(200),
             allowed_ports: None,
-            user_agent: concat!("Braze Sender (leadwire/", env!("CARGO_PKG_VERSION"), ")").to_string(),
+            user_agent: concat!("Braze Sender (leadwire/", env!("CARGO_PKG_VERSION"), ")")
+                .to_string(),
         }
     }
 }
@@ -131,7 +132,13 @@ pub struct ConnectedContent {
 
 impl ConnectedContent {
     pub fn new(fetcher: Arc<dyn Fetcher>, config: ConnectedContentConfig) -> ConnectedContent {
-        ConnectedContent { fetcher, credentials: None, config, cache: Mutex::new(HashMap::new()), clock: Box::new(Instant::now) }
+        ConnectedContent {
+            fetcher,
+            credentials: None,
+            config,
+            cache: Mutex::new(HashMap::new()),
+            clock: Box::new(Instant::now),
+        }
     }
 
     pub fn with_credentials(mut self, credentials: Arc<dyn CredentialStore>) -> ConnectedContent {
@@ -140,7 +147,10 @@ impl ConnectedContent {
     }
 
     /// Replaces the clock that cache expiry reads (tests move time forward with it).
-    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> ConnectedContent {
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) -> ConnectedContent {
         self.clock = Box::new(clock);
         self
     }
@@ -206,7 +216,10 @@ impl ConnectedContentTag {
         let parts = split_options(markup);
         let (url_text, url_at) = parts.first().map(|(_, v, at)| (*v, *at)).unwrap_or(("", 0));
         if url_text.trim().is_empty() {
-            return Err(RawError::syntax("connected_content needs a URL: {% connected_content https://... %}", base));
+            return Err(RawError::syntax(
+                "connected_content needs a URL: {% connected_content https://... %}",
+                base,
+            ));
         }
         let sub = |text: &str, at: usize| -> Result<Block, RawError> {
             crate::parser::parse_document(text).map_err(|mut e| {
@@ -215,7 +228,10 @@ impl ConnectedContentTag {
             })
         };
         let mut tag = ConnectedContentTag {
-            url: sub(url_text.trim(), url_at + (url_text.len() - url_text.trim_start().len()))?,
+            url: sub(
+                url_text.trim(),
+                url_at + (url_text.len() - url_text.trim_start().len()),
+            )?,
             method: Method::Get,
             body: None,
             headers: None,
@@ -231,7 +247,14 @@ impl ConnectedContentTag {
         for (name, value, at) in parts.into_iter().skip(1) {
             let value_trim = value.trim();
             let need_value = |v: &str| -> Result<(), RawError> {
-                if v.is_empty() { Err(RawError::syntax(format!("connected_content option ':{name}' needs a value"), base + at)) } else { Ok(()) }
+                if v.is_empty() {
+                    Err(RawError::syntax(
+                        format!("connected_content option ':{name}' needs a value"),
+                        base + at,
+                    ))
+                } else {
+                    Ok(())
+                }
             };
             match name {
                 "method" => {
@@ -240,7 +263,9 @@ impl ConnectedContentTag {
                         "post" => Method::Post,
                         other => {
                             return Err(RawError::syntax(
-                                format!("connected_content supports only GET and POST, not '{other}'"),
+                                format!(
+                                    "connected_content supports only GET and POST, not '{other}'"
+                                ),
                                 base + at,
                             ));
                         }
@@ -248,11 +273,17 @@ impl ConnectedContentTag {
                 }
                 "body" => {
                     need_value(value_trim)?;
-                    tag.body = Some(sub(value_trim, at + value.len() - value.trim_start().len())?);
+                    tag.body = Some(sub(
+                        value_trim,
+                        at + value.len() - value.trim_start().len(),
+                    )?);
                 }
                 "headers" => {
                     need_value(value_trim)?;
-                    tag.headers = Some(sub(value_trim, at + value.len() - value.trim_start().len())?);
+                    tag.headers = Some(sub(
+                        value_trim,
+                        at + value.len() - value.trim_start().len(),
+                    )?);
                 }
                 "content_type" => {
                     need_value(value_trim)?;
@@ -272,7 +303,10 @@ impl ConnectedContentTag {
                 }
                 "cache_max_age" | "cache" => {
                     let seconds = value_trim.parse::<u64>().map_err(|_| {
-                        RawError::syntax(format!("':{name}' needs a number of seconds, got '{value_trim}'"), base + at)
+                        RawError::syntax(
+                            format!("':{name}' needs a number of seconds, got '{value_trim}'"),
+                            base + at,
+                        )
                     })?;
                     tag.cache_max_age = Some(seconds);
                 }
@@ -283,7 +317,6 @@ impl ConnectedContentTag {
         }
         Ok(tag)
     }
-
 }
 
 /// Splits `URL :opt value :opt value` into (option, value text, offset) triples, the URL first
@@ -301,7 +334,9 @@ fn split_options(markup: &str) -> Vec<(&'static str, &str, usize)> {
             b'}' => depth -= 1,
             b':' if depth <= 0 && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => {
                 let rest = &markup[i + 1..];
-                let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                let name_len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
                 if let Some(name) = OPTIONS.iter().find(|o| **o == &rest[..name_len]) {
                     parts.push((current.0, current.1, i));
                     current = (name, i + 1 + name_len);
@@ -314,7 +349,10 @@ fn split_options(markup: &str) -> Vec<(&'static str, &str, usize)> {
         i += 1;
     }
     parts.push((current.0, current.1, markup.len()));
-    parts.into_iter().map(|(name, start, end)| (name, &markup[start..end], start)).collect()
+    parts
+        .into_iter()
+        .map(|(name, start, end)| (name, &markup[start..end], start))
+        .collect()
 }
 
 /// Validates a rendered URL the way Braze reports it: `<url> is not a valid URL`.
@@ -342,7 +380,12 @@ pub fn validate_url(url: &str, allowed_ports: Option<&[u16]>) -> Result<(), Stri
         }
     };
     let host_ok = !host.is_empty()
-        && host.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':'));
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':')
+        });
     if !host_ok {
         return Err(invalid());
     }
@@ -350,12 +393,17 @@ pub fn validate_url(url: &str, allowed_ports: Option<&[u16]>) -> Result<(), Stri
         Some(p) => p.parse::<u16>().map_err(|_| invalid())?,
         None => default_port,
     };
-    if let Some(allowed) = allowed_ports {
-        if !allowed.contains(&port) {
-            return Err(format!("{url} uses port {port}; connected_content may only use ports {allowed:?}"));
-        }
+    if let Some(allowed) = allowed_ports
+        && !allowed.contains(&port)
+    {
+        return Err(format!(
+            "{url} uses port {port}; connected_content may only use ports {allowed:?}"
+        ));
     }
-    if rest[authority_end..].chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if rest[authority_end..]
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(invalid());
     }
     Ok(())
@@ -375,7 +423,11 @@ fn form_to_json(body: &str) -> Option<String> {
     let mut map = serde_json::Map::new();
     for pair in body.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=')?;
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         map.insert(decode(k), serde_json::Value::String(decode(v)));
     }
     Some(serde_json::Value::Object(map).to_string())
@@ -388,11 +440,26 @@ fn is_retryable(outcome: &Result<FetchResponse, FetchError>) -> bool {
     }
 }
 
-pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: &mut String) -> Result<(), Stop> {
-    let conn_error = |message: String| Stop::Error(RawError { kind: ErrorKind::ConnectedContent, message, offset: tag.offset });
-    let url = render_part(state, &tag.url)?.replace('\u{a0}', "").trim().to_string();
+pub(crate) fn render_tag(
+    tag: &ConnectedContentTag,
+    state: &mut State<'_>,
+    out: &mut String,
+) -> Result<(), Stop> {
+    let conn_error = |message: String| {
+        Stop::Error(RawError {
+            kind: ErrorKind::ConnectedContent,
+            message,
+            offset: tag.offset,
+        })
+    };
+    let url = render_part(state, &tag.url)?
+        .replace('\u{a0}', "")
+        .trim()
+        .to_string();
     let Some(client) = state.ctx.connected() else {
-        return Err(conn_error(format!("connected_content to {url} cannot run: no HTTP client is configured for this render")));
+        return Err(conn_error(format!(
+            "connected_content to {url} cannot run: no HTTP client is configured for this render"
+        )));
     };
     validate_url(&url, client.config.allowed_ports.as_deref()).map_err(conn_error)?;
 
@@ -402,7 +469,10 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
             headers.push(("Content-Type".into(), ct.clone()));
             headers.push(("Accept".into(), ct.clone()));
         }
-        None if tag.method == Method::Post => headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into())),
+        None if tag.method == Method::Post => headers.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )),
         None => {
             headers.push(("Content-Type".into(), "application/json".into()));
             headers.push(("Accept".into(), "*/*".into()));
@@ -410,20 +480,37 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
     }
     headers.push(("User-Agent".into(), client.config.user_agent.clone()));
     if let Some(name) = &tag.basic_auth {
-        let Some((user, password)) = client.credentials.as_ref().and_then(|c| c.basic_auth(name)) else {
-            return Err(Stop::Abort(format!("connected_content credential '{name}' does not exist")));
+        let Some((user, password)) = client.credentials.as_ref().and_then(|c| c.basic_auth(name))
+        else {
+            return Err(Stop::Abort(format!(
+                "connected_content credential '{name}' does not exist"
+            )));
         };
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         headers.push(("Authorization".into(), format!("Basic {token}")));
     }
     if let Some(name) = &tag.auth_credentials {
         let Some(cred) = client.credentials.as_ref().and_then(|c| c.token_auth(name)) else {
-            return Err(Stop::Abort(format!("connected_content credential '{name}' does not exist")));
+            return Err(Stop::Abort(format!(
+                "connected_content credential '{name}' does not exist"
+            )));
         };
         if let Some(domain) = &cred.allowed_domain {
-            let host = url.split_once("://").map(|(_, r)| r).unwrap_or("").split(['/', ':', '?']).next().unwrap_or("");
-            if !host.eq_ignore_ascii_case(domain) && !host.to_ascii_lowercase().ends_with(&format!(".{}", domain.to_ascii_lowercase())) {
-                return Err(conn_error(format!("credential '{name}' may only be sent to {domain}, not {host}")));
+            let host = url
+                .split_once("://")
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .split(['/', ':', '?'])
+                .next()
+                .unwrap_or("");
+            if !host.eq_ignore_ascii_case(domain)
+                && !host
+                    .to_ascii_lowercase()
+                    .ends_with(&format!(".{}", domain.to_ascii_lowercase()))
+            {
+                return Err(conn_error(format!(
+                    "credential '{name}' may only be sent to {domain}, not {host}"
+                )));
             }
         }
         headers.extend(cred.headers);
@@ -431,7 +518,11 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
     if let Some(block) = &tag.headers {
         let text = render_part(state, block)?;
         let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| conn_error(format!("connected_content :headers must be a JSON object of strings ({e}): {text}")))?;
+            .map_err(|e| {
+                conn_error(format!(
+                    "connected_content :headers must be a JSON object of strings ({e}): {text}"
+                ))
+            })?;
         for (k, v) in parsed {
             let value = match v {
                 serde_json::Value::String(s) => s,
@@ -445,10 +536,13 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
         Some(block) => Some(render_part(state, block)?),
         None => None,
     };
-    if tag.content_type.as_deref().is_some_and(|ct| ct.starts_with("application/json")) {
-        if let Some(json) = body.as_deref().and_then(form_to_json) {
-            body = Some(json);
-        }
+    if tag
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with("application/json"))
+        && let Some(json) = body.as_deref().and_then(form_to_json)
+    {
+        body = Some(json);
     }
 
     let request = FetchRequest {
@@ -461,7 +555,10 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
     };
     let ttl = match (tag.method, tag.cache_max_age, tag.no_cache) {
         (_, _, true) => None,
-        (_, Some(secs), false) => Some(Duration::from_secs(secs).clamp(client.config.min_cache_ttl, client.config.max_cache_ttl)),
+        (_, Some(secs), false) => Some(
+            Duration::from_secs(secs)
+                .clamp(client.config.min_cache_ttl, client.config.max_cache_ttl),
+        ),
         (Method::Get, None, false) => Some(client.config.default_cache_ttl),
         (Method::Post, None, false) => None,
     };
@@ -497,16 +594,19 @@ pub(crate) fn render_tag(tag: &ConnectedContentTag, state: &mut State<'_>, out: 
     let save_name: Arc<str> = tag.save.clone().unwrap_or_else(|| "connected".into());
     match response {
         Ok(resp) if (200..300).contains(&resp.status) => {
-            if let Some(ttl) = ttl.filter(|_| !from_cache) {
-                if resp.body.len() <= client.config.max_response_bytes {
-                    client.store(key, ttl, Arc::new(resp.clone()));
-                }
+            if let Some(ttl) = ttl.filter(|_| !from_cache)
+                && resp.body.len() <= client.config.max_response_bytes
+            {
+                client.store(key, ttl, Arc::new(resp.clone()));
             }
             match serde_json::from_slice::<serde_json::Value>(&resp.body) {
                 Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
                     let mut value = Value::from(&json);
                     if let Value::Object(obj) = &mut value {
-                        Arc::make_mut(obj).insert("__http_status_code__".into(), Value::Int(i64::from(resp.status)));
+                        Arc::make_mut(obj).insert(
+                            "__http_status_code__".into(),
+                            Value::Int(i64::from(resp.status)),
+                        );
                     }
                     state.assign(save_name, value);
                 }
@@ -554,7 +654,10 @@ mod tests {
     #[test]
     fn seed_placeholder_url_is_not_valid() {
         let url = "https://[insert_instance_name].my.salesforce.com/services/oauth2/token";
-        assert_eq!(validate_url(url, None), Err(format!("{url} is not a valid URL")));
+        assert_eq!(
+            validate_url(url, None),
+            Err(format!("{url} is not a valid URL"))
+        );
         assert!(validate_url("https://acme.my.salesforce.com/services/oauth2/token", None).is_ok());
         assert!(validate_url("http://127.0.0.1:8080/x", None).is_ok());
         assert!(validate_url("http://127.0.0.1:8080/x", Some(&[80, 443])).is_err());
@@ -573,7 +676,10 @@ mod tests {
 
     #[test]
     fn form_bodies_become_json() {
-        assert_eq!(form_to_json("a=1&b=x%2By").as_deref(), Some(r#"{"a":"1","b":"x+y"}"#));
+        assert_eq!(
+            form_to_json("a=1&b=x%2By").as_deref(),
+            Some(r#"{"a":"1","b":"x+y"}"#)
+        );
         assert_eq!(form_to_json("{\"a\":1}"), None);
     }
 }

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
+use crate::Template;
 use crate::connected::ConnectedContent;
 use crate::error::{ErrorKind, RawError};
 use crate::value::{Object, Value};
-use crate::Template;
 
 /// Supplies the source of templates named by `include` and `render`.
 pub trait PartialSource: Send + Sync {
@@ -36,7 +36,12 @@ const BRAZE_NAMESPACES: [(&str, &str); 7] = [
 ];
 
 /// Profile objects addressed as `{{namespace.${key}}}` rather than `{{${key}}}`.
-const PROFILE_NAMESPACES: [&str; 4] = ["subscribed_state", "most_recently_used_device", "targeted_device", "app"];
+const PROFILE_NAMESPACES: [&str; 4] = [
+    "subscribed_state",
+    "most_recently_used_device",
+    "targeted_device",
+    "app",
+];
 
 /// Output past this size stops rendering with an error; a webhook body is far smaller.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
@@ -136,7 +141,11 @@ impl Context {
         }
         if name.contains('.') {
             let mut parts = name.split('.');
-            let root = parts.next().and_then(|r| self.braze.get(r)).cloned().unwrap_or_default();
+            let root = parts
+                .next()
+                .and_then(|r| self.braze.get(r))
+                .cloned()
+                .unwrap_or_default();
             return parts.fold(root, |v, k| crate::render::property(&v, k));
         }
         Value::Nil
@@ -162,15 +171,16 @@ impl Context {
     }
 
     pub(crate) fn partial(&self, name: &str) -> Result<Arc<Template>, String> {
-        if let Ok(cache) = self.parsed_partials.lock() {
-            if let Some(t) = cache.get(name) {
-                return Ok(t.clone());
-            }
+        if let Ok(cache) = self.parsed_partials.lock()
+            && let Some(t) = cache.get(name)
+        {
+            return Ok(t.clone());
         }
         let Some(source) = self.partials.as_ref().and_then(|p| p.source(name)) else {
             return Err(format!("no template named '{name}' to include"));
         };
-        let template = Arc::new(Template::parse(&source).map_err(|e| format!("in template '{name}': {e}"))?);
+        let template =
+            Arc::new(Template::parse(&source).map_err(|e| format!("in template '{name}': {e}"))?);
         if let Ok(mut cache) = self.parsed_partials.lock() {
             cache.insert(name.to_string(), template.clone());
         }

@@ -54,7 +54,11 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>, location: Location) -> Error {
-        Error { kind, message: message.into(), location }
+        Error {
+            kind,
+            message: message.into(),
+            location,
+        }
     }
 }
 
@@ -69,11 +73,19 @@ pub(crate) struct RawError {
 
 impl RawError {
     pub fn syntax(message: impl Into<String>, offset: usize) -> RawError {
-        RawError { kind: ErrorKind::Syntax, message: message.into(), offset }
+        RawError {
+            kind: ErrorKind::Syntax,
+            message: message.into(),
+            offset,
+        }
     }
 
     pub fn filter(message: impl Into<String>, offset: usize) -> RawError {
-        RawError { kind: ErrorKind::Filter, message: message.into(), offset }
+        RawError {
+            kind: ErrorKind::Filter,
+            message: message.into(),
+            offset,
+        }
     }
 
     pub fn locate(self, source: &str) -> Error {

@@ -19,17 +19,85 @@ type FResult = Result<Value, String>;
 
 /// Every filter name the engine knows; an unknown name is a compile-time error.
 pub(crate) const KNOWN: &[&str] = &[
-    "abs", "append", "at_least", "at_most", "base64_decode", "base64_encode", "base64_url_safe_decode",
-    "base64_url_safe_encode", "capitalize", "ceil", "compact", "concat", "date", "default", "divided_by", "downcase",
-    "escape", "escape_once", "find", "find_index", "first", "floor", "h", "has", "join", "last", "lstrip", "map",
-    "minus", "modulo", "newline_to_br", "plus", "prepend", "reject", "remove", "remove_first", "remove_last",
-    "replace", "replace_first", "replace_last", "reverse", "round", "rstrip", "size", "slice", "sort", "sort_natural",
-    "split", "strip", "strip_html", "strip_newlines", "sum", "times", "truncate", "truncatewords", "uniq", "upcase",
-    "url_decode", "url_encode", "where",
+    "abs",
+    "append",
+    "at_least",
+    "at_most",
+    "base64_decode",
+    "base64_encode",
+    "base64_url_safe_decode",
+    "base64_url_safe_encode",
+    "capitalize",
+    "ceil",
+    "compact",
+    "concat",
+    "date",
+    "default",
+    "divided_by",
+    "downcase",
+    "escape",
+    "escape_once",
+    "find",
+    "find_index",
+    "first",
+    "floor",
+    "h",
+    "has",
+    "join",
+    "last",
+    "lstrip",
+    "map",
+    "minus",
+    "modulo",
+    "newline_to_br",
+    "plus",
+    "prepend",
+    "reject",
+    "remove",
+    "remove_first",
+    "remove_last",
+    "replace",
+    "replace_first",
+    "replace_last",
+    "reverse",
+    "round",
+    "rstrip",
+    "size",
+    "slice",
+    "sort",
+    "sort_natural",
+    "split",
+    "strip",
+    "strip_html",
+    "strip_newlines",
+    "sum",
+    "times",
+    "truncate",
+    "truncatewords",
+    "uniq",
+    "upcase",
+    "url_decode",
+    "url_encode",
+    "where",
     // Braze
-    "json_escape", "url_escape", "url_param_escape", "md5", "sha1", "sha2", "hmac_sha1", "hmac_sha1_hex",
-    "hmac_sha1_base64", "hmac_sha256", "hmac_sha256_hex", "hmac_sha256_base64", "hmac_sha512", "property_accessor",
-    "number_with_delimiter", "json_parse", "as_json_string", "money",
+    "json_escape",
+    "url_escape",
+    "url_param_escape",
+    "md5",
+    "sha1",
+    "sha2",
+    "hmac_sha1",
+    "hmac_sha1_hex",
+    "hmac_sha1_base64",
+    "hmac_sha256",
+    "hmac_sha256_hex",
+    "hmac_sha256_base64",
+    "hmac_sha512",
+    "property_accessor",
+    "number_with_delimiter",
+    "json_parse",
+    "as_json_string",
+    "money",
 ];
 
 pub(crate) fn is_known(name: &str) -> bool {
@@ -38,10 +106,16 @@ pub(crate) fn is_known(name: &str) -> bool {
 
 fn arity(args: &[Value], min: usize, max: usize) -> Result<(), String> {
     if args.len() < min {
-        return Err(format!("expected at least {min} argument(s), got {}", args.len()));
+        return Err(format!(
+            "expected at least {min} argument(s), got {}",
+            args.len()
+        ));
     }
     if args.len() > max {
-        return Err(format!("expected at most {max} argument(s), got {}", args.len()));
+        return Err(format!(
+            "expected at most {max} argument(s), got {}",
+            args.len()
+        ));
     }
     Ok(())
 }
@@ -65,10 +139,11 @@ fn parse_number(s: &str) -> Option<Value> {
         return Some(Value::Int(i));
     }
     // Ruby accepts a leading number: "10abc" is not valid, but "1.5" is.
-    if t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-') {
-        if let Ok(f) = t.parse::<f64>() {
-            return Some(Value::Float(f));
-        }
+    if t.chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return Some(Value::Float(f));
     }
     None
 }
@@ -94,7 +169,9 @@ fn as_f64(v: &Value) -> f64 {
 /// Digits after the decimal point in a float's shortest form.
 fn decimals(v: &Value) -> usize {
     match v {
-        Value::Float(f) => format!("{f}").split_once('.').map_or(0, |(_, frac)| frac.len()),
+        Value::Float(f) => format!("{f}")
+            .split_once('.')
+            .map_or(0, |(_, frac)| frac.len()),
         _ => 0,
     }
 }
@@ -102,15 +179,25 @@ fn decimals(v: &Value) -> usize {
 fn to_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
-        Value::Str(s) => s.trim().parse::<i64>().map_err(|_| format!("'{s}' is not an integer")),
+        Value::Str(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("'{s}' is not an integer")),
         Value::Nil => Err("argument is undefined; expected an integer".into()),
         other => Err(format!("expected an integer, got {}", other.type_name())),
     }
 }
 
-fn arith(a: &Value, b: &Value, int_op: fn(i64, i64) -> Option<i64>, float_op: fn(f64, f64) -> f64) -> Value {
+fn arith(
+    a: &Value,
+    b: &Value,
+    int_op: fn(i64, i64) -> Option<i64>,
+    float_op: fn(f64, f64) -> f64,
+) -> Value {
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => int_op(*x, *y).map(Value::Int).unwrap_or_else(|| Value::Float(float_op(*x as f64, *y as f64))),
+        (Value::Int(x), Value::Int(y)) => int_op(*x, *y)
+            .map(Value::Int)
+            .unwrap_or_else(|| Value::Float(float_op(*x as f64, *y as f64))),
         _ => Value::Float(float_op(as_f64(a), as_f64(b))),
     }
 }
@@ -143,19 +230,36 @@ fn str_of(v: &Value) -> String {
 }
 
 fn kw<'a>(kwargs: &'a [(Arc<str>, Value)], name: &str) -> Option<&'a Value> {
-    kwargs.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v)
+    kwargs
+        .iter()
+        .find(|(k, _)| k.as_ref() == name)
+        .map(|(_, v)| v)
 }
 
-pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str>, Value)], ctx: &FilterContext) -> FResult {
+pub(crate) fn apply(
+    name: &str,
+    input: Value,
+    args: &[Value],
+    kwargs: &[(Arc<str>, Value)],
+    ctx: &FilterContext,
+) -> FResult {
     match name {
         // ---- strings ----
         "append" => {
             arity(args, 1, 1)?;
-            Ok(Value::str(format!("{}{}", input.to_str_lossy(), args[0].to_str_lossy())))
+            Ok(Value::str(format!(
+                "{}{}",
+                input.to_str_lossy(),
+                args[0].to_str_lossy()
+            )))
         }
         "prepend" => {
             arity(args, 1, 1)?;
-            Ok(Value::str(format!("{}{}", args[0].to_str_lossy(), input.to_str_lossy())))
+            Ok(Value::str(format!(
+                "{}{}",
+                args[0].to_str_lossy(),
+                input.to_str_lossy()
+            )))
         }
         "capitalize" => {
             arity(args, 0, 0)?;
@@ -199,11 +303,18 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         }
         "strip_newlines" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(input.to_str_lossy().replace("\r\n", "").replace('\n', "")))
+            Ok(Value::str(
+                input.to_str_lossy().replace("\r\n", "").replace('\n', ""),
+            ))
         }
         "newline_to_br" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(input.to_str_lossy().replace("\r\n", "\n").replace('\n', "<br />\n")))
+            Ok(Value::str(
+                input
+                    .to_str_lossy()
+                    .replace("\r\n", "\n")
+                    .replace('\n', "<br />\n"),
+            ))
         }
         "strip_html" => {
             arity(args, 0, 0)?;
@@ -211,29 +322,52 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         }
         "remove" => {
             arity(args, 1, 1)?;
-            Ok(Value::str(input.to_str_lossy().replace(args[0].to_str_lossy().as_ref(), "")))
+            Ok(Value::str(
+                input
+                    .to_str_lossy()
+                    .replace(args[0].to_str_lossy().as_ref(), ""),
+            ))
         }
         "remove_first" => {
             arity(args, 1, 1)?;
-            Ok(Value::str(input.to_str_lossy().replacen(args[0].to_str_lossy().as_ref(), "", 1)))
+            Ok(Value::str(input.to_str_lossy().replacen(
+                args[0].to_str_lossy().as_ref(),
+                "",
+                1,
+            )))
         }
         "remove_last" => {
             arity(args, 1, 1)?;
-            Ok(Value::str(replace_last(&input.to_str_lossy(), &args[0].to_str_lossy(), "")))
+            Ok(Value::str(replace_last(
+                &input.to_str_lossy(),
+                &args[0].to_str_lossy(),
+                "",
+            )))
         }
         "replace" => {
             arity(args, 1, 2)?;
             let s = input.to_str_lossy();
-            Ok(Value::str(s.replace(args[0].to_str_lossy().as_ref(), arg(args, 1).to_str_lossy().as_ref())))
+            Ok(Value::str(s.replace(
+                args[0].to_str_lossy().as_ref(),
+                arg(args, 1).to_str_lossy().as_ref(),
+            )))
         }
         "replace_first" => {
             arity(args, 1, 2)?;
             let s = input.to_str_lossy();
-            Ok(Value::str(s.replacen(args[0].to_str_lossy().as_ref(), arg(args, 1).to_str_lossy().as_ref(), 1)))
+            Ok(Value::str(s.replacen(
+                args[0].to_str_lossy().as_ref(),
+                arg(args, 1).to_str_lossy().as_ref(),
+                1,
+            )))
         }
         "replace_last" => {
             arity(args, 2, 2)?;
-            Ok(Value::str(replace_last(&input.to_str_lossy(), &args[0].to_str_lossy(), &args[1].to_str_lossy())))
+            Ok(Value::str(replace_last(
+                &input.to_str_lossy(),
+                &args[0].to_str_lossy(),
+                &args[1].to_str_lossy(),
+            )))
         }
         "slice" => {
             arity(args, 1, 2)?;
@@ -243,10 +377,18 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 None => 1,
             };
             match &input {
-                Value::Array(a) => Ok(Value::array(slice_range(a.len(), start, len).map(|r| a[r].to_vec()).unwrap_or_default())),
+                Value::Array(a) => Ok(Value::array(
+                    slice_range(a.len(), start, len)
+                        .map(|r| a[r].to_vec())
+                        .unwrap_or_default(),
+                )),
                 Value::Str(s) => {
                     let chars: Vec<char> = s.chars().collect();
-                    Ok(Value::str(slice_range(chars.len(), start, len).map(|r| chars[r].iter().collect::<String>()).unwrap_or_default()))
+                    Ok(Value::str(
+                        slice_range(chars.len(), start, len)
+                            .map(|r| chars[r].iter().collect::<String>())
+                            .unwrap_or_default(),
+                    ))
                 }
                 _ => Ok(Value::str("")),
             }
@@ -291,7 +433,9 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 return Ok(Value::str(s));
             }
             let keep = (length - ellipsis.chars().count() as i64).max(0) as usize;
-            Ok(Value::str(chars[..keep.min(chars.len())].iter().collect::<String>() + &ellipsis))
+            Ok(Value::str(
+                chars[..keep.min(chars.len())].iter().collect::<String>() + &ellipsis,
+            ))
         }
         "truncatewords" => {
             arity(args, 0, 2)?;
@@ -321,25 +465,37 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "url_decode" => {
             arity(args, 0, 0)?;
             let s = str_of(&input).replace('+', " ");
-            Ok(Value::str(percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()))
+            Ok(Value::str(
+                percent_encoding::percent_decode_str(&s)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ))
         }
         "base64_encode" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(base64::engine::general_purpose::STANDARD.encode(str_of(&input))))
+            Ok(Value::str(
+                base64::engine::general_purpose::STANDARD.encode(str_of(&input)),
+            ))
         }
         "base64_url_safe_encode" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(base64::engine::general_purpose::URL_SAFE.encode(str_of(&input))))
+            Ok(Value::str(
+                base64::engine::general_purpose::URL_SAFE.encode(str_of(&input)),
+            ))
         }
         "base64_decode" | "base64_url_safe_decode" => {
             arity(args, 0, 0)?;
-            let Value::Str(s) = &input else { return Err("input must be a base64 string".into()) };
+            let Value::Str(s) = &input else {
+                return Err("input must be a base64 string".into());
+            };
             let engine = if name == "base64_decode" {
                 &base64::engine::general_purpose::STANDARD
             } else {
                 &base64::engine::general_purpose::URL_SAFE
             };
-            let bytes = engine.decode(s.as_bytes()).map_err(|e| format!("invalid base64: {e}"))?;
+            let bytes = engine
+                .decode(s.as_bytes())
+                .map_err(|e| format!("invalid base64: {e}"))?;
             Ok(Value::str(String::from_utf8_lossy(&bytes).into_owned()))
         }
 
@@ -355,7 +511,9 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "ceil" | "floor" => {
             arity(args, 0, 0)?;
             let n = as_f64(&to_number(&input));
-            Ok(Value::Int(if name == "ceil" { n.ceil() } else { n.floor() } as i64))
+            Ok(Value::Int(
+                if name == "ceil" { n.ceil() } else { n.floor() } as i64,
+            ))
         }
         "round" => {
             arity(args, 0, 1)?;
@@ -384,7 +542,11 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
             };
             // Ruby Liquid computes float arithmetic in decimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
-            let places = if name == "times" { decimals(&a) + decimals(&b) } else { decimals(&a).max(decimals(&b)) };
+            let places = if name == "times" {
+                decimals(&a) + decimals(&b)
+            } else {
+                decimals(&a).max(decimals(&b))
+            };
             Ok(match result {
                 Value::Float(f) if places > 0 && places < 16 => {
                     let factor = 10f64.powi(places as i32);
@@ -402,7 +564,11 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 (Value::Int(x), Value::Int(y)) => {
                     // Ruby integer division floors.
                     let q = x.checked_div(*y).ok_or("integer overflow")?;
-                    Ok(Value::Int(if x % y != 0 && ((*x < 0) != (*y < 0)) { q - 1 } else { q }))
+                    Ok(Value::Int(if x % y != 0 && ((*x < 0) != (*y < 0)) {
+                        q - 1
+                    } else {
+                        q
+                    }))
                 }
                 _ => Ok(Value::Float(as_f64(&a) / as_f64(&b))),
             }
@@ -416,7 +582,11 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 (Value::Int(x), Value::Int(y)) => {
                     // Ruby's modulo takes the sign of the divisor.
                     let r = x.checked_rem(*y).ok_or("integer overflow")?;
-                    Ok(Value::Int(if r != 0 && ((r < 0) != (*y < 0)) { r + y } else { r }))
+                    Ok(Value::Int(if r != 0 && ((r < 0) != (*y < 0)) {
+                        r + y
+                    } else {
+                        r
+                    }))
                 }
                 _ => {
                     let (x, y) = (as_f64(&a), as_f64(&b));
@@ -428,7 +598,11 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
             arity(args, 1, 1)?;
             let a = to_number(&input);
             let b = to_number(&args[0]);
-            let pick_b = if name == "at_least" { as_f64(&b) > as_f64(&a) } else { as_f64(&b) < as_f64(&a) };
+            let pick_b = if name == "at_least" {
+                as_f64(&b) > as_f64(&a)
+            } else {
+                as_f64(&b) < as_f64(&a)
+            };
             Ok(if pick_b { b } else { a })
         }
         "money" => {
@@ -457,14 +631,21 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "first" | "last" => {
             arity(args, 0, 0)?;
             Ok(match &input {
-                Value::Array(a) => if name == "first" { a.first() } else { a.last() }.cloned().unwrap_or_default(),
+                Value::Array(a) => if name == "first" { a.first() } else { a.last() }
+                    .cloned()
+                    .unwrap_or_default(),
                 Value::Range(a, b) => Value::Int(if name == "first" { *a } else { *b }),
                 // Ruby's Hash#first is the first [key, value] pair; a hash has no `last`.
-                Value::Object(o) if name == "first" => {
-                    o.first().map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()])).unwrap_or_default()
-                }
+                Value::Object(o) if name == "first" => o
+                    .first()
+                    .map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()]))
+                    .unwrap_or_default(),
                 Value::Str(s) => {
-                    let c = if name == "first" { s.chars().next() } else { s.chars().last() };
+                    let c = if name == "first" {
+                        s.chars().next()
+                    } else {
+                        s.chars().last()
+                    };
                     c.map(|c| Value::str(c.to_string())).unwrap_or_default()
                 }
                 _ => Value::Nil,
@@ -477,9 +658,13 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                 None => " ".into(),
             };
             match &input {
-                Value::Array(_) | Value::Range(..) => {
-                    Ok(Value::str(input_items(&input).iter().map(|v| v.to_output()).collect::<Vec<_>>().join(&sep)))
-                }
+                Value::Array(_) | Value::Range(..) => Ok(Value::str(
+                    input_items(&input)
+                        .iter()
+                        .map(|v| v.to_output())
+                        .collect::<Vec<_>>()
+                        .join(&sep),
+                )),
                 other => Ok(other.clone()),
             }
         }
@@ -495,7 +680,10 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
             Ok(Value::array(match args.first() {
                 Some(p) if !p.is_nil() => {
                     let key = str_of(p);
-                    items.into_iter().filter(|i| !i.get_key(&key).unwrap_or_default().is_nil()).collect()
+                    items
+                        .into_iter()
+                        .filter(|i| !i.get_key(&key).unwrap_or_default().is_nil())
+                        .collect()
                 }
                 _ => items.into_iter().filter(|i| !i.is_nil()).collect(),
             }))
@@ -503,7 +691,10 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "concat" => {
             arity(args, 1, 1)?;
             let Some(extra) = args[0].to_items() else {
-                return Err(format!("expected an array argument, got {}", args[0].type_name()));
+                return Err(format!(
+                    "expected an array argument, got {}",
+                    args[0].type_name()
+                ));
             };
             let mut items = input_items(&input);
             let mut flat = Vec::new();
@@ -541,9 +732,16 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                     let mut out = Vec::new();
                     for item in input_items(&input) {
                         match &item {
-                            Value::Object(o) => out.push(o.get(key.as_str()).cloned().unwrap_or_default()),
+                            Value::Object(o) => {
+                                out.push(o.get(key.as_str()).cloned().unwrap_or_default())
+                            }
                             Value::Nil => out.push(Value::Nil),
-                            other => return Err(format!("cannot read '{key}' of {}", other.type_name())),
+                            other => {
+                                return Err(format!(
+                                    "cannot read '{key}' of {}",
+                                    other.type_name()
+                                ));
+                            }
                         }
                     }
                     Ok(Value::array(out))
@@ -573,7 +771,10 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
                         (true, true) => std::cmp::Ordering::Equal,
                         (true, false) => std::cmp::Ordering::Greater,
                         (false, true) => std::cmp::Ordering::Less,
-                        _ => pa.to_output().to_lowercase().cmp(&pb.to_output().to_lowercase()),
+                        _ => pa
+                            .to_output()
+                            .to_lowercase()
+                            .cmp(&pb.to_output().to_lowercase()),
                     }
                 });
                 return Ok(Value::array(items));
@@ -675,47 +876,65 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         }
         "url_escape" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(percent_encoding::utf8_percent_encode(&str_of(&input), URL_ESCAPE).to_string()))
+            Ok(Value::str(
+                percent_encoding::utf8_percent_encode(&str_of(&input), URL_ESCAPE).to_string(),
+            ))
         }
         "url_param_escape" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(percent_encoding::utf8_percent_encode(&str_of(&input), URL_PARAM_ESCAPE).to_string()))
+            Ok(Value::str(
+                percent_encoding::utf8_percent_encode(&str_of(&input), URL_PARAM_ESCAPE)
+                    .to_string(),
+            ))
         }
         "md5" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(hex(&md5::Md5::digest(str_of(&input).as_bytes()))))
+            Ok(Value::str(hex(&md5::Md5::digest(
+                str_of(&input).as_bytes(),
+            ))))
         }
         "sha1" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(hex(&sha1::Sha1::digest(str_of(&input).as_bytes()))))
+            Ok(Value::str(hex(&sha1::Sha1::digest(
+                str_of(&input).as_bytes(),
+            ))))
         }
         "sha2" => {
             arity(args, 0, 0)?;
-            Ok(Value::str(hex(&sha2::Sha256::digest(str_of(&input).as_bytes()))))
+            Ok(Value::str(hex(&sha2::Sha256::digest(
+                str_of(&input).as_bytes(),
+            ))))
         }
-        "hmac_sha1" | "hmac_sha1_hex" | "hmac_sha1_base64" | "hmac_sha256" | "hmac_sha256_hex" | "hmac_sha256_base64"
-        | "hmac_sha512" => {
+        "hmac_sha1" | "hmac_sha1_hex" | "hmac_sha1_base64" | "hmac_sha256" | "hmac_sha256_hex"
+        | "hmac_sha256_base64" | "hmac_sha512" => {
             arity(args, 1, 1)?;
             let key = str_of(&args[0]);
             let msg = str_of(&input);
             let mac = match name {
                 "hmac_sha1" | "hmac_sha1_hex" | "hmac_sha1_base64" => {
-                    let mut m = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+                    let mut m = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes())
+                        .map_err(|e| e.to_string())?;
                     m.update(msg.as_bytes());
                     m.finalize().into_bytes().to_vec()
                 }
                 "hmac_sha512" => {
-                    let mut m = hmac::Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+                    let mut m = hmac::Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes())
+                        .map_err(|e| e.to_string())?;
                     m.update(msg.as_bytes());
                     m.finalize().into_bytes().to_vec()
                 }
                 _ => {
-                    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+                    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+                        .map_err(|e| e.to_string())?;
                     m.update(msg.as_bytes());
                     m.finalize().into_bytes().to_vec()
                 }
             };
-            Ok(Value::str(if name.ends_with("_base64") { base64::engine::general_purpose::STANDARD.encode(mac) } else { hex(&mac) }))
+            Ok(Value::str(if name.ends_with("_base64") {
+                base64::engine::general_purpose::STANDARD.encode(mac)
+            } else {
+                hex(&mac)
+            }))
         }
         "property_accessor" => {
             arity(args, 1, 1)?;
@@ -724,7 +943,8 @@ pub(crate) fn apply(name: &str, input: Value, args: &[Value], kwargs: &[(Arc<str
         "json_parse" => {
             arity(args, 0, 0)?;
             let s = str_of(&input);
-            let json: serde_json::Value = serde_json::from_str(&s).map_err(|e| format!("not valid JSON ({e})"))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&s).map_err(|e| format!("not valid JSON ({e})"))?;
             Ok(Value::from(&json))
         }
         "as_json_string" => {
@@ -756,7 +976,9 @@ fn array_predicate(name: &str, input: &Value, args: &[Value]) -> FResult {
                 }))
             }
             Value::Str(s) => match key {
-                Value::Str(k) if target.is_none() || target.is_some_and(|t| t.liquid_eq(key)) => Ok(Some(s.contains(k.as_ref()))),
+                Value::Str(k) if target.is_none() || target.is_some_and(|t| t.liquid_eq(key)) => {
+                    Ok(Some(s.contains(k.as_ref())))
+                }
                 Value::Str(_) => Ok(Some(false)),
                 Value::Nil => Ok(Some(false)),
                 _ => Ok(Some(false)),
@@ -765,7 +987,10 @@ fn array_predicate(name: &str, input: &Value, args: &[Value]) -> FResult {
             other => {
                 if target.is_none() {
                     match key {
-                        Value::Str(_) => Err(format!("cannot match a string against {}", other.type_name())),
+                        Value::Str(_) => Err(format!(
+                            "cannot match a string against {}",
+                            other.type_name()
+                        )),
                         k => Ok(Some(other.liquid_eq(k))),
                     }
                 } else {
@@ -792,7 +1017,13 @@ fn array_predicate(name: &str, input: &Value, args: &[Value]) -> FResult {
         "find" | "find_index" => {
             for (i, item) in items.iter().enumerate() {
                 match matches(item)? {
-                    Some(true) => return Ok(if name == "find" { item.clone() } else { Value::Int(i as i64) }),
+                    Some(true) => {
+                        return Ok(if name == "find" {
+                            item.clone()
+                        } else {
+                            Value::Int(i as i64)
+                        });
+                    }
                     Some(false) => {}
                     None => return Ok(Value::Nil),
                 }
@@ -852,7 +1083,13 @@ fn escape_once(s: &str) -> String {
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
         if c == '&' {
-            let entity_len = rest[1..].find(';').filter(|&n| n > 0 && n < 10 && rest[1..1 + n].chars().all(|c| c.is_ascii_alphanumeric() || c == '#'));
+            let entity_len = rest[1..].find(';').filter(|&n| {
+                n > 0
+                    && n < 10
+                    && rest[1..1 + n]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '#')
+            });
             if let Some(n) = entity_len {
                 out.push_str(&rest[..n + 2]);
                 rest = &rest[n + 2..];
@@ -873,11 +1110,14 @@ fn strip_html(s: &str) -> String {
     let mut i = 0;
     while i < s.len() {
         let rest = &lower[i..];
-        let skip_block = ["<script", "<style", "<!--"].iter().find(|p| rest.starts_with(**p)).map(|p| match *p {
-            "<script" => "</script>",
-            "<style" => "</style>",
-            _ => "-->",
-        });
+        let skip_block = ["<script", "<style", "<!--"]
+            .iter()
+            .find(|p| rest.starts_with(**p))
+            .map(|p| match *p {
+                "<script" => "</script>",
+                "<style" => "</style>",
+                _ => "-->",
+            });
         if let Some(close) = skip_block {
             match rest.find(close) {
                 Some(end) => {
@@ -887,14 +1127,11 @@ fn strip_html(s: &str) -> String {
                 None => break,
             }
         }
-        if rest.starts_with('<') {
-            match rest.find('>') {
-                Some(end) => {
-                    i += end + 1;
-                    continue;
-                }
-                None => {}
-            }
+        if rest.starts_with('<')
+            && let Some(end) = rest.find('>')
+        {
+            i += end + 1;
+            continue;
         }
         let c = s[i..].chars().next().unwrap_or(' ');
         out.push(c);
@@ -908,7 +1145,9 @@ fn form_urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -942,7 +1181,8 @@ const URL_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b']');
 
 /// `url_param_escape` also escapes the characters that separate query parameters.
-const URL_PARAM_ESCAPE: &percent_encoding::AsciiSet = &URL_ESCAPE.add(b'&').add(b'=').add(b'+').add(b'?').add(b'#');
+const URL_PARAM_ESCAPE: &percent_encoding::AsciiSet =
+    &URL_ESCAPE.add(b'&').add(b'=').add(b'+').add(b'?').add(b'#');
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -950,7 +1190,9 @@ fn hex(bytes: &[u8]) -> String {
 
 fn with_delimiter(number: &str) -> String {
     let (sign, rest) = number.strip_prefix('-').map_or(("", number), |r| ("-", r));
-    let (int, frac) = rest.split_once('.').map_or((rest, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
@@ -975,7 +1217,10 @@ fn to_datetime(v: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
                 _ => {}
             }
             if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-                return t.parse::<i64>().ok().and_then(|ts| Utc.timestamp_opt(ts, 0).single());
+                return t
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|ts| Utc.timestamp_opt(ts, 0).single());
             }
             if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
                 return Some(dt.with_timezone(&Utc));
@@ -983,17 +1228,34 @@ fn to_datetime(v: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
             if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
                 return Some(dt.with_timezone(&Utc));
             }
-            for fmt in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+            for fmt in [
+                "%Y-%m-%d %H:%M:%S %z",
+                "%Y-%m-%dT%H:%M:%S%.f%z",
+                "%Y-%m-%d %H:%M:%S%.f %z",
+            ] {
                 if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
                     return Some(dt.with_timezone(&Utc));
                 }
             }
-            for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+            for fmt in [
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M",
+            ] {
                 if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
                     return Some(dt.and_utc());
                 }
             }
-            for fmt in ["%Y-%m-%d", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%m/%d/%Y", "%Y/%m/%d"] {
+            for fmt in [
+                "%Y-%m-%d",
+                "%B %d, %Y",
+                "%b %d, %Y",
+                "%d %B %Y",
+                "%d %b %Y",
+                "%m/%d/%Y",
+                "%Y/%m/%d",
+            ] {
                 if let Ok(d) = NaiveDate::parse_from_str(t, fmt) {
                     return d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
                 }
@@ -1026,12 +1288,27 @@ mod tests {
 
     #[test]
     fn braze_documented_examples() {
-        assert_eq!(run("url_escape", "hey<>hi".into(), &[]).to_output(), "hey%3C%3Ehi");
-        assert_eq!(run("url_param_escape", "hey<&>hi".into(), &[]).to_output(), "hey%3C%26%3Ehi");
-        assert_eq!(run("url_encode", "google search".into(), &[]).to_output(), "google+search");
-        assert_eq!(run("number_with_delimiter", Value::Int(123456), &[]).to_output(), "123,456");
+        assert_eq!(
+            run("url_escape", "hey<>hi".into(), &[]).to_output(),
+            "hey%3C%3Ehi"
+        );
+        assert_eq!(
+            run("url_param_escape", "hey<&>hi".into(), &[]).to_output(),
+            "hey%3C%26%3Ehi"
+        );
+        assert_eq!(
+            run("url_encode", "google search".into(), &[]).to_output(),
+            "google+search"
+        );
+        assert_eq!(
+            run("number_with_delimiter", Value::Int(123456), &[]).to_output(),
+            "123,456"
+        );
         assert_eq!(run("money", Value::Int(145), &[]).to_output(), "145.00");
-        assert_eq!(run("base64_encode", "blah".into(), &[]).to_output(), "YmxhaA==");
+        assert_eq!(
+            run("base64_encode", "blah".into(), &[]).to_output(),
+            "YmxhaA=="
+        );
         assert_eq!(
             run("sha2", "hey".into(), &[]).to_output(),
             "fa690b82061edfd2852629aeba8a8977b57e40fcb77d1a7a28b26cba62591204"
@@ -1040,13 +1317,25 @@ mod tests {
 
     #[test]
     fn integer_division_floors() {
-        assert_eq!(run("divided_by", Value::Int(15), &[Value::Int(2)]).to_output(), "7");
-        assert_eq!(run("divided_by", Value::Int(-15), &[Value::Int(2)]).to_output(), "-8");
-        assert_eq!(run("divided_by", Value::Int(15), &[Value::Float(2.0)]).to_output(), "7.5");
+        assert_eq!(
+            run("divided_by", Value::Int(15), &[Value::Int(2)]).to_output(),
+            "7"
+        );
+        assert_eq!(
+            run("divided_by", Value::Int(-15), &[Value::Int(2)]).to_output(),
+            "-8"
+        );
+        assert_eq!(
+            run("divided_by", Value::Int(15), &[Value::Float(2.0)]).to_output(),
+            "7.5"
+        );
     }
 
     #[test]
     fn json_escape_escapes_quotes_and_keeps_unicode() {
-        assert_eq!(run("json_escape", "He said \"hi\" \\o/ 김".into(), &[]).to_output(), "He said \\\"hi\\\" \\\\o/ 김");
+        assert_eq!(
+            run("json_escape", "He said \"hi\" \\o/ 김".into(), &[]).to_output(),
+            "He said \\\"hi\\\" \\\\o/ 김"
+        );
     }
 }

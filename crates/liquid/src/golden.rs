@@ -21,19 +21,36 @@ pub fn run_suite(suite: &serde_json::Value) -> Result<Vec<CaseResult>, String> {
         .get("tests")
         .and_then(|t| t.as_array())
         .ok_or("a golden file is a JSON object with a \"tests\" array")?;
-    Ok(tests.iter().enumerate().map(|(i, case)| run_case(i, case)).collect())
+    Ok(tests
+        .iter()
+        .enumerate()
+        .map(|(i, case)| run_case(i, case))
+        .collect())
 }
 
 fn run_case(index: usize, case: &serde_json::Value) -> CaseResult {
-    let name = case.get("name").and_then(|n| n.as_str()).map_or_else(|| format!("case #{index}"), str::to_string);
-    let fail = |detail: String| CaseResult { name: name.clone(), passed: false, detail };
+    let name = case
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map_or_else(|| format!("case #{index}"), str::to_string);
+    let fail = |detail: String| CaseResult {
+        name: name.clone(),
+        passed: false,
+        detail,
+    };
     let Some(source) = case.get("template").and_then(|t| t.as_str()) else {
         return fail("case has no \"template\" string".into());
     };
-    let expect_invalid = case.get("invalid").and_then(|v| v.as_bool()).unwrap_or(false);
+    let expect_invalid = case
+        .get("invalid")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let expected: Vec<String> = match (case.get("result"), case.get("results")) {
         (Some(serde_json::Value::String(r)), _) => vec![r.clone()],
-        (_, Some(serde_json::Value::Array(rs))) => rs.iter().filter_map(|r| r.as_str().map(str::to_string)).collect(),
+        (_, Some(serde_json::Value::Array(rs))) => rs
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     };
     let expected_abort = case.get("aborted").and_then(|a| a.as_str());
@@ -46,8 +63,10 @@ fn run_case(index: usize, case: &serde_json::Value) -> CaseResult {
         context = context.with_braze(braze);
     }
     if let Some(serde_json::Value::Object(partials)) = case.get("templates") {
-        let map: HashMap<String, String> =
-            partials.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect();
+        let map: HashMap<String, String> = partials
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect();
         context = context.with_partials(Arc::new(map));
     }
 
@@ -75,7 +94,11 @@ fn run_case(index: usize, case: &serde_json::Value) -> CaseResult {
         };
         format!("template {source:?}: expected {want}, got {got}")
     };
-    CaseResult { name, passed, detail }
+    CaseResult {
+        name,
+        passed,
+        detail,
+    }
 }
 
 /// Known failures: one case name per line, then a tab and the reason. `#` starts a comment.

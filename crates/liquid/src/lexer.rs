@@ -5,9 +5,25 @@ use crate::error::RawError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TemplateToken<'a> {
-    Text { text: &'a str, offset: usize },
-    Output { markup: &'a str, offset: usize, markup_offset: usize, trim_left: bool, trim_right: bool },
-    Tag { name: &'a str, markup: &'a str, offset: usize, markup_offset: usize, trim_left: bool, trim_right: bool },
+    Text {
+        text: &'a str,
+        offset: usize,
+    },
+    Output {
+        markup: &'a str,
+        offset: usize,
+        markup_offset: usize,
+        trim_left: bool,
+        trim_right: bool,
+    },
+    Tag {
+        name: &'a str,
+        markup: &'a str,
+        offset: usize,
+        markup_offset: usize,
+        trim_left: bool,
+        trim_right: bool,
+    },
 }
 
 /// Tokenizes a whole template. Tags end at the first `%}` and outputs at the first `}}` outside a
@@ -18,11 +34,17 @@ pub(crate) fn tokenize(source: &str) -> Result<Vec<TemplateToken<'_>>, RawError>
     let mut pos = 0;
     while pos < source.len() {
         let Some(start) = find_open(bytes, pos) else {
-            tokens.push(TemplateToken::Text { text: &source[pos..], offset: pos });
+            tokens.push(TemplateToken::Text {
+                text: &source[pos..],
+                offset: pos,
+            });
             break;
         };
         if start > pos {
-            tokens.push(TemplateToken::Text { text: &source[pos..start], offset: pos });
+            tokens.push(TemplateToken::Text {
+                text: &source[pos..start],
+                offset: pos,
+            });
         }
         let is_tag = bytes[start + 1] == b'%';
         let mut inner = start + 2;
@@ -79,11 +101,17 @@ fn tag_name_len(markup: &str) -> usize {
     if markup.starts_with('#') {
         return 1;
     }
-    markup.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(markup.len())
+    markup
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(markup.len())
 }
 
 fn strip_trim_marker(bytes: &[u8], inner: usize, end: usize) -> (usize, bool) {
-    if end > inner && bytes[end - 1] == b'-' { (end - 1, true) } else { (end, false) }
+    if end > inner && bytes[end - 1] == b'-' {
+        (end - 1, true)
+    } else {
+        (end, false)
+    }
 }
 
 fn find_open(bytes: &[u8], from: usize) -> Option<usize> {
@@ -101,7 +129,10 @@ pub(crate) fn find_bytes(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usi
     if from > bytes.len() {
         return None;
     }
-    bytes[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    bytes[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 fn find_output_end(bytes: &[u8], from: usize) -> Option<usize> {
@@ -161,7 +192,10 @@ pub(crate) fn lex_expression(markup: &str, base: usize) -> Result<Vec<Spanned<'_
         let start = i;
         macro_rules! push {
             ($out:expr, $tok:expr) => {
-                $out.push(Spanned { tok: $tok, offset: base + start })
+                $out.push(Spanned {
+                    tok: $tok,
+                    offset: base + start,
+                })
             };
         }
         match c {
@@ -170,14 +204,20 @@ pub(crate) fn lex_expression(markup: &str, base: usize) -> Result<Vec<Spanned<'_
             b'}' if bytes.get(i + 1) == Some(&b'}') => i += 2,
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 let Some(close) = markup[i + 2..].find('}') else {
-                    return Err(RawError::syntax("'${' is not closed: add '}' after the attribute name", base + i));
+                    return Err(RawError::syntax(
+                        "'${' is not closed: add '}' after the attribute name",
+                        base + i,
+                    ));
                 };
                 push!(out, Tok::Braze(&markup[i + 2..i + 2 + close]));
                 i = i + 2 + close + 1;
             }
             b'\'' | b'"' => {
                 let Some(close) = markup[i + 1..].find(c as char) else {
-                    return Err(RawError::syntax("string literal is not closed: add the closing quote", base + i));
+                    return Err(RawError::syntax(
+                        "string literal is not closed: add the closing quote",
+                        base + i,
+                    ));
                 };
                 push!(out, Tok::Str(&markup[i + 1..i + 1 + close]));
                 i = i + 1 + close + 1;
@@ -262,22 +302,30 @@ pub(crate) fn lex_expression(markup: &str, base: usize) -> Result<Vec<Spanned<'_
                     }
                 }
                 let text = &markup[i..j];
-                let tok = if is_float {
-                    Tok::Float(text.parse().map_err(|_| RawError::syntax(format!("bad number '{text}'"), base + i))?)
-                } else {
-                    match text.parse::<i64>() {
-                        Ok(n) => Tok::Int(n),
-                        Err(_) => Tok::Float(
-                            text.parse().map_err(|_| RawError::syntax(format!("bad number '{text}'"), base + i))?,
-                        ),
-                    }
-                };
+                let tok =
+                    if is_float {
+                        Tok::Float(text.parse().map_err(|_| {
+                            RawError::syntax(format!("bad number '{text}'"), base + i)
+                        })?)
+                    } else {
+                        match text.parse::<i64>() {
+                            Ok(n) => Tok::Int(n),
+                            Err(_) => Tok::Float(text.parse().map_err(|_| {
+                                RawError::syntax(format!("bad number '{text}'"), base + i)
+                            })?),
+                        }
+                    };
                 push!(out, tok);
                 i = j;
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let mut j = i + 1;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'-' || bytes[j] >= 0x80) {
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric()
+                        || bytes[j] == b'_'
+                        || bytes[j] == b'-'
+                        || bytes[j] >= 0x80)
+                {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j] == b'?' {
@@ -293,7 +341,10 @@ pub(crate) fn lex_expression(markup: &str, base: usize) -> Result<Vec<Spanned<'_
             }
             _ => {
                 let ch = markup[i..].chars().next().unwrap_or('?');
-                return Err(RawError::syntax(format!("unexpected character '{ch}'"), base + i));
+                return Err(RawError::syntax(
+                    format!("unexpected character '{ch}'"),
+                    base + i,
+                ));
             }
         }
     }
@@ -307,14 +358,29 @@ mod tests {
     #[test]
     fn braze_output_closes_after_reference() {
         let tokens = tokenize("{{${first_name}}}!").expect("valid");
-        assert!(matches!(tokens[0], TemplateToken::Output { markup: "${first_name}", .. }));
+        assert!(matches!(
+            tokens[0],
+            TemplateToken::Output {
+                markup: "${first_name}",
+                ..
+            }
+        ));
         assert!(matches!(tokens[1], TemplateToken::Text { text: "!", .. }));
     }
 
     #[test]
     fn whitespace_control_markers() {
         let tokens = tokenize("{%- if x -%}").expect("valid");
-        assert!(matches!(tokens[0], TemplateToken::Tag { name: "if", markup: " x", trim_left: true, trim_right: true, .. }));
+        assert!(matches!(
+            tokens[0],
+            TemplateToken::Tag {
+                name: "if",
+                markup: " x",
+                trim_left: true,
+                trim_right: true,
+                ..
+            }
+        ));
     }
 
     #[test]

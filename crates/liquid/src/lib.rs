@@ -23,8 +23,8 @@ pub mod golden;
 use std::sync::Arc;
 
 pub use connected::{
-    ConnectedContent, ConnectedContentConfig, CredentialStore, FetchError, FetchRequest, FetchResponse, Fetcher,
-    Method, TokenCredential, validate_url,
+    ConnectedContent, ConnectedContentConfig, CredentialStore, FetchError, FetchRequest,
+    FetchResponse, Fetcher, Method, TokenCredential, validate_url,
 };
 pub use context::{Context, DEFAULT_MAX_OUTPUT_BYTES, PartialSource};
 pub use error::{Error, ErrorKind, Location};
@@ -42,7 +42,9 @@ pub struct Template {
 pub enum Outcome {
     Rendered(String),
     /// `{% abort_message %}` ran: the message must not be sent. The reason is what Braze logs.
-    Aborted { reason: String },
+    Aborted {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -59,7 +61,10 @@ impl Template {
     /// Compiles `source`; every syntax error is reported here with its line and column.
     pub fn parse(source: &str) -> Result<Template, Error> {
         let root = parser::parse_document(source).map_err(|e| e.locate(source))?;
-        Ok(Template { source: source.into(), root })
+        Ok(Template {
+            source: source.into(),
+            root,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -75,11 +80,19 @@ impl Template {
             use ast::Node::*;
             match node {
                 ConnectedContent(_) | Include(_) | Render(_) => true,
-                If { branches, otherwise } => branches.iter().any(|(_, b)| block_has(b)) || otherwise.as_ref().is_some_and(block_has),
+                If {
+                    branches,
+                    otherwise,
+                } => {
+                    branches.iter().any(|(_, b)| block_has(b))
+                        || otherwise.as_ref().is_some_and(block_has)
+                }
                 Case { branches, .. } => branches.iter().any(|b| match b {
                     ast::CaseBranch::When(_, b) | ast::CaseBranch::Else(b) => block_has(b),
                 }),
-                For(lp) | Tablerow(lp) => block_has(&lp.body) || lp.otherwise.as_ref().is_some_and(block_has),
+                For(lp) | Tablerow(lp) => {
+                    block_has(&lp.body) || lp.otherwise.as_ref().is_some_and(block_has)
+                }
                 Capture { body, .. } | IfChanged(body) => block_has(body),
                 _ => false,
             }
@@ -115,13 +128,27 @@ mod tests {
     fn syntax_errors_have_line_and_column() {
         let err = Template::parse("line one\n  {{ x | nosuchfilter }}").expect_err("invalid");
         assert_eq!(err.kind, ErrorKind::Syntax);
-        assert_eq!(err.location, Location { line: 2, column: 10 });
-        assert!(err.to_string().contains("unknown filter 'nosuchfilter'"), "{err}");
+        assert_eq!(
+            err.location,
+            Location {
+                line: 2,
+                column: 10
+            }
+        );
+        assert!(
+            err.to_string().contains("unknown filter 'nosuchfilter'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn abort_is_an_outcome() {
         let t = Template::parse("x{% abort_message('not at threshold') %}y").expect("valid");
-        assert_eq!(t.render(&Context::new()), Ok(Outcome::Aborted { reason: "not at threshold".into() }));
+        assert_eq!(
+            t.render(&Context::new()),
+            Ok(Outcome::Aborted {
+                reason: "not at threshold".into()
+            })
+        );
     }
 }

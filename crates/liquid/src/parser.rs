@@ -12,17 +12,33 @@ use crate::value::Value;
 #[derive(Debug, Clone)]
 enum Token<'a> {
     Text(String),
-    Output { markup: &'a str, markup_offset: usize },
-    Tag { name: &'a str, markup: &'a str, offset: usize, end: usize, markup_offset: usize },
+    Output {
+        markup: &'a str,
+        markup_offset: usize,
+    },
+    Tag {
+        name: &'a str,
+        markup: &'a str,
+        offset: usize,
+        end: usize,
+        markup_offset: usize,
+    },
 }
 
 pub(crate) fn parse_document(source: &str) -> Result<Block, RawError> {
     let raw = lexer::tokenize(source)?;
     let tokens = apply_whitespace_control(source, &raw);
-    let mut parser = Parser { source, tokens, pos: 0 };
+    let mut parser = Parser {
+        source,
+        tokens,
+        pos: 0,
+    };
     let (block, end) = parser.parse_block(&[])?;
     if let Some(end) = end {
-        return Err(RawError::syntax(format!("unexpected tag '{}': nothing is open to close", end.name), end.offset));
+        return Err(RawError::syntax(
+            format!("unexpected tag '{}': nothing is open to close", end.name),
+            end.offset,
+        ));
     }
     Ok(block)
 }
@@ -34,10 +50,27 @@ fn apply_whitespace_control<'a>(source: &'a str, raw: &[TemplateToken<'a>]) -> V
             TemplateToken::Text { text, .. } => {
                 let mut text: &str = text;
                 let prev_trims = i > 0
-                    && matches!(raw[i - 1], TemplateToken::Output { trim_right: true, .. } | TemplateToken::Tag { trim_right: true, .. });
+                    && matches!(
+                        raw[i - 1],
+                        TemplateToken::Output {
+                            trim_right: true,
+                            ..
+                        } | TemplateToken::Tag {
+                            trim_right: true,
+                            ..
+                        }
+                    );
                 let next_trims = matches!(
                     raw.get(i + 1),
-                    Some(TemplateToken::Output { trim_left: true, .. } | TemplateToken::Tag { trim_left: true, .. })
+                    Some(
+                        TemplateToken::Output {
+                            trim_left: true,
+                            ..
+                        } | TemplateToken::Tag {
+                            trim_left: true,
+                            ..
+                        }
+                    )
                 );
                 if prev_trims {
                     text = text.trim_start();
@@ -47,12 +80,30 @@ fn apply_whitespace_control<'a>(source: &'a str, raw: &[TemplateToken<'a>]) -> V
                 }
                 out.push(Token::Text(text.to_string()));
             }
-            TemplateToken::Output { markup, markup_offset, .. } => {
-                out.push(Token::Output { markup, markup_offset: *markup_offset })
-            }
-            TemplateToken::Tag { name, markup, offset, markup_offset, .. } => {
-                let end = lexer::find_bytes(source.as_bytes(), *markup_offset, b"%}").map_or(source.len(), |e| e + 2);
-                out.push(Token::Tag { name, markup, offset: *offset, end, markup_offset: *markup_offset })
+            TemplateToken::Output {
+                markup,
+                markup_offset,
+                ..
+            } => out.push(Token::Output {
+                markup,
+                markup_offset: *markup_offset,
+            }),
+            TemplateToken::Tag {
+                name,
+                markup,
+                offset,
+                markup_offset,
+                ..
+            } => {
+                let end = lexer::find_bytes(source.as_bytes(), *markup_offset, b"%}")
+                    .map_or(source.len(), |e| e + 2);
+                out.push(Token::Tag {
+                    name,
+                    markup,
+                    offset: *offset,
+                    end,
+                    markup_offset: *markup_offset,
+                })
             }
         }
     }
@@ -87,12 +138,31 @@ impl<'a> Parser<'a> {
                         block.nodes.push(Node::Text(text.into_boxed_str()));
                     }
                 }
-                Token::Output { markup, markup_offset } => {
-                    block.nodes.push(Node::Output(parse_filtered(markup, markup_offset)?));
+                Token::Output {
+                    markup,
+                    markup_offset,
+                } => {
+                    block
+                        .nodes
+                        .push(Node::Output(parse_filtered(markup, markup_offset)?));
                 }
-                Token::Tag { name, markup, offset, end, markup_offset } => {
+                Token::Tag {
+                    name,
+                    markup,
+                    offset,
+                    end,
+                    markup_offset,
+                } => {
                     if ends.contains(&name) {
-                        return Ok((block, Some(EndTag { name, markup, offset, markup_offset })));
+                        return Ok((
+                            block,
+                            Some(EndTag {
+                                name,
+                                markup,
+                                offset,
+                                markup_offset,
+                            }),
+                        ));
                     }
                     if let Some(node) = self.parse_tag(name, markup, offset, end, markup_offset)? {
                         block.nodes.push(node);
@@ -103,31 +173,62 @@ impl<'a> Parser<'a> {
         if ends.is_empty() {
             Ok((block, None))
         } else {
-            Err(RawError::syntax(format!("block is not closed: expected '{{% {} %}}'", ends[ends.len() - 1]), self.source.len()))
+            Err(RawError::syntax(
+                format!(
+                    "block is not closed: expected '{{% {} %}}'",
+                    ends[ends.len() - 1]
+                ),
+                self.source.len(),
+            ))
         }
     }
 
-    fn parse_tag(&mut self, name: &'a str, markup: &'a str, offset: usize, end: usize, markup_offset: usize) -> Result<Option<Node>, RawError> {
+    fn parse_tag(
+        &mut self,
+        name: &'a str,
+        markup: &'a str,
+        offset: usize,
+        end: usize,
+        markup_offset: usize,
+    ) -> Result<Option<Node>, RawError> {
         let node = match name {
             "if" | "unless" => {
                 let mut branches = Vec::new();
                 let mut otherwise = None;
                 let first = parse_condition(markup, markup_offset)?;
-                let (body, mut tag) = self.parse_block_closing(&["elsif", "else", "endif", "endunless"], name, offset)?;
+                let (body, mut tag) = self.parse_block_closing(
+                    &["elsif", "else", "endif", "endunless"],
+                    name,
+                    offset,
+                )?;
                 branches.push((first, body));
                 loop {
                     match tag.name {
                         "elsif" => {
                             let cond = parse_condition(tag.markup, tag.markup_offset)?;
-                            let (body, next) = self.parse_block_closing(&["elsif", "else", "endif", "endunless"], name, offset)?;
+                            let (body, next) = self.parse_block_closing(
+                                &["elsif", "else", "endif", "endunless"],
+                                name,
+                                offset,
+                            )?;
                             branches.push((cond, body));
                             tag = next;
                         }
                         "else" => {
-                            let (body, mut next) = self.parse_block_closing(&["endif", "endunless", "elsif", "else"], name, offset)?;
+                            let (body, mut next) = self.parse_block_closing(
+                                &["endif", "endunless", "elsif", "else"],
+                                name,
+                                offset,
+                            )?;
                             // Ruby Liquid ignores branches after the first else.
                             while matches!(next.name, "elsif" | "else") {
-                                next = self.parse_block_closing(&["endif", "endunless", "elsif", "else"], name, offset)?.1;
+                                next = self
+                                    .parse_block_closing(
+                                        &["endif", "endunless", "elsif", "else"],
+                                        name,
+                                        offset,
+                                    )?
+                                    .1;
                             }
                             otherwise = Some(body);
                             tag = next;
@@ -137,26 +238,41 @@ impl<'a> Parser<'a> {
                 }
                 let expected_end = if name == "if" { "endif" } else { "endunless" };
                 if tag.name != expected_end {
-                    return Err(RawError::syntax(format!("'{}' closes '{name}': use '{{% {expected_end} %}}'", tag.name), tag.offset));
+                    return Err(RawError::syntax(
+                        format!(
+                            "'{}' closes '{name}': use '{{% {expected_end} %}}'",
+                            tag.name
+                        ),
+                        tag.offset,
+                    ));
                 }
-                if name == "unless" {
-                    if let Some((cond, _)) = branches.first_mut() {
-                        let taken = std::mem::replace(cond, Condition::Value(Expr::Literal(Value::Nil)));
-                        *cond = Condition::Not(Box::new(taken));
-                    }
+                if name == "unless"
+                    && let Some((cond, _)) = branches.first_mut()
+                {
+                    let taken =
+                        std::mem::replace(cond, Condition::Value(Expr::Literal(Value::Nil)));
+                    *cond = Condition::Not(Box::new(taken));
                 }
-                let mut node = Node::If { branches, otherwise };
+                let mut node = Node::If {
+                    branches,
+                    otherwise,
+                };
                 suppress_blank_bodies(&mut node);
                 node
             }
             "case" => {
                 let subject = parse_single_expr(markup, markup_offset, "case")?;
-                let (_, mut tag) = self.parse_block_closing(&["when", "else", "endcase"], name, offset)?;
+                let (_, mut tag) =
+                    self.parse_block_closing(&["when", "else", "endcase"], name, offset)?;
                 let mut branches = Vec::new();
                 while tag.name != "endcase" {
-                    let (body, next) = self.parse_block_closing(&["when", "else", "endcase"], name, offset)?;
+                    let (body, next) =
+                        self.parse_block_closing(&["when", "else", "endcase"], name, offset)?;
                     if tag.name == "when" {
-                        branches.push(CaseBranch::When(parse_when(tag.markup, tag.markup_offset)?, body));
+                        branches.push(CaseBranch::When(
+                            parse_when(tag.markup, tag.markup_offset)?,
+                            body,
+                        ));
                     } else {
                         branches.push(CaseBranch::Else(body));
                     }
@@ -167,8 +283,16 @@ impl<'a> Parser<'a> {
                 node
             }
             "for" | "tablerow" => {
-                let end_name = if name == "for" { "endfor" } else { "endtablerow" };
-                let ends: &[&str] = if name == "for" { &["else", "endfor"] } else { &["endtablerow"] };
+                let end_name = if name == "for" {
+                    "endfor"
+                } else {
+                    "endtablerow"
+                };
+                let ends: &[&str] = if name == "for" {
+                    &["else", "endfor"]
+                } else {
+                    &["endtablerow"]
+                };
                 let mut lp = parse_loop_header(markup, markup_offset, name)?;
                 let (body, tag) = self.parse_block_closing(ends, name, offset)?;
                 lp.body = body;
@@ -176,29 +300,46 @@ impl<'a> Parser<'a> {
                     let (otherwise, _) = self.parse_block_closing(&[end_name], name, offset)?;
                     lp.otherwise = Some(otherwise);
                 }
-                let mut node = if name == "for" { Node::For(Box::new(lp)) } else { Node::Tablerow(Box::new(lp)) };
+                let mut node = if name == "for" {
+                    Node::For(Box::new(lp))
+                } else {
+                    Node::Tablerow(Box::new(lp))
+                };
                 suppress_blank_bodies(&mut node);
                 node
             }
             "assign" => {
                 let Some(eq) = markup.find('=') else {
-                    return Err(RawError::syntax("assign needs '=': write {% assign name = value %}", markup_offset));
+                    return Err(RawError::syntax(
+                        "assign needs '=': write {% assign name = value %}",
+                        markup_offset,
+                    ));
                 };
                 let var = markup[..eq].trim();
                 check_identifier(var, markup_offset)?;
                 let value = parse_filtered(&markup[eq + 1..], markup_offset + eq + 1)?;
-                Node::Assign { name: var.into(), value }
+                Node::Assign {
+                    name: var.into(),
+                    value,
+                }
             }
             "capture" => {
                 let var = unquote(markup.trim());
                 check_identifier(var, markup_offset)?;
                 let (body, _) = self.parse_block_closing(&["endcapture"], name, offset)?;
-                Node::Capture { name: var.into(), body }
+                Node::Capture {
+                    name: var.into(),
+                    body,
+                }
             }
             "increment" | "decrement" => {
                 let var = markup.trim();
                 check_identifier(var, markup_offset)?;
-                if name == "increment" { Node::Increment(var.into()) } else { Node::Decrement(var.into()) }
+                if name == "increment" {
+                    Node::Increment(var.into())
+                } else {
+                    Node::Decrement(var.into())
+                }
             }
             "cycle" => parse_cycle(markup, markup_offset)?,
             "break" => Node::Break,
@@ -214,10 +355,12 @@ impl<'a> Parser<'a> {
                 }
                 let rest = &self.source[end..];
                 let Some((body_len, close_end)) = find_end_tag(rest, "enddoc") else {
-                    return Err(RawError::syntax("'doc' is never closed: add '{% enddoc %}'", offset));
+                    return Err(RawError::syntax(
+                        "'doc' is never closed: add '{% enddoc %}'",
+                        offset,
+                    ));
                 };
-                if let Some(nested) = find_end_tag(&rest[..body_len], "doc").map(|_| ()) {
-                    let _ = nested;
+                if find_end_tag(&rest[..body_len], "doc").is_some() {
                     return Err(RawError::syntax("doc blocks cannot be nested", offset));
                 }
                 self.skip_tokens_until(end + close_end);
@@ -228,7 +371,10 @@ impl<'a> Parser<'a> {
                 for line in markup.split('\n').skip(1) {
                     let line = line.trim();
                     if !line.is_empty() && !line.starts_with('#') {
-                        return Err(RawError::syntax("every line of an inline comment must start with '#'", markup_offset));
+                        return Err(RawError::syntax(
+                            "every line of an inline comment must start with '#'",
+                            markup_offset,
+                        ));
                     }
                 }
                 return Ok(None);
@@ -236,17 +382,20 @@ impl<'a> Parser<'a> {
             "raw" => {
                 let rest = &self.source[end..];
                 let Some((body_len, close_end)) = find_endraw(rest) else {
-                    return Err(RawError::syntax("raw is not closed: add {% endraw %}", offset));
+                    return Err(RawError::syntax(
+                        "raw is not closed: add {% endraw %}",
+                        offset,
+                    ));
                 };
                 let body = rest[..body_len].to_string();
                 let close_abs = end + close_end;
                 // Skip every token that lies inside the raw body, and the endraw tag itself.
                 self.skip_tokens_until(close_abs);
                 // A `-%}` on the endraw tag trims the text after it.
-                if let Some(Token::Text(next)) = self.tokens.get_mut(self.pos) {
-                    if self.source[..close_abs].ends_with("-%}") {
-                        *next = next.trim_start().to_string();
-                    }
+                if let Some(Token::Text(next)) = self.tokens.get_mut(self.pos)
+                    && self.source[..close_abs].ends_with("-%}")
+                {
+                    *next = next.trim_start().to_string();
                 }
                 Node::Text(body.into_boxed_str())
             }
@@ -257,25 +406,36 @@ impl<'a> Parser<'a> {
             "liquid" => {
                 let nodes = self.parse_liquid_tag(markup, markup_offset)?;
                 return Ok(Some(Node::If {
-                    branches: vec![(Condition::Value(Expr::Literal(Value::Bool(true))), Block { nodes })],
+                    branches: vec![(
+                        Condition::Value(Expr::Literal(Value::Bool(true))),
+                        Block { nodes },
+                    )],
                     otherwise: None,
                 }));
             }
             "include" | "render" => {
                 let partial = parse_partial(markup, markup_offset, name)?;
-                if name == "include" { Node::Include(Box::new(partial)) } else { Node::Render(Box::new(partial)) }
+                if name == "include" {
+                    Node::Include(Box::new(partial))
+                } else {
+                    Node::Render(Box::new(partial))
+                }
             }
             "abort_message" => Node::Abort(parse_abort(markup, markup_offset)?),
-            "connected_content" => {
-                Node::ConnectedContent(Box::new(crate::connected::ConnectedContentTag::parse(markup, markup_offset)?))
+            "connected_content" => Node::ConnectedContent(Box::new(
+                crate::connected::ConnectedContentTag::parse(markup, markup_offset)?,
+            )),
+            "" => {
+                return Err(RawError::syntax(
+                    "tag has no name: write {% name ... %}",
+                    offset,
+                ));
             }
-            "" => return Err(RawError::syntax("tag has no name: write {% name ... %}", offset)),
             other => {
                 let hint = match other {
-                    "else" | "elsif" | "endif" | "endfor" | "endcase" | "when" | "endunless" | "endcapture"
-                    | "endtablerow" | "endcomment" | "endraw" | "endifchanged" | "enddoc" => {
-                        " is not inside the block it belongs to"
-                    }
+                    "else" | "elsif" | "endif" | "endfor" | "endcase" | "when" | "endunless"
+                    | "endcapture" | "endtablerow" | "endcomment" | "endraw" | "endifchanged"
+                    | "enddoc" => " is not inside the block it belongs to",
                     _ => " is not a known tag",
                 };
                 return Err(RawError::syntax(format!("'{other}'{hint}"), offset));
@@ -285,17 +445,31 @@ impl<'a> Parser<'a> {
     }
 
     /// Like [`Parser::parse_block`], but an unclosed block names the tag that opened it.
-    fn parse_block_closing(&mut self, ends: &[&str], opener: &str, opener_offset: usize) -> Result<(Block, EndTag<'a>), RawError> {
+    fn parse_block_closing(
+        &mut self,
+        ends: &[&str],
+        opener: &str,
+        opener_offset: usize,
+    ) -> Result<(Block, EndTag<'a>), RawError> {
         let (block, end) = match self.parse_block(ends) {
             Ok(found) => found,
             Err(e) if e.offset == self.source.len() => {
-                return Err(RawError::syntax(format!("'{opener}' is never closed: add '{{% {} %}}'", ends[ends.len() - 1]), opener_offset));
+                return Err(RawError::syntax(
+                    format!(
+                        "'{opener}' is never closed: add '{{% {} %}}'",
+                        ends[ends.len() - 1]
+                    ),
+                    opener_offset,
+                ));
             }
             Err(e) => return Err(e),
         };
         match end {
             Some(end) => Ok((block, end)),
-            None => Err(RawError::syntax(format!("'{opener}' is never closed"), opener_offset)),
+            None => Err(RawError::syntax(
+                format!("'{opener}' is never closed"),
+                opener_offset,
+            )),
         }
     }
 
@@ -323,7 +497,10 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Err(RawError::syntax("'comment' is never closed: add '{% endcomment %}'", offset))
+        Err(RawError::syntax(
+            "'comment' is never closed: add '{% endcomment %}'",
+            offset,
+        ))
     }
 
     /// Skips tokens up to and including the tag that ends at `close_abs`.
@@ -341,7 +518,11 @@ impl<'a> Parser<'a> {
     }
 
     /// `{% liquid %}`: one tag per line, without delimiters.
-    fn parse_liquid_tag(&mut self, markup: &'a str, markup_offset: usize) -> Result<Vec<Node>, RawError> {
+    fn parse_liquid_tag(
+        &mut self,
+        markup: &'a str,
+        markup_offset: usize,
+    ) -> Result<Vec<Node>, RawError> {
         let mut tokens = Vec::new();
         let mut line_start = 0;
         for line in markup.split('\n') {
@@ -355,15 +536,30 @@ impl<'a> Parser<'a> {
             let name_len = if trimmed.starts_with('#') {
                 1
             } else {
-                trimmed.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(trimmed.len())
+                trimmed
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(trimmed.len())
             };
             let name = &trimmed[..name_len];
-            tokens.push(Token::Tag { name, markup: &trimmed[name_len..], offset: at, end: at + trimmed.len(), markup_offset: at + name_len });
+            tokens.push(Token::Tag {
+                name,
+                markup: &trimmed[name_len..],
+                offset: at,
+                end: at + trimmed.len(),
+                markup_offset: at + name_len,
+            });
         }
-        let mut inner = Parser { source: self.source, tokens, pos: 0 };
+        let mut inner = Parser {
+            source: self.source,
+            tokens,
+            pos: 0,
+        };
         let (block, end) = inner.parse_block(&[])?;
         if let Some(end) = end {
-            return Err(RawError::syntax(format!("unexpected '{}' in liquid tag", end.name), end.offset));
+            return Err(RawError::syntax(
+                format!("unexpected '{}' in liquid tag", end.name),
+                end.offset,
+            ));
         }
         Ok(block.nodes)
     }
@@ -413,19 +609,27 @@ fn node_is_blank(node: &Node) -> bool {
     match node {
         Node::Text(t) => t.trim().is_empty(),
         Node::Assign { .. } | Node::Capture { .. } => true,
-        Node::If { branches, otherwise } => {
-            branches.iter().all(|(_, b)| block_is_blank(b)) && otherwise.as_ref().is_none_or(block_is_blank)
+        Node::If {
+            branches,
+            otherwise,
+        } => {
+            branches.iter().all(|(_, b)| block_is_blank(b))
+                && otherwise.as_ref().is_none_or(block_is_blank)
         }
         Node::Case { branches, .. } => branches.iter().all(|b| match b {
             CaseBranch::When(_, b) | CaseBranch::Else(b) => block_is_blank(b),
         }),
-        Node::For(lp) => block_is_blank(&lp.body) && lp.otherwise.as_ref().is_none_or(block_is_blank),
+        Node::For(lp) => {
+            block_is_blank(&lp.body) && lp.otherwise.as_ref().is_none_or(block_is_blank)
+        }
         _ => false,
     }
 }
 
 fn strip_whitespace_text(block: &mut Block) {
-    block.nodes.retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
+    block
+        .nodes
+        .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
 }
 
 fn suppress_blank_bodies(node: &mut Node) {
@@ -433,8 +637,13 @@ fn suppress_blank_bodies(node: &mut Node) {
         return;
     }
     match node {
-        Node::If { branches, otherwise } => {
-            branches.iter_mut().for_each(|(_, b)| strip_whitespace_text(b));
+        Node::If {
+            branches,
+            otherwise,
+        } => {
+            branches
+                .iter_mut()
+                .for_each(|(_, b)| strip_whitespace_text(b));
             if let Some(b) = otherwise {
                 strip_whitespace_text(b);
             }
@@ -458,14 +667,30 @@ fn suppress_blank_bodies(node: &mut Node) {
 
 fn unquote(s: &str) -> &str {
     let b = s.as_bytes();
-    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] { &s[1..s.len() - 1] } else { s }
+    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
 }
 
 fn check_identifier(name: &str, offset: usize) -> Result<(), RawError> {
     let valid = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_')
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    if valid { Ok(()) } else { Err(RawError::syntax(format!("'{name}' is not a valid variable name"), offset)) }
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(RawError::syntax(
+            format!("'{name}' is not a valid variable name"),
+            offset,
+        ))
+    }
 }
 
 /// A cursor over expression tokens.
@@ -477,7 +702,11 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     pub(crate) fn new(markup: &'a str, base: usize) -> Result<Tokens<'a>, RawError> {
-        Ok(Tokens { toks: lexer::lex_expression(markup, base)?, pos: 0, end_offset: base + markup.len() })
+        Ok(Tokens {
+            toks: lexer::lex_expression(markup, base)?,
+            pos: 0,
+            end_offset: base + markup.len(),
+        })
     }
 
     fn peek(&self) -> Option<&Tok<'a>> {
@@ -489,7 +718,9 @@ impl<'a> Tokens<'a> {
     }
 
     fn offset(&self) -> usize {
-        self.toks.get(self.pos).map_or(self.end_offset, |s| s.offset)
+        self.toks
+            .get(self.pos)
+            .map_or(self.end_offset, |s| s.offset)
     }
 
     fn next(&mut self) -> Option<Tok<'a>> {
@@ -508,7 +739,11 @@ impl<'a> Tokens<'a> {
     }
 
     fn expect(&mut self, tok: &Tok<'_>, what: &str) -> Result<(), RawError> {
-        if self.eat(tok) { Ok(()) } else { Err(self.unexpected(what)) }
+        if self.eat(tok) {
+            Ok(())
+        } else {
+            Err(self.unexpected(what))
+        }
     }
 
     fn at_end(&self) -> bool {
@@ -517,13 +752,23 @@ impl<'a> Tokens<'a> {
 
     fn unexpected(&self, expected: &str) -> RawError {
         match self.toks.get(self.pos) {
-            Some(s) => RawError::syntax(format!("unexpected {}: expected {expected}", describe(&s.tok)), s.offset),
-            None => RawError::syntax(format!("unexpected end of expression: expected {expected}"), self.end_offset),
+            Some(s) => RawError::syntax(
+                format!("unexpected {}: expected {expected}", describe(&s.tok)),
+                s.offset,
+            ),
+            None => RawError::syntax(
+                format!("unexpected end of expression: expected {expected}"),
+                self.end_offset,
+            ),
         }
     }
 
     fn expect_end(&self) -> Result<(), RawError> {
-        if self.at_end() { Ok(()) } else { Err(self.unexpected("end of tag")) }
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(self.unexpected("end of tag"))
+        }
     }
 
     pub(crate) fn expr(&mut self) -> Result<Expr, RawError> {
@@ -605,10 +850,17 @@ impl<'a> Tokens<'a> {
             if !crate::filters::is_known(name) {
                 return Err(RawError::syntax(format!("unknown filter '{name}'"), offset));
             }
-            let mut call = FilterCall { name: name.into(), args: Vec::new(), kwargs: Vec::new(), offset };
+            let mut call = FilterCall {
+                name: name.into(),
+                args: Vec::new(),
+                kwargs: Vec::new(),
+                offset,
+            };
             if self.eat(&Tok::Colon) {
                 loop {
-                    if let (Some(Tok::Ident(key)), Some(Tok::Colon)) = (self.peek(), self.peek_at(1)) {
+                    if let (Some(Tok::Ident(key)), Some(Tok::Colon)) =
+                        (self.peek(), self.peek_at(1))
+                    {
                         let key: Arc<str> = (*key).into();
                         self.pos += 2;
                         call.kwargs.push((key, self.expr()?));
@@ -654,7 +906,11 @@ impl<'a> Tokens<'a> {
             },
             Some(Tok::Word("contains")) => CompareOp::Contains,
             Some(Tok::Word(_)) | None => return Ok(Condition::Value(left)),
-            Some(_) => return Err(self.unexpected("a comparison operator, 'and', 'or' or the end of the tag")),
+            Some(_) => {
+                return Err(
+                    self.unexpected("a comparison operator, 'and', 'or' or the end of the tag")
+                );
+            }
         };
         self.pos += 1;
         let right = self.expr()?;
@@ -686,7 +942,10 @@ fn describe(tok: &Tok<'_>) -> String {
 pub(crate) fn parse_filtered(markup: &str, offset: usize) -> Result<Filtered, RawError> {
     let mut toks = Tokens::new(markup, offset)?;
     if toks.at_end() {
-        return Ok(Filtered { expr: Expr::Literal(Value::Nil), filters: Vec::new() });
+        return Ok(Filtered {
+            expr: Expr::Literal(Value::Nil),
+            filters: Vec::new(),
+        });
     }
     let expr = toks.expr()?;
     let filters = toks.filters()?;
@@ -728,7 +987,12 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
     let mut toks = Tokens::new(markup, offset)?;
     let var = match toks.next() {
         Some(Tok::Ident(v)) => v,
-        _ => return Err(RawError::syntax(format!("'{tag}' needs a loop variable: {{% {tag} item in items %}}"), offset)),
+        _ => {
+            return Err(RawError::syntax(
+                format!("'{tag}' needs a loop variable: {{% {tag} item in items %}}"),
+                offset,
+            ));
+        }
     };
     check_identifier(var, offset)?;
     if toks.next() != Some(Tok::Ident("in")) {
@@ -738,7 +1002,10 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
     let iterable_start = toks.offset() - offset;
     let iterable = toks.expr()?;
     let iterable_end = toks.offset() - offset;
-    let iterable_src = markup.get(iterable_start..iterable_end).unwrap_or(markup).trim();
+    let iterable_src = markup
+        .get(iterable_start..iterable_end)
+        .unwrap_or(markup)
+        .trim();
     let mut lp = ForLoop {
         var: var.into(),
         iterable,
@@ -765,10 +1032,14 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
                     continue;
                 }
                 let value = toks.expr()?;
-                if let Expr::Literal(v) = &value {
-                    if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Nil) && !matches!(v, Value::Str(s) if s.trim().parse::<i64>().is_ok()) {
-                        return Err(RawError::syntax(format!("loop attribute '{attr}' must be a number"), offset));
-                    }
+                if let Expr::Literal(v) = &value
+                    && !matches!(v, Value::Int(_) | Value::Float(_) | Value::Nil)
+                    && !matches!(v, Value::Str(s) if s.trim().parse::<i64>().is_ok())
+                {
+                    return Err(RawError::syntax(
+                        format!("loop attribute '{attr}' must be a number"),
+                        offset,
+                    ));
                 }
                 match attr {
                     "limit" => lp.limit = Some(value),
@@ -778,7 +1049,9 @@ fn parse_loop_header(markup: &str, offset: usize, tag: &str) -> Result<ForLoop, 
             }
             _ => {
                 toks.pos -= 1;
-                return Err(toks.unexpected("'reversed', 'limit:', 'offset:' or the end of the tag"));
+                return Err(
+                    toks.unexpected("'reversed', 'limit:', 'offset:' or the end of the tag")
+                );
             }
         }
     }
@@ -802,7 +1075,11 @@ fn parse_cycle(markup: &str, offset: usize) -> Result<Node, RawError> {
         values.push(toks.expr()?);
     }
     toks.expect_end()?;
-    let key: Arc<str> = markup.get(values_start.saturating_sub(offset)..).unwrap_or(markup).trim().into();
+    let key: Arc<str> = markup
+        .get(values_start.saturating_sub(offset)..)
+        .unwrap_or(markup)
+        .trim()
+        .into();
     Ok(Node::Cycle { group, values, key })
 }
 
@@ -810,20 +1087,29 @@ fn parse_partial(markup: &str, offset: usize, tag: &str) -> Result<Partial, RawE
     let mut toks = Tokens::new(markup, offset)?;
     let name = toks.expr()?;
     if tag == "render" && !matches!(name, Expr::Literal(Value::Str(_))) {
-        return Err(RawError::syntax("render needs the template name as a quoted string", offset));
+        return Err(RawError::syntax(
+            "render needs the template name as a quoted string",
+            offset,
+        ));
     }
-    let mut partial = Partial { name, bound: None, alias: None, args: Vec::new(), offset };
-    if let Some(Tok::Ident(kw @ ("with" | "for"))) = toks.peek().cloned() {
-        if toks.peek_at(1) != Some(&Tok::Colon) {
+    let mut partial = Partial {
+        name,
+        bound: None,
+        alias: None,
+        args: Vec::new(),
+        offset,
+    };
+    if let Some(Tok::Ident(kw @ ("with" | "for"))) = toks.peek().cloned()
+        && toks.peek_at(1) != Some(&Tok::Colon)
+    {
+        toks.pos += 1;
+        let value = toks.expr()?;
+        partial.bound = Some((value, kw == "for"));
+        if toks.peek() == Some(&Tok::Ident("as")) {
             toks.pos += 1;
-            let value = toks.expr()?;
-            partial.bound = Some((value, kw == "for"));
-            if toks.peek() == Some(&Tok::Ident("as")) {
-                toks.pos += 1;
-                match toks.next() {
-                    Some(Tok::Ident(alias)) => partial.alias = Some(alias.into()),
-                    _ => return Err(RawError::syntax("'as' needs a variable name", offset)),
-                }
+            match toks.next() {
+                Some(Tok::Ident(alias)) => partial.alias = Some(alias.into()),
+                _ => return Err(RawError::syntax("'as' needs a variable name", offset)),
             }
         }
     }
@@ -848,7 +1134,11 @@ fn parse_partial(markup: &str, offset: usize, tag: &str) -> Result<Partial, RawE
 
 fn parse_abort(markup: &str, offset: usize) -> Result<Option<Box<str>>, RawError> {
     let inner = markup.trim();
-    let inner = inner.strip_prefix('(').and_then(|s| s.strip_suffix(')')).unwrap_or(inner).trim();
+    let inner = inner
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or(inner)
+        .trim();
     if inner.is_empty() {
         return Ok(None);
     }
@@ -856,7 +1146,10 @@ fn parse_abort(markup: &str, offset: usize) -> Result<Option<Box<str>>, RawError
     if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
         return Ok(Some(inner[1..inner.len() - 1].into()));
     }
-    Err(RawError::syntax("abort_message takes an optional quoted reason: {% abort_message('reason') %}", offset))
+    Err(RawError::syntax(
+        "abort_message takes an optional quoted reason: {% abort_message('reason') %}",
+        offset,
+    ))
 }
 
 #[cfg(test)]
@@ -870,14 +1163,22 @@ mod tests {
 
     #[test]
     fn braze_references_inside_tags_parse() {
-        parse_document("{% if {{custom_attribute.${lead score}}} > 50 %}x{% endif %}").expect("valid");
-        parse_document("{% assign v = custom_attribute.${one} | plus: {{custom_attribute.${two}}} %}").expect("valid");
+        parse_document("{% if {{custom_attribute.${lead score}}} > 50 %}x{% endif %}")
+            .expect("valid");
+        parse_document(
+            "{% assign v = custom_attribute.${one} | plus: {{custom_attribute.${two}}} %}",
+        )
+        .expect("valid");
     }
 
     #[test]
     fn unclosed_block_names_the_opener() {
         let err = parse_document("{% if x %}never closed").expect_err("invalid");
-        assert!(err.message.contains("'if' is never closed"), "{}", err.message);
+        assert!(
+            err.message.contains("'if' is never closed"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.offset, 0);
     }
 }

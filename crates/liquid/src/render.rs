@@ -103,7 +103,10 @@ impl<'c> State<'c> {
                 let value = self.eval_filtered(filtered)?;
                 value.render_to(out);
             }
-            Node::If { branches, otherwise } => {
+            Node::If {
+                branches,
+                otherwise,
+            } => {
                 for (cond, body) in branches {
                     if self.eval_condition(cond)? {
                         return self.render_block(body, out);
@@ -168,7 +171,11 @@ impl<'c> State<'c> {
                 if let Some(expr) = values.get(iteration) {
                     self.eval(expr)?.render_to(out);
                 }
-                let next = if iteration + 1 >= values.len() { 0 } else { iteration + 1 };
+                let next = if iteration + 1 >= values.len() {
+                    0
+                } else {
+                    iteration + 1
+                };
                 self.cycles.insert(key, next);
             }
             Node::Break => self.interrupt = Some(Interrupt::Break),
@@ -184,7 +191,12 @@ impl<'c> State<'c> {
             Node::Include(partial) => self.render_include(partial, out)?,
             Node::Render(partial) => self.render_render(partial, out)?,
             Node::Abort(reason) => {
-                return Err(Stop::Abort(reason.as_deref().unwrap_or("{% abort_message %} called").to_string()));
+                return Err(Stop::Abort(
+                    reason
+                        .as_deref()
+                        .unwrap_or("{% abort_message %} called")
+                        .to_string(),
+                ));
             }
             Node::ConnectedContent(tag) => crate::connected::render_tag(tag, self, out)?,
         }
@@ -196,7 +208,10 @@ impl<'c> State<'c> {
         let mut items = match iterable {
             Value::Array(a) => a.as_ref().clone(),
             Value::Range(a, b) => crate::value::range_items(a, b),
-            Value::Object(o) => o.iter().map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()])).collect(),
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()]))
+                .collect(),
             Value::Str(s) if !s.is_empty() => vec![Value::Str(s)],
             _ => Vec::new(),
         };
@@ -231,9 +246,17 @@ impl<'c> State<'c> {
             Value::Float(f) => Ok(Some(f as i64)),
             Value::Str(s) => match s.trim().parse::<i64>() {
                 Ok(i) => Ok(Some(i)),
-                Err(_) => Err(RawError::filter(format!("loop {what} must be a number, got '{s}'"), offset).into()),
+                Err(_) => Err(RawError::filter(
+                    format!("loop {what} must be a number, got '{s}'"),
+                    offset,
+                )
+                .into()),
             },
-            other => Err(RawError::filter(format!("loop {what} must be a number, got {}", other.type_name()), offset).into()),
+            other => Err(RawError::filter(
+                format!("loop {what} must be a number, got {}", other.type_name()),
+                offset,
+            )
+            .into()),
         }
     }
 
@@ -247,7 +270,11 @@ impl<'c> State<'c> {
         }
         let length = items.len() as i64;
         // Only an enclosing `for` is a parent loop, not a `render ... for` binding in scope 0.
-        let parent_loop = self.scopes[1..].iter().rev().find_map(|s| s.get("forloop").cloned()).unwrap_or_default();
+        let parent_loop = self.scopes[1..]
+            .iter()
+            .rev()
+            .find_map(|s| s.get("forloop").cloned())
+            .unwrap_or_default();
         self.scopes.push(HashMap::new());
         let mut result = Ok(());
         for (i, item) in items.into_iter().enumerate() {
@@ -276,7 +303,12 @@ impl<'c> State<'c> {
             }
             self.iterations += 1;
             if self.iterations > MAX_LOOP_ITERATIONS {
-                result = Err(RawError { kind: ErrorKind::Limit, message: format!("more than {MAX_LOOP_ITERATIONS} loop iterations"), offset: lp.offset_pos }.into());
+                result = Err(RawError {
+                    kind: ErrorKind::Limit,
+                    message: format!("more than {MAX_LOOP_ITERATIONS} loop iterations"),
+                    offset: lp.offset_pos,
+                }
+                .into());
                 break;
             }
             match self.interrupt.take() {
@@ -317,7 +349,10 @@ impl<'c> State<'c> {
             tl.insert("col".into(), Value::Int(col0 + 1));
             tl.insert("col0".into(), Value::Int(col0));
             tl.insert("col_first".into(), Value::Bool(col0 == 0));
-            tl.insert("col_last".into(), Value::Bool(col0 == cols - 1 || i == length - 1));
+            tl.insert(
+                "col_last".into(),
+                Value::Bool(col0 == cols - 1 || i == length - 1),
+            );
             tl.insert("row".into(), Value::Int(row));
             if let Some(scope) = self.scopes.last_mut() {
                 scope.insert(lp.var.clone(), item);
@@ -339,17 +374,36 @@ impl<'c> State<'c> {
         result
     }
 
-    fn partial_template(&self, partial: &Partial, name: &str) -> Result<Arc<crate::Template>, Stop> {
+    fn partial_template(
+        &self,
+        partial: &Partial,
+        name: &str,
+    ) -> Result<Arc<crate::Template>, Stop> {
         if self.depth >= MAX_PARTIAL_DEPTH {
-            return Err(RawError { kind: ErrorKind::Partial, message: "partials are nested too deeply".into(), offset: partial.offset }.into());
+            return Err(RawError {
+                kind: ErrorKind::Partial,
+                message: "partials are nested too deeply".into(),
+                offset: partial.offset,
+            }
+            .into());
         }
-        self.ctx.partial(name).map_err(|message| RawError { kind: ErrorKind::Partial, message, offset: partial.offset }.into())
+        self.ctx.partial(name).map_err(|message| {
+            RawError {
+                kind: ErrorKind::Partial,
+                message,
+                offset: partial.offset,
+            }
+            .into()
+        })
     }
 
     fn render_include(&mut self, partial: &Partial, out: &mut String) -> Flow {
         let name = self.eval(&partial.name)?.to_output();
         let template = self.partial_template(partial, &name)?;
-        let var: Arc<str> = partial.alias.clone().unwrap_or_else(|| name.as_str().into());
+        let var: Arc<str> = partial
+            .alias
+            .clone()
+            .unwrap_or_else(|| name.as_str().into());
         let mut scope = HashMap::new();
         for (k, e) in &partial.args {
             scope.insert(k.clone(), self.eval(e)?);
@@ -391,12 +445,18 @@ impl<'c> State<'c> {
     fn render_render(&mut self, partial: &Partial, out: &mut String) -> Flow {
         let name = self.eval(&partial.name)?.to_output();
         let template = self.partial_template(partial, &name)?;
-        let var: Arc<str> = partial.alias.clone().unwrap_or_else(|| name.as_str().into());
+        let var: Arc<str> = partial
+            .alias
+            .clone()
+            .unwrap_or_else(|| name.as_str().into());
         let mut args = HashMap::new();
         for (k, e) in &partial.args {
             args.insert(k.clone(), self.eval(e)?);
         }
-        let render_one = |state: &mut State<'c>, bound: Option<(Value, Option<Object>)>, out: &mut String| -> Flow {
+        let render_one = |state: &mut State<'c>,
+                          bound: Option<(Value, Option<Object>)>,
+                          out: &mut String|
+         -> Flow {
             let mut child = State::new(state.ctx);
             child.depth = state.depth + 1;
             child.scopes[0] = args.clone();
@@ -442,10 +502,22 @@ impl<'c> State<'c> {
     pub fn eval_filtered(&mut self, filtered: &Filtered) -> Result<Value, Stop> {
         let mut value = self.eval(&filtered.expr)?;
         for call in &filtered.filters {
-            let args = call.args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
-            let kwargs = call.kwargs.iter().map(|(k, a)| Ok((k.clone(), self.eval(a)?))).collect::<Result<Vec<_>, Stop>>()?;
-            let ctx = filters::FilterContext { now: self.ctx.now() };
-            value = filters::apply(&call.name, value, &args, &kwargs, &ctx).map_err(|message| RawError::filter(format!("{}: {message}", call.name), call.offset))?;
+            let args = call
+                .args
+                .iter()
+                .map(|a| self.eval(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let kwargs = call
+                .kwargs
+                .iter()
+                .map(|(k, a)| Ok((k.clone(), self.eval(a)?)))
+                .collect::<Result<Vec<_>, Stop>>()?;
+            let ctx = filters::FilterContext {
+                now: self.ctx.now(),
+            };
+            value = filters::apply(&call.name, value, &args, &kwargs, &ctx).map_err(|message| {
+                RawError::filter(format!("{}: {message}", call.name), call.offset)
+            })?;
         }
         Ok(value)
     }
@@ -511,7 +583,12 @@ fn range_bound(v: Value) -> i64 {
     }
 }
 
-pub(crate) fn compare(left: &Value, op: CompareOp, right: &Value, _offset: usize) -> Result<bool, RawError> {
+pub(crate) fn compare(
+    left: &Value,
+    op: CompareOp,
+    right: &Value,
+    _offset: usize,
+) -> Result<bool, RawError> {
     use std::cmp::Ordering::*;
     Ok(match op {
         CompareOp::Eq => left.liquid_eq(right),
@@ -519,7 +596,9 @@ pub(crate) fn compare(left: &Value, op: CompareOp, right: &Value, _offset: usize
         CompareOp::Contains => left.liquid_contains(right),
         _ => {
             // Braze compares attribute values that arrive as numeric strings with numbers.
-            let ordering = left.liquid_cmp(right).or_else(|| numeric(left)?.liquid_cmp(&numeric(right)?));
+            let ordering = left
+                .liquid_cmp(right)
+                .or_else(|| numeric(left)?.liquid_cmp(&numeric(right)?));
             match (op, ordering) {
                 (CompareOp::Lt, Some(o)) => o == Less,
                 (CompareOp::Gt, Some(o)) => o == Greater,
@@ -536,7 +615,10 @@ fn numeric(v: &Value) -> Option<Value> {
         Value::Int(_) | Value::Float(_) => Some(v.clone()),
         Value::Str(s) => {
             let t = s.trim();
-            t.parse::<i64>().map(Value::Int).ok().or_else(|| t.parse::<f64>().ok().map(Value::Float))
+            t.parse::<i64>()
+                .map(Value::Int)
+                .ok()
+                .or_else(|| t.parse::<f64>().ok().map(Value::Float))
         }
         _ => None,
     }
@@ -576,22 +658,34 @@ fn braze_property(value: &Value, key: &str) -> Value {
     if !direct.is_nil() || !key.contains('.') {
         return direct;
     }
-    key.split('.').fold(value.clone(), |v, k| property(&v, k.trim()))
+    key.split('.')
+        .fold(value.clone(), |v, k| property(&v, k.trim()))
 }
 
 pub(crate) fn index(value: &Value, key: &Value) -> Value {
     match (value, key) {
         (Value::Array(a), Value::Int(i)) => {
             let i = if *i < 0 { a.len() as i64 + i } else { *i };
-            if i < 0 { Value::Nil } else { a.get(i as usize).cloned().unwrap_or_default() }
+            if i < 0 {
+                Value::Nil
+            } else {
+                a.get(i as usize).cloned().unwrap_or_default()
+            }
         }
         (Value::Range(s, e), Value::Int(i)) => {
             let len = (e - s + 1).max(0);
             let i = if *i < 0 { len + i } else { *i };
-            if (0..len).contains(&i) { Value::Int(s + i) } else { Value::Nil }
+            if (0..len).contains(&i) {
+                Value::Int(s + i)
+            } else {
+                Value::Nil
+            }
         }
         (Value::Object(o), Value::Str(k)) => o.get(k.as_ref()).cloned().unwrap_or_default(),
-        (Value::Object(o), other) => o.get(other.to_output().as_str()).cloned().unwrap_or_default(),
+        (Value::Object(o), other) => o
+            .get(other.to_output().as_str())
+            .cloned()
+            .unwrap_or_default(),
         _ => Value::Nil,
     }
 }

@@ -162,9 +162,13 @@ impl Value {
             (Int(a), Float(b)) | (Float(b), Int(a)) => (*a as f64) == *b,
             (Float(a), Float(b)) => a == b,
             (Str(a), Str(b)) => a == b,
-            (Array(a), Array(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.liquid_eq(y)),
+            (Array(a), Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.liquid_eq(y))
+            }
             (Object(a), Object(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v.liquid_eq(w)))
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.get(k).is_some_and(|w| v.liquid_eq(w)))
             }
             (Range(a, b), Range(c, d)) => a == c && b == d,
             _ => false,
@@ -213,11 +217,19 @@ impl Value {
             Value::Nil | Value::Empty | Value::Blank => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.to_string()),
             Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
-            Value::Object(o) => J::Object(o.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
-            Value::Range(a, b) => J::Array(range_items(*a, *b).iter().map(Value::to_json).collect()),
+            Value::Object(o) => J::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
+            ),
+            Value::Range(a, b) => {
+                J::Array(range_items(*a, *b).iter().map(Value::to_json).collect())
+            }
         }
     }
 
@@ -246,7 +258,11 @@ impl From<&serde_json::Value> for Value {
             },
             J::String(s) => Value::str(s.as_str()),
             J::Array(items) => Value::array(items.iter().map(Value::from).collect()),
-            J::Object(map) => Value::object(map.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::from(v))).collect()),
+            J::Object(map) => Value::object(
+                map.iter()
+                    .map(|(k, v)| (Arc::from(k.as_str()), Value::from(v)))
+                    .collect(),
+            ),
         }
     }
 }

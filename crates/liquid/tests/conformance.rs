@@ -12,13 +12,19 @@ fn conformance_file(relative: &str) -> Option<PathBuf> {
         return Some(path);
     }
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!in_ci, "conformance file {} is missing, and CI=true requires it", path.display());
+    assert!(
+        !in_ci,
+        "conformance file {} is missing, and CI=true requires it",
+        path.display()
+    );
     eprintln!("SKIPPED: conformance file {} is missing", path.display());
     None
 }
 
 fn check(relative: &str, known_failures: &str) {
-    let Some(path) = conformance_file(relative) else { return };
+    let Some(path) = conformance_file(relative) else {
+        return;
+    };
     let text = std::fs::read_to_string(&path).expect("conformance file is readable");
     let suite: serde_json::Value = serde_json::from_str(&text).expect("conformance file is JSON");
     let results = run_suite(&suite).expect("conformance file has a tests array");
@@ -34,13 +40,24 @@ fn check(relative: &str, known_failures: &str) {
     }
     let passed = results.iter().filter(|r| r.passed).count();
     eprintln!("{relative}: {passed} of {} cases pass", results.len());
-    assert!(unexpected.is_empty(), "{} unexpected failures:\n{}", unexpected.len(), unexpected.join("\n"));
-    assert!(now_passing.is_empty(), "cases listed as known failures now pass; remove them from the list: {now_passing:?}");
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected failures:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+    assert!(
+        now_passing.is_empty(),
+        "cases listed as known failures now pass; remove them from the list: {now_passing:?}"
+    );
 }
 
 #[test]
 fn golden_liquid_suite() {
-    check("golden-liquid/golden_liquid.visible.json", include_str!("golden_known_failures.txt"));
+    check(
+        "golden-liquid/golden_liquid.visible.json",
+        include_str!("golden_known_failures.txt"),
+    );
 }
 
 #[test]
