@@ -15,7 +15,7 @@ pub struct ApiError {
     pub fields: Option<Vec<String>>,
     /// Extra top-level members some errors carry (the duplicate rule's `duplicateResut`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ApiError {

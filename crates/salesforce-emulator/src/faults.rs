@@ -88,7 +88,7 @@ impl Default for FaultSettings {
 }
 
 /// Validated settings: shares add up to at most 1.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FaultPlan {
     settings: FaultSettings,
 }
@@ -108,14 +108,6 @@ impl TryFrom<FaultSettings> for FaultPlan {
             return Err(FaultPlanError::ZeroRevocationPeriod);
         }
         Ok(FaultPlan { settings })
-    }
-}
-
-impl Default for FaultPlan {
-    fn default() -> Self {
-        FaultPlan {
-            settings: FaultSettings::default(),
-        }
     }
 }
 

@@ -629,7 +629,7 @@ mod tests {
             serde_json::json!({"firstName": "Ada", "Vorname": "Ada"}),
             WriteKind::Create,
         )
-        .unwrap_err();
+        .expect_err("must be rejected");
         assert_eq!(error.error_code, "INVALID_FIELD");
         assert_eq!(
             error.message,
@@ -646,7 +646,7 @@ mod tests {
             WriteKind::Create,
         )
         .expect("parses");
-        let error = validate_write(&schema, &parsed, None).unwrap_err();
+        let error = validate_write(&schema, &parsed, None).expect_err("must be rejected");
         assert_eq!(
             error.message,
             "Required fields are missing: [LastName, Company]"
@@ -664,7 +664,8 @@ mod tests {
         let record = LeadRecord::create(&schema, some_id(), &ok, some_id(), Millis(0));
         let blank_company =
             changes(serde_json::json!({"company": ""}), WriteKind::Update).expect("parses");
-        let error = validate_write(&schema, &blank_company, Some(&record)).unwrap_err();
+        let error =
+            validate_write(&schema, &blank_company, Some(&record)).expect_err("must be rejected");
         assert_eq!(error.message, "Required fields are missing: [Company]");
     }
 
@@ -677,7 +678,7 @@ mod tests {
             WriteKind::Create,
         )
         .expect("parses");
-        let error = validate_write(&schema, &parsed, None).unwrap_err();
+        let error = validate_write(&schema, &parsed, None).expect_err("must be rejected");
         assert_eq!(error.error_code, "STRING_TOO_LONG");
         assert_eq!(
             error.message,
@@ -697,7 +698,7 @@ mod tests {
             serde_json::json!({"IsUnreadByOwner": "True"}),
             WriteKind::Update,
         )
-        .unwrap_err();
+        .expect_err("must be rejected");
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
         assert!(
             error
@@ -708,7 +709,7 @@ mod tests {
             serde_json::json!({"AnnualRevenue": "RevenueTest"}),
             WriteKind::Update,
         )
-        .unwrap_err();
+        .expect_err("must be rejected");
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
         assert!(
             changes(
@@ -725,7 +726,7 @@ mod tests {
             serde_json::json!({"Name": "x", "IsConverted": true}),
             WriteKind::Create,
         )
-        .unwrap_err();
+        .expect_err("must be rejected");
         assert_eq!(error.error_code, "INVALID_FIELD_FOR_INSERT_UPDATE");
         assert_eq!(
             error.fields,
@@ -735,7 +736,7 @@ mod tests {
             serde_json::json!({"Id": "00Q5f000008AsnDEAS"}),
             WriteKind::Create,
         )
-        .unwrap_err();
+        .expect_err("must be rejected");
         assert_eq!(
             error.message,
             "The Id field should not be specified in the sobject data."
@@ -753,13 +754,15 @@ mod tests {
             validate_write(&schema, &parsed, None)
         };
         assert_eq!(
-            with("Email", "test@testcom".into()).unwrap_err().message,
+            with("Email", "test@testcom".into())
+                .expect_err("must be rejected")
+                .message,
             "Email: invalid email address: test@testcom"
         );
         assert!(with("Email", "test@test.com".into()).is_ok());
         assert_eq!(
             with("GeocodeAccuracy", "Province".into())
-                .unwrap_err()
+                .expect_err("must be rejected")
                 .message,
             "Geocode Accuracy: bad value for restricted picklist field: Province"
         );
@@ -768,12 +771,14 @@ mod tests {
             "standard Status is not restricted"
         );
         assert_eq!(
-            with("Latitude", (-17.3).into()).unwrap_err().message,
+            with("Latitude", (-17.3).into())
+                .expect_err("must be rejected")
+                .message,
             "Longitude value is missing : Longitude"
         );
         assert_eq!(
             with("OwnerId", "0053i000001OtatAA1".into())
-                .unwrap_err()
+                .expect_err("must be rejected")
                 .error_code,
             "MALFORMED_ID"
         );
@@ -808,10 +813,10 @@ mod tests {
     fn json_syntax_errors_carry_positions() {
         let error =
             parse_json_object(b"{\n  \"Company\": \"TestCompany\"\n  \"LastName\": \"x\"\n}")
-                .unwrap_err();
+                .expect_err("must be rejected");
         assert_eq!(error.error_code, "JSON_PARSER_ERROR");
         assert!(error.message.contains("[line:3"), "{}", error.message);
-        let error = parse_json_object(b"").unwrap_err();
+        let error = parse_json_object(b"").expect_err("must be rejected");
         assert_eq!(
             error.message,
             "The HTTP entity body is required, but this request has no entity body."

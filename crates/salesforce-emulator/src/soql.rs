@@ -406,14 +406,14 @@ mod tests {
 
     #[test]
     fn reports_unknown_fields_objects_and_syntax_like_salesforce() {
-        let error = parse("SELECT Id, Foo FROM Lead", &schema()).unwrap_err();
+        let error = parse("SELECT Id, Foo FROM Lead", &schema()).expect_err("must be rejected");
         assert_eq!(error.error_code, "INVALID_FIELD");
         assert!(error.message.starts_with("\nSELECT Id, Foo FROM Lead\n           ^\nERROR at Row:1:Column:12\nNo such column 'Foo' on entity 'Lead'."));
-        let error = parse("SELECT Id FROM Contactz", &schema()).unwrap_err();
+        let error = parse("SELECT Id FROM Contactz", &schema()).expect_err("must be rejected");
         assert_eq!(error.error_code, "INVALID_TYPE");
-        let error = parse("SELECT Id FROM Lead WHERE", &schema()).unwrap_err();
+        let error = parse("SELECT Id FROM Lead WHERE", &schema()).expect_err("must be rejected");
         assert_eq!(error.error_code, "MALFORMED_QUERY");
-        let error = parse("SELECT Id FROM Lead LIMIT x", &schema()).unwrap_err();
+        let error = parse("SELECT Id FROM Lead LIMIT x", &schema()).expect_err("must be rejected");
         assert_eq!(error.error_code, "MALFORMED_QUERY");
     }
 }

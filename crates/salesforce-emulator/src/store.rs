@@ -303,6 +303,12 @@ impl LeadStore {
         self.next_sequence = 1;
     }
 
+    /// Removes a record outright: only to undo creates of an all-or-none batch that failed midway.
+    pub fn purge(&mut self, id: &SalesforceId) {
+        self.unindex_record(*id);
+        self.leads.remove(id);
+    }
+
     /// The records in a form that survives schema changes: stored fields by name.
     pub fn snapshot(&self) -> StoreSnapshot {
         let leads = self
@@ -463,13 +469,5 @@ mod tests {
             .create(&body, owner(), Millis(6), false)
             .expect("created");
         assert!(next > id);
-    }
-}
-
-impl LeadStore {
-    /// Removes a record outright: only to undo creates of an all-or-none batch that failed midway.
-    pub fn purge(&mut self, id: &SalesforceId) {
-        self.unindex_record(*id);
-        self.leads.remove(id);
     }
 }

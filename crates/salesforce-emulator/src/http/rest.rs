@@ -49,7 +49,7 @@ pub async fn not_found() -> Response {
 fn version_label(major: u32) -> String {
     let index = major - OLDEST_VERSION;
     let season = ["Summer", "Winter", "Spring"][(index % 3) as usize];
-    format!("{season} '{:02}", 14 + (index + 2) / 3)
+    format!("{season} '{:02}", 14 + index.div_ceil(3))
 }
 
 /// `GET /services/data/`: no authentication, not counted, no `Sforce-Limit-Info`.
@@ -404,7 +404,7 @@ impl Call<'_> {
         let mut extra = Map::new();
         extra.insert("duplicateResut".to_owned(), result);
         ApiError {
-            extra: Some(extra),
+            extra: Some(Box::new(extra)),
             ..ApiError::request(400, "DUPLICATES_DETECTED", DUPLICATE_MESSAGE)
         }
     }
