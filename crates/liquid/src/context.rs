@@ -65,8 +65,8 @@ impl Default for Context {
 impl Context {
     pub fn new() -> Context {
         Context {
-            globals: Object::new(),
-            braze: Object::new(),
+            globals: Object::default(),
+            braze: Object::default(),
             partials: None,
             parsed_partials: Mutex::new(HashMap::new()),
             connected: None,
@@ -151,8 +151,8 @@ impl Context {
         Value::Nil
     }
 
-    pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.now.unwrap_or_else(Utc::now)
+    pub(crate) fn fixed_now(&self) -> Option<DateTime<Utc>> {
+        self.now
     }
 
     pub(crate) fn connected(&self) -> Option<&ConnectedContent> {

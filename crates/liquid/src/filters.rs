@@ -12,7 +12,9 @@ use sha2::Digest as _;
 use crate::value::Value;
 
 pub(crate) struct FilterContext {
-    pub now: DateTime<Utc>,
+    /// The render's fixed "now", or `None` for the clock, read only by `date` (a clock read per
+    /// filter call would cost more than most filters).
+    pub now: Option<DateTime<Utc>>,
 }
 
 type FResult = Result<Value, String>;
@@ -862,7 +864,7 @@ pub(crate) fn apply(
             if format.is_empty() {
                 return Ok(input);
             }
-            match to_datetime(&input, ctx.now) {
+            match to_datetime(&input, ctx.now.unwrap_or_else(Utc::now)) {
                 Some(dt) => Ok(Value::str(strftime(&dt, &format))),
                 None => Ok(input),
             }
@@ -1282,7 +1284,7 @@ mod tests {
     use super::*;
 
     fn run(name: &str, input: Value, args: &[Value]) -> Value {
-        let ctx = FilterContext { now: Utc::now() };
+        let ctx = FilterContext { now: None };
         apply(name, input, args, &[], &ctx).expect("filter succeeds")
     }
 

@@ -2,7 +2,7 @@
 //! (assigns, counters, cycles, loop interrupts, the output buffer) lives in [`State`], so a template
 //! is shared read-only between any number of concurrent renders.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -11,6 +11,33 @@ use crate::context::Context;
 use crate::error::{ErrorKind, RawError};
 use crate::filters;
 use crate::value::{Object, Value};
+
+/// Keys of the `forloop` and `tablerowloop` objects, allocated once rather than per iteration.
+struct LoopKeys {
+    name: Arc<str>,
+    length: Arc<str>,
+    index: Arc<str>,
+    index0: Arc<str>,
+    rindex: Arc<str>,
+    rindex0: Arc<str>,
+    first: Arc<str>,
+    last: Arc<str>,
+    parentloop: Arc<str>,
+    forloop: Arc<str>,
+}
+
+static LOOP_KEYS: std::sync::LazyLock<LoopKeys> = std::sync::LazyLock::new(|| LoopKeys {
+    name: "name".into(),
+    length: "length".into(),
+    index: "index".into(),
+    index0: "index0".into(),
+    rindex: "rindex".into(),
+    rindex0: "rindex0".into(),
+    first: "first".into(),
+    last: "last".into(),
+    parentloop: "parentloop".into(),
+    forloop: "forloop".into(),
+});
 
 /// Why rendering stopped early.
 #[derive(Debug)]
@@ -58,10 +85,10 @@ impl<'c> State<'c> {
     pub fn new(ctx: &'c Context) -> State<'c> {
         State {
             ctx,
-            scopes: vec![HashMap::new()],
-            counters: HashMap::new(),
-            cycles: HashMap::new(),
-            loop_offsets: HashMap::new(),
+            scopes: vec![HashMap::default()],
+            counters: HashMap::default(),
+            cycles: HashMap::default(),
+            loop_offsets: HashMap::default(),
             ifchanged: None,
             interrupt: None,
             depth: 0,
@@ -275,23 +302,24 @@ impl<'c> State<'c> {
             .rev()
             .find_map(|s| s.get("forloop").cloned())
             .unwrap_or_default();
-        self.scopes.push(HashMap::new());
+        self.scopes.push(HashMap::default());
         let mut result = Ok(());
         for (i, item) in items.into_iter().enumerate() {
             let i = i as i64;
-            let mut forloop = Object::with_capacity(9);
-            forloop.insert("name".into(), Value::Str(lp.name.clone()));
-            forloop.insert("length".into(), Value::Int(length));
-            forloop.insert("index".into(), Value::Int(i + 1));
-            forloop.insert("index0".into(), Value::Int(i));
-            forloop.insert("rindex".into(), Value::Int(length - i));
-            forloop.insert("rindex0".into(), Value::Int(length - i - 1));
-            forloop.insert("first".into(), Value::Bool(i == 0));
-            forloop.insert("last".into(), Value::Bool(i == length - 1));
-            forloop.insert("parentloop".into(), parent_loop.clone());
+            let k = &*LOOP_KEYS;
+            let mut forloop = Object::with_capacity_and_hasher(9, Default::default());
+            forloop.insert(k.name.clone(), Value::Str(lp.name.clone()));
+            forloop.insert(k.length.clone(), Value::Int(length));
+            forloop.insert(k.index.clone(), Value::Int(i + 1));
+            forloop.insert(k.index0.clone(), Value::Int(i));
+            forloop.insert(k.rindex.clone(), Value::Int(length - i));
+            forloop.insert(k.rindex0.clone(), Value::Int(length - i - 1));
+            forloop.insert(k.first.clone(), Value::Bool(i == 0));
+            forloop.insert(k.last.clone(), Value::Bool(i == length - 1));
+            forloop.insert(k.parentloop.clone(), parent_loop.clone());
             if let Some(scope) = self.scopes.last_mut() {
                 scope.insert(lp.var.clone(), item);
-                scope.insert("forloop".into(), Value::object(forloop));
+                scope.insert(k.forloop.clone(), Value::object(forloop));
             }
             if let Err(e) = self.render_block(&lp.body, out) {
                 result = Err(e);
@@ -328,7 +356,7 @@ impl<'c> State<'c> {
         };
         let length = items.len() as i64;
         let cols = cols.filter(|c| *c > 0).unwrap_or(length.max(1));
-        self.scopes.push(HashMap::new());
+        self.scopes.push(HashMap::default());
         out.push_str("<tr class=\"row1\">\n");
         let mut result = Ok(());
         for (i, item) in items.into_iter().enumerate() {
@@ -338,7 +366,7 @@ impl<'c> State<'c> {
             if i > 0 && col0 == 0 {
                 let _ = write!(out, "</tr>\n<tr class=\"row{row}\">");
             }
-            let mut tl = Object::with_capacity(12);
+            let mut tl = Object::with_capacity_and_hasher(12, Default::default());
             tl.insert("length".into(), Value::Int(length));
             tl.insert("index".into(), Value::Int(i + 1));
             tl.insert("index0".into(), Value::Int(i));
@@ -404,7 +432,7 @@ impl<'c> State<'c> {
             .alias
             .clone()
             .unwrap_or_else(|| name.as_str().into());
-        let mut scope = HashMap::new();
+        let mut scope = HashMap::default();
         for (k, e) in &partial.args {
             scope.insert(k.clone(), self.eval(e)?);
         }
@@ -449,7 +477,7 @@ impl<'c> State<'c> {
             .alias
             .clone()
             .unwrap_or_else(|| name.as_str().into());
-        let mut args = HashMap::new();
+        let mut args = HashMap::default();
         for (k, e) in &partial.args {
             args.insert(k.clone(), self.eval(e)?);
         }
@@ -476,7 +504,7 @@ impl<'c> State<'c> {
                         let length = items.len() as i64;
                         for (i, item) in items.into_iter().enumerate() {
                             let i = i as i64;
-                            let mut fl = Object::new();
+                            let mut fl = Object::default();
                             fl.insert("length".into(), Value::Int(length));
                             fl.insert("index".into(), Value::Int(i + 1));
                             fl.insert("index0".into(), Value::Int(i));
@@ -513,7 +541,7 @@ impl<'c> State<'c> {
                 .map(|(k, a)| Ok((k.clone(), self.eval(a)?)))
                 .collect::<Result<Vec<_>, Stop>>()?;
             let ctx = filters::FilterContext {
-                now: self.ctx.now(),
+                now: self.ctx.fixed_now(),
             };
             value = filters::apply(&call.name, value, &args, &kwargs, &ctx).map_err(|message| {
                 RawError::filter(format!("{}: {message}", call.name), call.offset)

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 /// An object's properties, in insertion order (Liquid prints and iterates hashes in that order).
-pub type Object = IndexMap<Arc<str>, Value>;
+/// Keys are short and come from templates and our own data, so a fast non-random hash is safe.
+pub type Object = IndexMap<Arc<str>, Value, rustc_hash::FxBuildHasher>;
 
 #[derive(Debug, Clone, Default)]
 pub enum Value {
