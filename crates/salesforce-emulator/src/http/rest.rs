@@ -874,106 +874,43 @@ impl Call<'_> {
             .iter()
             .map(|record| self.collection_record(record, kind))
             .collect();
-        let allow_duplicates = self.allow_duplicates();
-        let now = Millis::now();
         let mut org = self.shared.org();
-        let mut outcomes: Vec<Result<SalesforceId, ApiError>> = Vec::with_capacity(parsed.len());
-        for item in &parsed {
-            let outcome = match item {
-                Err(error) => Err(error.clone()),
-                Ok((changes, id_text)) => match (kind, id_text) {
-                    (WriteKind::Create, _) => {
-                        let checked = if all_or_none {
-                            org.store.check_create(changes, allow_duplicates)
-                        } else {
-                            Ok(())
-                        };
-                        checked
-                            .and_then(|()| {
-                                if all_or_none {
-                                    Ok(None)
-                                } else {
-                                    org.store
-                                        .create(changes, self.shared.user_id, now, allow_duplicates)
-                                        .map(Some)
-                                }
-                            })
-                            .map(|id| {
-                                id.unwrap_or_else(|| SalesforceId::from_short(*b"000000000000000"))
-                            })
-                            .map_err(|error| self.store_error(error, ""))
-                    }
-                    (WriteKind::Update, Some(id_text)) => self.lead_id(id_text).and_then(|id| {
-                        let result = if all_or_none {
-                            org.store.check_update(&id, changes, allow_duplicates)
-                        } else {
-                            org.store.update(&id, changes, now, allow_duplicates)
-                        };
-                        result
-                            .map(|()| id)
-                            .map_err(|error| self.store_error(error, id_text))
-                    }),
-                    (WriteKind::Update, None) => Err(ApiError::record(
-                        "MISSING_ARGUMENT",
-                        "Id not specified in an update call",
-                        vec![],
-                    )),
-                },
-            };
-            outcomes.push(outcome);
-        }
-        if all_or_none {
-            if outcomes.iter().any(Result::is_err) {
+        let outcomes: Vec<Result<SalesforceId, ApiError>> = if all_or_none {
+            // Check every record first; commit only when all pass.
+            let checks: Vec<Option<ApiError>> = parsed
+                .iter()
+                .map(|item| self.write_one(&mut org.store, item, kind, false).err())
+                .collect();
+            if checks.iter().any(Option::is_some) {
                 drop(org);
-                return self.collection_rolled_back(&outcomes);
+                return self.collection_rolled_back(&checks);
             }
-            // Every record passed its checks: now commit them all.
-            outcomes.clear();
             let mut committed = Vec::new();
-            for item in &parsed {
-                let Ok((changes, id_text)) = item else {
-                    continue;
-                };
-                let result = match kind {
-                    WriteKind::Create => {
-                        org.store
-                            .create(changes, self.shared.user_id, now, allow_duplicates)
-                    }
-                    WriteKind::Update => {
-                        let id = id_text
-                            .as_deref()
-                            .and_then(|text| SalesforceId::parse(text).ok());
-                        match id {
-                            Some(id) => org
-                                .store
-                                .update(&id, changes, now, allow_duplicates)
-                                .map(|()| id),
-                            None => Err(StoreError::NotFound),
-                        }
-                    }
-                };
-                match result {
-                    Ok(id) => {
-                        committed.push(id);
-                        outcomes.push(Ok(id));
-                    }
-                    // Two records of this batch clash with each other (duplicate rule): undo the creates.
+            for (position, item) in parsed.iter().enumerate() {
+                match self.write_one(&mut org.store, item, kind, true) {
+                    Ok(id) => committed.extend(id),
+                    // Records of one batch can still clash with each other (duplicate rule): undo.
                     Err(error) => {
                         if kind == WriteKind::Create {
-                            for id in &committed {
-                                org.store.purge(id);
-                            }
-                        }
-                        outcomes.push(Err(self.store_error(error, "")));
-                        while outcomes.len() < parsed.len() {
-                            outcomes.push(Ok(SalesforceId::from_short(*b"000000000000000")));
+                            committed.iter().for_each(|id| org.store.purge(id));
                         }
                         drop(org);
-                        return self.collection_rolled_back(&outcomes);
+                        let mut errors = vec![None; parsed.len()];
+                        errors[position] = Some(error);
+                        return self.collection_rolled_back(&errors);
                     }
                 }
             }
-        }
+            committed.into_iter().map(Ok).collect()
+        } else {
+            parsed
+                .iter()
+                .map(|item| {
+                    self.write_one(&mut org.store, item, kind, true)
+                        .and_then(|id| id.ok_or_else(ApiError::resource_not_found))
+                })
+                .collect()
+        };
         drop(org);
         if outcomes.iter().any(Result::is_ok) {
             self.shared.state_changed();
@@ -988,16 +925,60 @@ impl Call<'_> {
         self.json(200, &Value::Array(results))
     }
 
-    fn collection_rolled_back(&self, outcomes: &[Result<SalesforceId, ApiError>]) -> Response {
+    /// Checks (`commit == false`, returns `None`) or performs one collection record's write.
+    fn write_one(
+        &self,
+        store: &mut crate::store::LeadStore,
+        item: &Result<(LeadChanges, Option<String>), ApiError>,
+        kind: WriteKind,
+        commit: bool,
+    ) -> Result<Option<SalesforceId>, ApiError> {
+        let (changes, id_text) = item.as_ref().map_err(Clone::clone)?;
+        let allow_duplicates = self.allow_duplicates();
+        match (kind, id_text) {
+            (WriteKind::Create, _) if commit => store
+                .create(
+                    changes,
+                    self.shared.user_id,
+                    Millis::now(),
+                    allow_duplicates,
+                )
+                .map(Some)
+                .map_err(|error| self.store_error(error, "")),
+            (WriteKind::Create, _) => store
+                .check_create(changes, allow_duplicates)
+                .map(|()| None)
+                .map_err(|error| self.store_error(error, "")),
+            (WriteKind::Update, Some(id_text)) => {
+                let id = self.lead_id(id_text)?;
+                let result = if commit {
+                    store.update(&id, changes, Millis::now(), allow_duplicates)
+                } else {
+                    store.check_update(&id, changes, allow_duplicates)
+                };
+                result
+                    .map(|()| Some(id))
+                    .map_err(|error| self.store_error(error, id_text))
+            }
+            (WriteKind::Update, None) => Err(ApiError::record(
+                "MISSING_ARGUMENT",
+                "Id not specified in an update call",
+                vec![],
+            )),
+        }
+    }
+
+    /// All-or-none failure: each record gets its own error, or "rolled back" when it had none.
+    fn collection_rolled_back(&self, errors: &[Option<ApiError>]) -> Response {
         let rolled_back = ApiError::record(
             "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             "Record rolled back because not all records were valid and the request was using AllOrNone header",
             vec![],
         );
-        let results: Vec<Value> = outcomes
+        let results: Vec<Value> = errors
             .iter()
-            .map(|outcome| {
-                let error = outcome.as_ref().err().unwrap_or(&rolled_back);
+            .map(|error| {
+                let error = error.as_ref().unwrap_or(&rolled_back);
                 json!({"success": false, "errors": [error.to_collection_error()]})
             })
             .collect();
@@ -1036,7 +1017,11 @@ impl Call<'_> {
             .collect();
         if all_or_none && checks.iter().any(Result::is_err) {
             drop(org);
-            return self.collection_rolled_back(&checks);
+            let errors: Vec<Option<ApiError>> = checks
+                .iter()
+                .map(|check| check.as_ref().err().cloned())
+                .collect();
+            return self.collection_rolled_back(&errors);
         }
         let mut any_deleted = false;
         let results: Vec<Value> = checks

@@ -145,3 +145,29 @@ async fn collections_limit_types_updates_and_deletes() {
     );
     assert_eq!(org.emulator.lead_count(), 198);
 }
+
+#[tokio::test]
+async fn all_or_none_undoes_records_that_clash_within_the_batch() {
+    let config = leadwire_salesforce_emulator::EmulatorConfig {
+        duplicate_rule_on_email: true,
+        ..crate::helpers::standard_config()
+    };
+    let org = TestOrg::with(config).await;
+    let twin = |name: &str| json!({"attributes": {"type": "Lead"}, "LastName": name, "Company": "C", "Email": "twin@example.com"});
+    let answer = org
+        .call(
+            Method::POST,
+            "composite/sobjects",
+            Some(json!({"allOrNone": true, "records": [twin("A"), twin("B")]})),
+        )
+        .await;
+    assert_eq!(
+        answer.body[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        answer.body[1]["errors"][0]["statusCode"],
+        "DUPLICATES_DETECTED"
+    );
+    assert_eq!(org.emulator.lead_count(), 0, "the first create was undone");
+}
