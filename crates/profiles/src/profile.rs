@@ -81,12 +81,11 @@ impl Profile {
     }
 
     fn note_email(&mut self, now: DateTime<Utc>, triggers: &mut Vec<Trigger>) {
-        if self.email_added_at.is_none() {
-            if let Some(email) = self.email().map(str::to_string) {
+        if self.email_added_at.is_none()
+            && let Some(email) = self.email().map(str::to_string) {
                 self.email_added_at = Some(now);
                 triggers.push(Trigger::EmailAdded { email });
             }
-        }
     }
 
     /// Applies one attribute object. All or nothing: on error the profile is unchanged.
