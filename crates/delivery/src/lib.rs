@@ -1,0 +1,19 @@
+//! leadwire's webhook delivery core: from a compiled webhook template and a user to a request
+//! received (or a terminal failure explained in the activity log), with Braze's retry rules.
+//!
+//! Pure parts: [`webhook`] (compile and render), [`retry`] (classification and backoff),
+//! [`circuit`] (per-host breaker), [`ssrf`] (address classification), [`redact`]. The shell:
+//! [`hostlimit`] (semaphores), [`sender`] (one HTTP attempt), [`worker`] (the loop over a
+//! [`worker::JobQueue`]).
+//!
+//! This crate must not depend on any storage: durable jobs, the activity log and profile
+//! write-back are the [`worker::JobQueue`], [`worker::ActivitySink`] and [`worker::WriteBack`]
+//! traits, implemented by the store (and in memory here, for tests and the benchmark).
+
+pub mod circuit;
+pub mod hostlimit;
+pub mod redact;
+pub mod retry;
+pub mod sender;
+pub mod ssrf;
+pub mod webhook;
