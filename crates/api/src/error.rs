@@ -1,0 +1,78 @@
+//! The one error type at the API edge, rendered as Braze renders errors.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with Braze's fatal-error body; `errors` lists per-object problems when there are any.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        errors: Vec<serde_json::Value>,
+    },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("API key lacks permission {0}")]
+    Forbidden(&'static str),
+    #[error("rate limited")]
+    RateLimited,
+    #[error("request body too large")]
+    TooLarge(usize),
+    /// Never echoed: logged, and answered with a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl From<leadwire_store::StoreError> for ApiError {
+    fn from(e: leadwire_store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::BadRequest { message, errors } => {
+                let mut body = serde_json::json!({"message": message});
+                if !errors.is_empty() {
+                    body["errors"] = serde_json::Value::Array(errors.clone());
+                }
+                (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"message": "Invalid API key: send 'Authorization: Bearer YOUR-REST-API-KEY' with a key created by 'leadwire api-keys create'"}),
+            ),
+            ApiError::Forbidden(permission) => (
+                StatusCode::FORBIDDEN,
+                serde_json::json!({"message": format!("Access Denied: this API key lacks the '{permission}' permission")}),
+            ),
+            ApiError::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                serde_json::json!({"message": "Rate Limited: wait until X-RateLimit-Reset"}),
+            ),
+            ApiError::TooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"message": format!("Request body is larger than {max} bytes: send fewer objects per request")}),
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error answering a request");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({"message": "Internal Server Error"}),
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,105 @@
+//! leadwire's REST API, in Braze's shapes: an app that calls Braze's REST API can point at leadwire
+//! by changing the host and the key.
+//!
+//! The only crate that speaks HTTP and JSON to users. It parses requests (via `leadwire-profiles`),
+//! checks keys and permissions, applies rate limits, and turns every failure into one error type
+//! ([`ApiError`]) with Braze's `{"message": ..., "errors": [...]}` body. It must not know SQL: the
+//! store is reached only through the `Store` trait.
+
+mod error;
+mod ratelimit;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadwire_store::Store;
+
+pub use error::ApiError;
+pub use ratelimit::RateLimiter;
+
+/// API settings, resolved once at start-up.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Requests per key per window (Braze's default: 250,000 an hour).
+    pub rate_limit: u64,
+    pub rate_window: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rate_limit: 250_000,
+            rate_window: Duration::from_secs(3600),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limiter: Arc<RateLimiter>,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The router with every endpoint, for `axum::serve` or in-process tests.
+pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> axum::Router {
+    let state = AppState {
+        store,
+        limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_window)),
+        config: Arc::new(config),
+    };
+    routes::router(state)
+}
+
+/// A running API server.
+pub struct RunningApi {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningApi {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` (port 0 picks one) and serves the API in the background.
+pub async fn serve(
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+) -> std::io::Result<RunningApi> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(store, config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    Ok(RunningApi {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

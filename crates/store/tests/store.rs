@@ -1,0 +1,211 @@
+//! The SQLite store through its `Store` interface, on a fresh database file per test.
+
+use leadwire_profiles::{Identifier, Trigger, UserAlias, parse_track};
+use leadwire_store::{ChangeSource, IdentifyRequest, NewAlias, SqliteConfig, SqliteStore, Store};
+use serde_json::json;
+
+fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        SqliteStore::open(SqliteConfig::new(dir.path().join("data/leadwire.db"))).expect("opens");
+    (dir, store)
+}
+
+async fn track(store: &SqliteStore, body: serde_json::Value) -> leadwire_store::TrackResult {
+    store
+        .track(
+            parse_track(&body).expect("valid request"),
+            ChangeSource::Api,
+        )
+        .await
+        .expect("applies")
+}
+
+#[tokio::test]
+async fn track_creates_updates_and_feeds_triggers_in_order() {
+    let (_dir, store) = fresh();
+    let r = track(&store, json!({"attributes": [{"external_id": "u1", "email": "jose@example.com", "lead_score": 10}]})).await;
+    assert_eq!((r.attributes_processed, r.errors.len()), (1, 0));
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "lead_score": 10}]}),
+    )
+    .await;
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "lead_score": {"inc": 45}}]}),
+    )
+    .await;
+    track(&store, json!({"events": [{"external_id": "u1", "name": "webinar", "time": "2024-05-28T10:00:00Z", "properties": {"topic": "AI"}}]})).await;
+
+    let feed = store.triggers_after(0, 100).await.expect("feed");
+    let kinds: Vec<&str> = feed.iter().map(|t| t.trigger.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "attribute_changed",
+            "email_added",
+            "attribute_changed",
+            "custom_event"
+        ]
+    );
+    assert!(feed.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(matches!(&feed[2].trigger, Trigger::AttributeChanged { new, .. } if new == &json!(55)));
+    let rest = store.triggers_after(feed[1].seq, 100).await.expect("feed");
+    assert_eq!(
+        rest.len(),
+        2,
+        "reading from a position returns only later entries"
+    );
+    let (found, missing) = store
+        .find_profiles(vec![
+            Identifier::ExternalId("u1".into()),
+            Identifier::ExternalId("nobody".into()),
+        ])
+        .await
+        .expect("find");
+    assert_eq!(found[0].custom["lead_score"], json!(55));
+    assert_eq!(missing, vec![Identifier::ExternalId("nobody".into())]);
+}
+
+#[tokio::test]
+async fn update_existing_only_and_alias_defaults() {
+    let (_dir, store) = fresh();
+    let r = track(&store, json!({"attributes": [
+        {"external_id": "ghost", "_update_existing_only": true, "x": 1},
+        {"user_alias": {"alias_name": "a1", "alias_label": "web"}, "x": 1},
+        {"user_alias": {"alias_name": "a2", "alias_label": "web"}, "_update_existing_only": false, "x": 2}
+    ]})).await;
+    assert_eq!(r.attributes_processed, 1);
+    assert_eq!(r.errors.iter().map(|e| e.index).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(store.profile_count().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("leadwire.db");
+    {
+        let store = SqliteStore::open(SqliteConfig::new(&path)).expect("opens");
+        track(
+            &store,
+            json!({"attributes": [{"external_id": "u1", "first_name": "José"}]}),
+        )
+        .await;
+    }
+    let store =
+        SqliteStore::open(SqliteConfig::new(&path)).expect("reopens and migrates idempotently");
+    let (found, _) = store
+        .find_profiles(vec![Identifier::ExternalId("u1".into())])
+        .await
+        .expect("find");
+    assert_eq!(found[0].standard["first_name"], "José");
+    assert_eq!(
+        store.triggers_after(0, 10).await.expect("feed").len(),
+        0,
+        "first_name is standard: no attribute trigger"
+    );
+}
+
+#[tokio::test]
+async fn aliases_identify_and_delete() {
+    let (_dir, store) = fresh();
+    let alias = UserAlias {
+        alias_name: "anon-7".into(),
+        alias_label: "web".into(),
+    };
+    let errors = store
+        .add_aliases(vec![NewAlias {
+            external_id: None,
+            alias: alias.clone(),
+        }])
+        .await
+        .expect("alias");
+    assert!(errors.is_empty());
+    track(&store, json!({"attributes": [{"user_alias": {"alias_name": "anon-7", "alias_label": "web"}, "plan": "trial"}]})).await;
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u9", "company": "Acme"}]}),
+    )
+    .await;
+    let errors = store
+        .identify(vec![IdentifyRequest {
+            external_id: "u9".into(),
+            alias: alias.clone(),
+        }])
+        .await
+        .expect("identify");
+    assert!(errors.is_empty(), "{errors:?}");
+    let (found, _) = store
+        .find_profiles(vec![Identifier::Alias(alias.clone())])
+        .await
+        .expect("find");
+    assert_eq!(found[0].external_id.as_deref(), Some("u9"));
+    assert_eq!(found[0].custom["plan"], "trial");
+    assert_eq!(found[0].custom["company"], "Acme");
+    assert_eq!(
+        store.profile_count().await.expect("count"),
+        1,
+        "the alias-only profile merged into u9"
+    );
+    assert_eq!(
+        store
+            .delete_users(vec![Identifier::ExternalId("u9".into())])
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(store.profile_count().await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_hashed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("leadwire.db");
+    let store = SqliteStore::open(SqliteConfig::new(&path)).expect("opens");
+    let key = store
+        .create_api_key("ci".into(), vec!["users.track".into()])
+        .await
+        .expect("key");
+    let info = store
+        .api_key(key.clone())
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(info.permissions, ["users.track"]);
+    assert!(
+        store
+            .api_key("lw-wrong".into())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let raw = std::fs::read(&path).expect("db file");
+    let wal = std::fs::read(dir.path().join("leadwire.db-wal")).unwrap_or_default();
+    let needle = key.as_bytes();
+    assert!(
+        !raw.windows(needle.len()).any(|w| w == needle)
+            && !wal.windows(needle.len()).any(|w| w == needle),
+        "the key itself is never written"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_all_applied() {
+    let (_dir, store) = fresh();
+    let store = std::sync::Arc::new(store);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let objs: Vec<_> = (0..75).map(|k| json!({"external_id": format!("u{}", (t * 20 + i) * 75 + k), "score": k})).collect();
+                track(&store, json!({"attributes": objs})).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    assert_eq!(store.profile_count().await.expect("count"), 8 * 20 * 75);
+}
