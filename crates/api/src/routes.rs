@@ -236,7 +236,7 @@ async fn export_ids(
         None | Some(Json::Null) => None,
         Some(_) => Some(string_list(&body, "fields_to_export")?),
     };
-    let (found, missing) = state.store.find_profiles(ids).await?;
+    let leadwire_store::FoundProfiles { found, missing } = state.store.find_profiles(ids).await?;
     let users: Vec<Json> = found.iter().map(|p| p.export(fields.as_deref())).collect();
     let invalid: Vec<Json> = missing
         .into_iter()

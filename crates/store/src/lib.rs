@@ -102,6 +102,13 @@ pub struct IdentifyRequest {
     pub alias: UserAlias,
 }
 
+/// Profiles found for a list of identifiers, and the identifiers that matched nobody.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoundProfiles {
+    pub found: Vec<Profile>,
+    pub missing: Vec<Identifier>,
+}
+
 /// A stored API key's metadata. The key itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKeyInfo {
@@ -122,7 +129,7 @@ pub trait Store: Send + Sync + 'static {
     fn find_profiles(
         &self,
         ids: Vec<Identifier>,
-    ) -> BoxFuture<'_, Result<(Vec<Profile>, Vec<Identifier>), StoreError>>;
+    ) -> BoxFuture<'_, Result<FoundProfiles, StoreError>>;
     /// Deletes the users; returns how many were deleted.
     fn delete_users(&self, ids: Vec<Identifier>) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// Adds aliases; returns one error message per alias that could not be added, by index.

@@ -186,7 +186,7 @@ impl Store for SqliteStore {
     fn find_profiles(
         &self,
         ids: Vec<Identifier>,
-    ) -> BoxFuture<'_, Result<(Vec<Profile>, Vec<Identifier>), StoreError>> {
+    ) -> BoxFuture<'_, Result<FoundProfiles, StoreError>> {
         Box::pin(self.read(move |conn| {
             let mut found = Vec::new();
             let mut missing = Vec::new();
@@ -201,7 +201,7 @@ impl Store for SqliteStore {
                     None => missing.push(id),
                 }
             }
-            Ok((found, missing))
+            Ok(FoundProfiles { found, missing })
         }))
     }
 
