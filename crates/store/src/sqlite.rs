@@ -16,8 +16,8 @@ use sha2::Digest as _;
 use tokio::sync::oneshot;
 
 use crate::{
-    ApiKeyInfo, BoxFuture, ChangeSource, IdentifyRequest, NewAlias, Store, StoreError, TrackResult,
-    TriggerRecord,
+    ApiKeyInfo, BoxFuture, ChangeSource, FoundProfiles, IdentifyRequest, NewAlias, Store,
+    StoreError, TrackResult, TriggerRecord,
 };
 
 #[derive(Debug, Clone)]
