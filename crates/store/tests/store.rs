@@ -57,7 +57,7 @@ async fn track_creates_updates_and_feeds_triggers_in_order() {
         2,
         "reading from a position returns only later entries"
     );
-    let (found, missing) = store
+    let leadwire_store::FoundProfiles { found, missing } = store
         .find_profiles(vec![
             Identifier::ExternalId("u1".into()),
             Identifier::ExternalId("nobody".into()),
@@ -95,7 +95,7 @@ async fn data_survives_reopening() {
     }
     let store =
         SqliteStore::open(SqliteConfig::new(&path)).expect("reopens and migrates idempotently");
-    let (found, _) = store
+    let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
         .await
         .expect("find");
@@ -136,7 +136,7 @@ async fn aliases_identify_and_delete() {
         .await
         .expect("identify");
     assert!(errors.is_empty(), "{errors:?}");
-    let (found, _) = store
+    let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::Alias(alias.clone())])
         .await
         .expect("find");
