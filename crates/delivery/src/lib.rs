@@ -12,8 +12,10 @@
 
 pub mod circuit;
 pub mod hostlimit;
+pub mod memory;
 pub mod redact;
 pub mod retry;
 pub mod sender;
 pub mod ssrf;
 pub mod webhook;
+pub mod worker;

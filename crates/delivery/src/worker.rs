@@ -1,0 +1,621 @@
+//! The delivery worker: claims jobs from a [`JobQueue`], renders each job's webhook for its user,
+//! sends it through the [`Sender`], and settles the job (delivered, aborted, retry at a time,
+//! failed), reporting every abort, render error, failed attempt, retry and terminal failure to an
+//! [`ActivitySink`] and a successful response's configured fields to a [`WriteBack`].
+//!
+//! The core is [`Worker::try_execute_job`] (claim one, run it, say what happened) so tests can
+//! drain a queue step by step; [`Worker::run`] is the same with bounded concurrency.
+//!
+//! Must not know how jobs, activity entries or profiles are stored: those are the three traits,
+//! implemented by the store (durably) and by [`crate::memory`] (for tests and the benchmark).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use leadwire_liquid::{ConnectedContent, Context};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::retry::Classification;
+use crate::sender::{AttemptReport, Dispatch, LoggedRequest, LoggedResponse, Sender};
+use crate::webhook::{CompiledWebhook, RenderOutcome, RenderedRequest, WriteBackRule};
+
+/// A claimed job, hydrated by the queue: the ids it was enqueued with plus the compiled template
+/// and the user's render context as of the claim (the store keeps ids only and reloads them).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The queue's id for the job.
+    pub id: String,
+    /// Sent as `X-Leadwire-Delivery-Id` on every attempt; stable across retries.
+    pub delivery_id: String,
+    /// Attempts already made (0 for a new job).
+    pub attempts_made: u32,
+    /// The wait before this attempt, if it is a retry (decorrelated jitter uses it).
+    pub previous_delay: Option<Duration>,
+    /// Opaque campaign / canvas ids for the activity log.
+    pub campaign_id: Option<String>,
+    pub step_id: Option<String>,
+    pub user_id: String,
+    pub template: Arc<CompiledWebhook>,
+    /// Braze's render context (`profile`, `custom_attributes`, `event_properties`, `campaign`…),
+    /// as `leadwire_liquid::Context::with_braze` reads it.
+    pub render_context: Arc<serde_json::Value>,
+}
+
+impl Job {
+    /// A new job whose delivery id is its id.
+    pub fn new(
+        id: impl Into<String>,
+        user_id: impl Into<String>,
+        template: Arc<CompiledWebhook>,
+        render_context: Arc<serde_json::Value>,
+    ) -> Job {
+        let id = id.into();
+        Job {
+            delivery_id: id.clone(),
+            id,
+            attempts_made: 0,
+            previous_delay: None,
+            campaign_id: None,
+            step_id: None,
+            user_id: user_id.into(),
+            template,
+            render_context,
+        }
+    }
+
+    pub fn with_campaign(mut self, campaign_id: Option<String>, step_id: Option<String>) -> Job {
+        self.campaign_id = campaign_id;
+        self.step_id = step_id;
+        self
+    }
+}
+
+/// How a job ended well.
+#[derive(Debug, Clone, Copy)]
+pub enum Completion<'a> {
+    Delivered(&'a AttemptReport),
+    /// `abort_message`: nothing was sent, by design.
+    Aborted {
+        reason: &'a str,
+    },
+}
+
+/// Why a job failed for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The template could not be rendered for this user (nothing was sent).
+    Render,
+    /// A terminal response or refusal (30x, 4xx other than 408/429, SSRF).
+    Terminal,
+    /// Retriable failures used up the schedule.
+    RetriesExhausted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// What a person reads (secrets redacted).
+    pub message: String,
+    pub report: Option<AttemptReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job queue: {0}")]
+pub struct QueueError(pub String);
+
+/// Durable (or in-memory) jobs. Every method settles or reschedules one claimed job; a job whose
+/// lease runs out without being settled is claimable again (at-least-once delivery).
+pub trait JobQueue: Send + Sync + 'static {
+    /// Up to `max` due jobs, leased to the caller for `lease`.
+    fn claim(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Job>, QueueError>> + Send;
+    fn complete(
+        &self,
+        job: &Job,
+        completion: Completion<'_>,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Attempt `report.attempt` failed and is retried at `when`; the job's `attempts_made`
+    /// becomes `report.attempt` and its `previous_delay` `report.next_delay`.
+    fn retry_at(
+        &self,
+        job: &Job,
+        when: SystemTime,
+        report: &AttemptReport,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn fail(
+        &self,
+        job: &Job,
+        failure: &Failure,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Gives the job back without using an attempt (its host is saturated).
+    fn release(
+        &self,
+        job: &Job,
+        not_before: SystemTime,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Returns when work may be available, or after `max`; the default just sleeps.
+    fn wait_for_work(&self, max: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(max)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityKind {
+    /// `abort_message` ran.
+    Aborted,
+    /// The template failed to render (e.g. an invalid connected_content URL).
+    RenderError,
+    /// An attempt failed and will be retried.
+    Retrying,
+    /// The job failed for good (terminal response, refusal, retries used up).
+    Failed,
+    /// Delivered, but the response fields could not be saved to the profile.
+    WriteBackFailed,
+}
+
+/// One entry of the message activity log; secrets are already redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityEntry {
+    pub at: SystemTime,
+    pub kind: ActivityKind,
+    pub campaign_id: Option<String>,
+    pub step_id: Option<String>,
+    pub user_id: String,
+    pub delivery_id: String,
+    pub template: String,
+    /// The attempt this is about (the one that would have been made, for aborts and render
+    /// errors).
+    pub attempt: u32,
+    pub request: Option<LoggedRequest>,
+    pub response: Option<LoggedResponse>,
+    pub message: String,
+}
+
+/// Where activity entries go (the store's activity log).
+pub trait ActivitySink: Send + Sync + 'static {
+    fn record(&self, entry: ActivityEntry) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("write-back: {0}")]
+pub struct WriteBackError(pub String);
+
+/// Saves fields of a successful response onto the user's profile (raising the usual
+/// attribute-change triggers). Called before the job is completed.
+pub trait WriteBack: Send + Sync + 'static {
+    fn write_back(
+        &self,
+        job: &Job,
+        attributes: Vec<(String, serde_json::Value)>,
+    ) -> impl Future<Output = Result<(), WriteBackError>> + Send;
+}
+
+/// A [`WriteBack`] that drops everything (templates without write-back rules).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWriteBack;
+
+impl WriteBack for NoWriteBack {
+    async fn write_back(
+        &self,
+        _job: &Job,
+        _attributes: Vec<(String, serde_json::Value)>,
+    ) -> Result<(), WriteBackError> {
+        Ok(())
+    }
+}
+
+/// Picks the rules' fields out of a JSON response body (dotted paths). Pure.
+pub fn extract_write_back(
+    rules: &[WriteBackRule],
+    body: &[u8],
+) -> Result<Vec<(String, serde_json::Value)>, String> {
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the response is not JSON ({e}), so no field could be saved"))?;
+    rules
+        .iter()
+        .map(|rule| {
+            let mut value = &json;
+            for part in rule.response_field.split('.') {
+                value = match value {
+                    serde_json::Value::Object(map) => map.get(part),
+                    serde_json::Value::Array(items) => {
+                        part.parse::<usize>().ok().and_then(|i| items.get(i))
+                    }
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    format!(
+                        "the response has no '{}' to save as '{}'",
+                        rule.response_field, rule.attribute
+                    )
+                })?;
+            }
+            Ok((rule.attribute.clone(), value.clone()))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs executed at once by [`Worker::run`].
+    pub concurrency: usize,
+    /// Jobs claimed per queue round trip.
+    pub claim_batch: usize,
+    /// How long a claimed job stays ours; longer than the request time limit plus rendering.
+    pub lease: Duration,
+    /// Wait between polls when the queue is empty.
+    pub idle_wait: Duration,
+    /// When a host is saturated, the job is given back for this long.
+    pub busy_host_delay: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 256,
+            claim_batch: 128,
+            lease: Duration::from_secs(5 * 60),
+            idle_wait: Duration::from_millis(200),
+            busy_host_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What [`Worker::try_execute_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionOutcome {
+    /// No due job.
+    EmptyQueue,
+    Delivered,
+    Aborted,
+    RenderFailed,
+    Retrying {
+        after: Duration,
+    },
+    Failed,
+    /// Host saturated; given back without an attempt.
+    Deferred,
+}
+
+/// The worker. Construct with [`Worker::new`], optionally add a connected_content client, then
+/// call [`Worker::try_execute_job`] (tests) or [`Worker::run`] (service).
+pub struct Worker<Q, A, W> {
+    queue: Arc<Q>,
+    activity: Arc<A>,
+    write_back: Arc<W>,
+    sender: Arc<Sender>,
+    connected: Option<Arc<ConnectedContent>>,
+    config: WorkerConfig,
+    rng: AtomicU64,
+}
+
+/// SplitMix64 step: a cheap, well-mixed stream for jitter (not for secrets).
+fn splitmix(state: &AtomicU64) -> f64 {
+    let mut z = state
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
+    pub fn new(
+        queue: Arc<Q>,
+        activity: Arc<A>,
+        write_back: Arc<W>,
+        sender: Arc<Sender>,
+        config: WorkerConfig,
+    ) -> Worker<Q, A, W> {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Worker {
+            queue,
+            activity,
+            write_back,
+            sender,
+            connected: None,
+            config,
+            rng: AtomicU64::new(seed),
+        }
+    }
+
+    /// The connected_content client renders use (share one per workspace: it holds the cache).
+    pub fn with_connected_content(mut self, client: Arc<ConnectedContent>) -> Self {
+        self.connected = Some(client);
+        self
+    }
+
+    /// Fixes the jitter stream (tests).
+    pub fn with_seed(self, seed: u64) -> Self {
+        self.rng.store(seed, Ordering::Relaxed);
+        self
+    }
+
+    pub fn queue(&self) -> &Arc<Q> {
+        &self.queue
+    }
+
+    /// Claims one due job and executes it.
+    pub async fn try_execute_job(&self) -> Result<ExecutionOutcome, QueueError> {
+        let mut jobs = self.queue.claim(1, self.config.lease).await?;
+        match jobs.pop() {
+            Some(job) => self.execute(job).await,
+            None => Ok(ExecutionOutcome::EmptyQueue),
+        }
+    }
+
+    async fn render(&self, job: &Job) -> RenderOutcome {
+        let template = job.template.clone();
+        let braze = job.render_context.clone();
+        let connected = self.connected.clone();
+        let render = move || {
+            let mut context = Context::new().with_braze(&braze);
+            if let Some(client) = connected {
+                context = context.with_connected_content(client);
+            }
+            template.render(&context)
+        };
+        if job.template.uses_connected_content() {
+            // The fetcher blocks on the runtime: never on an async worker thread.
+            match tokio::task::spawn_blocking(render).await {
+                Ok(outcome) => outcome,
+                Err(e) => RenderOutcome::Error(crate::webhook::RenderError {
+                    field: crate::webhook::Field::Url,
+                    message: format!("rendering stopped unexpectedly: {e}"),
+                }),
+            }
+        } else {
+            render()
+        }
+    }
+
+    fn entry(
+        &self,
+        job: &Job,
+        kind: ActivityKind,
+        message: String,
+        report: Option<&AttemptReport>,
+    ) -> ActivityEntry {
+        ActivityEntry {
+            at: SystemTime::now(),
+            kind,
+            campaign_id: job.campaign_id.clone(),
+            step_id: job.step_id.clone(),
+            user_id: job.user_id.clone(),
+            delivery_id: job.delivery_id.clone(),
+            template: job.template.name().to_owned(),
+            attempt: report.map_or(job.attempts_made + 1, |r| r.attempt),
+            request: report.map(|r| r.request.clone()),
+            response: report.and_then(|r| r.response.clone()),
+            message: self.sender.redactor().text(&message),
+        }
+    }
+
+    /// Runs one claimed job to its next state.
+    pub async fn execute(&self, job: Job) -> Result<ExecutionOutcome, QueueError> {
+        let request: RenderedRequest = match self.render(&job).await {
+            RenderOutcome::Rendered(r) => r,
+            RenderOutcome::Aborted { reason } => {
+                let message = if reason.is_empty() {
+                    "{% abort_message %} called".to_owned()
+                } else {
+                    reason
+                };
+                self.activity
+                    .record(self.entry(&job, ActivityKind::Aborted, message.clone(), None))
+                    .await;
+                self.queue
+                    .complete(&job, Completion::Aborted { reason: &message })
+                    .await?;
+                return Ok(ExecutionOutcome::Aborted);
+            }
+            RenderOutcome::Error(error) => {
+                let entry = self.entry(&job, ActivityKind::RenderError, error.to_string(), None);
+                let failure = Failure {
+                    kind: FailureKind::Render,
+                    message: entry.message.clone(),
+                    report: None,
+                };
+                self.activity.record(entry).await;
+                self.queue.fail(&job, &failure).await?;
+                return Ok(ExecutionOutcome::RenderFailed);
+            }
+        };
+
+        let attempt = job.attempts_made + 1;
+        let random = splitmix(&self.rng);
+        let dispatch = self
+            .sender
+            .send(
+                &request,
+                &job.delivery_id,
+                attempt,
+                job.previous_delay,
+                random,
+            )
+            .await;
+        let attempt = match dispatch {
+            Dispatch::HostBusy => {
+                self.queue
+                    .release(&job, SystemTime::now() + self.config.busy_host_delay)
+                    .await?;
+                return Ok(ExecutionOutcome::Deferred);
+            }
+            Dispatch::Attempted(a) => a,
+        };
+        let report = &attempt.report;
+        match (report.classification, report.next_delay) {
+            (Classification::Success, _) => {
+                let rules = job.template.write_back();
+                if !rules.is_empty() {
+                    let saved = match extract_write_back(rules, &attempt.response_body) {
+                        Ok(attributes) => self
+                            .write_back
+                            .write_back(&job, attributes)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(message) = saved {
+                        self.activity
+                            .record(self.entry(
+                                &job,
+                                ActivityKind::WriteBackFailed,
+                                message,
+                                Some(report),
+                            ))
+                            .await;
+                    }
+                }
+                self.queue
+                    .complete(&job, Completion::Delivered(report))
+                    .await?;
+                Ok(ExecutionOutcome::Delivered)
+            }
+            (Classification::Retry(_), Some(after)) => {
+                self.activity
+                    .record(self.entry(
+                        &job,
+                        ActivityKind::Retrying,
+                        report.summary(),
+                        Some(report),
+                    ))
+                    .await;
+                self.queue
+                    .retry_at(&job, SystemTime::now() + after, report)
+                    .await?;
+                Ok(ExecutionOutcome::Retrying { after })
+            }
+            (classification, _) => {
+                let kind = if classification == Classification::Terminal {
+                    FailureKind::Terminal
+                } else {
+                    FailureKind::RetriesExhausted
+                };
+                let entry = self.entry(&job, ActivityKind::Failed, report.summary(), Some(report));
+                let failure = Failure {
+                    kind,
+                    message: entry.message.clone(),
+                    report: Some(report.clone()),
+                };
+                self.activity.record(entry).await;
+                self.queue.fail(&job, &failure).await?;
+                Ok(ExecutionOutcome::Failed)
+            }
+        }
+    }
+
+    /// Claims and executes jobs, at most `concurrency` at once, until `shutdown` completes; then
+    /// lets the jobs in flight finish (unfinished leases would be reclaimed after a crash anyway).
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = tasks.join_next() => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+            let claimed = tokio::select! {
+                claimed = self.queue.claim(free.min(self.config.claim_batch.max(1)), self.config.lease) => claimed,
+                () = &mut shutdown => break,
+            };
+            match claimed {
+                Ok(jobs) if jobs.is_empty() => {
+                    tokio::select! {
+                        () = self.queue.wait_for_work(self.config.idle_wait) => {}
+                        () = &mut shutdown => break,
+                    }
+                }
+                Ok(jobs) => {
+                    for job in jobs {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let worker = self.clone();
+                        tasks.spawn(async move {
+                            let _permit = permit;
+                            if let Err(e) = worker.execute(job).await {
+                                tracing::warn!(error = %e, "could not settle a job; its lease will expire");
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(self.config.idle_wait) => {}
+                        () = &mut shutdown => break,
+                    }
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(field: &str, attribute: &str) -> WriteBackRule {
+        WriteBackRule {
+            response_field: field.into(),
+            attribute: attribute.into(),
+        }
+    }
+
+    #[test]
+    fn write_back_fields_are_extracted_by_path() {
+        let body = br#"{"id":"00Q5e00000AbCdEFGH","success":true,"errors":[],"nested":{"list":[{"x":1}]}}"#;
+        assert_eq!(
+            extract_write_back(
+                &[
+                    rule("id", "salesforce_lead_id"),
+                    rule("nested.list.0.x", "n")
+                ],
+                body
+            ),
+            Ok(vec![
+                (
+                    "salesforce_lead_id".to_owned(),
+                    serde_json::json!("00Q5e00000AbCdEFGH")
+                ),
+                ("n".to_owned(), serde_json::json!(1)),
+            ])
+        );
+        assert_eq!(extract_write_back(&[], b"not json"), Ok(vec![]));
+        let missing = extract_write_back(&[rule("lead.id", "x")], body).expect_err("missing");
+        assert_eq!(missing, "the response has no 'lead.id' to save as 'x'");
+        assert!(
+            extract_write_back(&[rule("id", "x")], b"<html>")
+                .expect_err("not JSON")
+                .contains("not JSON")
+        );
+    }
+
+    #[test]
+    fn jitter_stream_is_in_unit_range_and_varies() {
+        let state = AtomicU64::new(7);
+        let draws: Vec<f64> = (0..1000).map(|_| splitmix(&state)).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+}
