@@ -1,6 +1,7 @@
 //! `leadwire`: the one user-facing binary. Thin: it parses arguments and calls the library crates.
 
 mod liquid_cmd;
+mod server_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,14 @@ enum Command {
     /// Liquid engine tools (conformance runner).
     #[command(subcommand)]
     Liquid(liquid_cmd::LiquidCommand),
+    /// Serve the Braze-compatible REST API on the embedded store.
+    Serve(server_cmd::ServeArgs),
+    /// Manage REST API keys.
+    #[command(subcommand)]
+    ApiKeys(server_cmd::ApiKeysCommand),
+    /// Import and manage users.
+    #[command(subcommand)]
+    Users(server_cmd::UsersCommand),
     /// Run the local Salesforce Sales Cloud emulator.
     SalesforceEmulator(Box<leadwire_salesforce_emulator::cli::EmulatorArgs>),
 }
@@ -32,6 +41,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Templates(cmd) => liquid_cmd::run_templates(cmd),
         Command::Liquid(cmd) => liquid_cmd::run_liquid(cmd),
+        Command::Serve(args) => server_cmd::serve(args),
+        Command::ApiKeys(cmd) => server_cmd::api_keys(cmd),
+        Command::Users(cmd) => server_cmd::users(cmd),
         Command::SalesforceEmulator(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(leadwire_salesforce_emulator::cli::run(*args))

@@ -1,0 +1,178 @@
+//! `leadwire serve`, `leadwire api-keys create` and `leadwire users import`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use leadwire_store::{SqliteConfig, SqliteStore, Store};
+
+/// Where leadwire keeps its state, shared by every command that opens the store.
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Directory of the embedded database (created on first start).
+    #[arg(long, env = "LEADWIRE_DATA_DIR", default_value = "leadwire-data")]
+    pub data_dir: PathBuf,
+}
+
+impl DataDir {
+    pub fn open_store(&self) -> anyhow::Result<SqliteStore> {
+        let path = self.data_dir.join("leadwire.db");
+        SqliteStore::open(SqliteConfig::new(&path))
+            .with_context(|| format!("opening the store at {}", path.display()))
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address for the REST API.
+    #[arg(long, env = "LEADWIRE_LISTEN", default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataDir,
+    /// Requests per API key per hour (Braze's default is 250,000).
+    #[arg(long, default_value_t = 250_000)]
+    rate_limit: u64,
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key; prints the new key alone on its last line.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        /// A permission such as users.track, users.export.ids, users.delete, users.alias.new,
+        /// users.identify, triggers.read, campaigns.trigger.send, canvas.trigger.send (repeatable).
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Import users from a CSV file in Braze's format (external_id column plus attribute columns).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// Every permission a key can carry; anything else is a typo worth refusing.
+const PERMISSIONS: [&str; 10] = [
+    "users.track",
+    "users.export.ids",
+    "users.delete",
+    "users.alias.new",
+    "users.identify",
+    "triggers.read",
+    "campaigns.trigger.send",
+    "canvas.trigger.send",
+    "templates.read",
+    "templates.write",
+];
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
+        let config = leadwire_api::ApiConfig {
+            rate_limit: args.rate_limit,
+            rate_window: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let api = leadwire_api::serve(args.listen, store, config)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        println!("leadwire API listening on {}", api.url());
+        println!("data in {}", args.data.data_dir.display());
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        api.shutdown().await;
+        Ok(())
+    })
+}
+
+pub fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {
+    let ApiKeysCommand::Create {
+        data,
+        permissions,
+        name,
+    } = cmd;
+    if let Some(bad) = permissions
+        .iter()
+        .find(|p| !PERMISSIONS.contains(&p.as_str()))
+    {
+        anyhow::bail!(
+            "unknown permission '{bad}'; known: {}",
+            PERMISSIONS.join(", ")
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let key = runtime.block_on(async {
+        let store = data.open_store()?;
+        store
+            .create_api_key(name.clone(), permissions.clone())
+            .await
+            .context("creating the key")
+    })?;
+    println!("created API key '{name}' with {}", permissions.join(", "));
+    println!("{key}");
+    Ok(())
+}
+
+pub fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Import { file, data } = cmd;
+    let reader =
+        std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(async {
+        let store = data.open_store()?;
+        let started = std::time::Instant::now();
+        let report = leadwire_import::import_csv(std::io::BufReader::new(reader), &store, |rows| {
+            let rate = rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+            eprint!(
+                "\r  {rows} rows read ({rate:.0} rows/s, file {} KiB)",
+                total / 1024
+            );
+            let _ = std::io::stderr().flush();
+        })
+        .await
+        .with_context(|| format!("importing {}", file.display()))?;
+        eprintln!();
+        anyhow::Ok(report)
+    })?;
+    println!(
+        "{} rows: {} imported, {} rejected",
+        report.rows,
+        report.imported,
+        report.rejected.len()
+    );
+    for r in &report.rejected {
+        let column = r
+            .column
+            .as_deref()
+            .map(|c| format!(", column '{c}'"))
+            .unwrap_or_default();
+        println!("  line {}{column}: {}", r.line, r.reason);
+    }
+    Ok(())
+}
