@@ -42,7 +42,10 @@ async fn retriable_statuses_are_retried_with_the_same_delivery_id() {
             );
             assert_eq!(request.headers["user-agent"], USER_AGENT);
             assert_eq!(request.body, r#"{"name":"Ada"}"#);
-            assert_eq!(request.method, "POST");
+            assert_eq!(
+                (request.method.as_str(), request.path.as_str()),
+                ("POST", "/hook")
+            );
         }
         assert_eq!(
             rig.queue.state("job-1"),
