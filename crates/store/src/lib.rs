@@ -57,6 +57,8 @@ pub enum ChangeSource {
     Api,
     Import,
     CanvasUserUpdate,
+    /// Fields of a webhook's response saved onto the profile (e.g. the created Lead's id).
+    WriteBack,
 }
 
 impl ChangeSource {
@@ -65,6 +67,7 @@ impl ChangeSource {
             ChangeSource::Api => "api",
             ChangeSource::Import => "import",
             ChangeSource::CanvasUserUpdate => "canvas_user_update",
+            ChangeSource::WriteBack => "write_back",
         }
     }
 
@@ -72,6 +75,7 @@ impl ChangeSource {
         match s {
             "import" => ChangeSource::Import,
             "canvas_user_update" => ChangeSource::CanvasUserUpdate,
+            "write_back" => ChangeSource::WriteBack,
             _ => ChangeSource::Api,
         }
     }
