@@ -15,5 +15,7 @@ pub mod trigger;
 
 pub use identifier::{Identifier, UserAlias};
 pub use profile::{Profile, STANDARD_ATTRIBUTES};
-pub use track::{AttributeObject, EventObject, MinorError, ParsedTrack, PurchaseObject, TrackError, parse_track};
+pub use track::{
+    AttributeObject, EventObject, MinorError, ParsedTrack, PurchaseObject, TrackError, parse_track,
+};
 pub use trigger::Trigger;

@@ -34,8 +34,13 @@ pub(crate) fn is_standard_attribute(key: &str) -> bool {
 }
 
 /// How standard fields are named in Liquid (`{{${email_address}}}` reads `email`).
-const LIQUID_NAMES: [(&str, &str); 5] =
-    [("email", "email_address"), ("phone", "phone_number"), ("dob", "date_of_birth"), ("home_city", "city"), ("language", "language")];
+const LIQUID_NAMES: [(&str, &str); 5] = [
+    ("email", "email_address"),
+    ("phone", "phone_number"),
+    ("dob", "date_of_birth"),
+    ("home_city", "city"),
+    ("language", "language"),
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -75,58 +80,82 @@ impl Profile {
     /// Sets the email that identified a new profile (an email-only user) and raises "email added".
     pub fn set_identifying_email(&mut self, email: &str, now: DateTime<Utc>) -> Vec<Trigger> {
         let mut triggers = Vec::new();
-        self.standard.insert("email".into(), Json::String(email.to_string()));
+        self.standard
+            .insert("email".into(), Json::String(email.to_string()));
         self.note_email(now, &mut triggers);
         triggers
     }
 
     fn note_email(&mut self, now: DateTime<Utc>, triggers: &mut Vec<Trigger>) {
         if self.email_added_at.is_none()
-            && let Some(email) = self.email().map(str::to_string) {
-                self.email_added_at = Some(now);
-                triggers.push(Trigger::EmailAdded { email });
-            }
+            && let Some(email) = self.email().map(str::to_string)
+        {
+            self.email_added_at = Some(now);
+            triggers.push(Trigger::EmailAdded { email });
+        }
     }
 
-    /// Applies one attribute object. All or nothing: on error the profile is unchanged.
-    pub fn apply_attributes(&mut self, obj: &AttributeObject, now: DateTime<Utc>) -> Result<Vec<Trigger>, String> {
-        let mut next = self.clone();
-        let mut triggers = Vec::new();
+    /// Applies one attribute object. All or nothing: every new value is computed first, and the
+    /// profile changes only when all of them could be (no copy of the profile is needed).
+    pub fn apply_attributes(
+        &mut self,
+        obj: &AttributeObject,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Trigger>, String> {
+        let mut standard: Vec<(&String, Option<&Json>)> = Vec::new();
+        let mut custom: Vec<(&String, Option<Json>)> = Vec::with_capacity(obj.ops.len());
         for (key, op) in &obj.ops {
             if is_standard_attribute(key) {
                 match op {
-                    AttrOp::Set(v) => {
-                        next.standard.insert(key.clone(), v.clone());
+                    AttrOp::Set(v) => standard.push((key, Some(v))),
+                    AttrOp::Remove => standard.push((key, None)),
+                    _ => {
+                        return Err(format!(
+                            "'{key}' is a standard attribute; set it to a value"
+                        ));
                     }
-                    AttrOp::Remove => {
-                        next.standard.remove(key);
-                    }
-                    _ => return Err(format!("'{key}' is a standard attribute; set it to a value")),
                 }
                 continue;
             }
-            let old = next.custom.get(key).cloned();
-            let new = apply_custom(old.as_ref(), op, obj.merge_objects).map_err(|e| format!("'{key}': {e}"))?;
+            let new = apply_custom(self.custom.get(key), op, obj.merge_objects)
+                .map_err(|e| format!("'{key}': {e}"))?;
+            custom.push((key, new));
+        }
+        let mut triggers = Vec::new();
+        for (key, value) in standard {
+            match value {
+                Some(v) => self.standard.insert(key.clone(), v.clone()),
+                None => self.standard.remove(key),
+            };
+        }
+        for (key, new) in custom {
             match new {
                 None => {
-                    next.custom.remove(key);
+                    self.custom.remove(key);
                 }
                 Some(new) => {
+                    let old = self.custom.insert(key.clone(), new.clone());
                     if old.as_ref() != Some(&new) {
-                        triggers.push(Trigger::AttributeChanged { name: key.clone(), old: old.clone(), new: new.clone() });
+                        triggers.push(Trigger::AttributeChanged {
+                            name: key.clone(),
+                            old,
+                            new,
+                        });
                     }
-                    next.custom.insert(key.clone(), new);
                 }
             }
         }
-        next.note_email(now, &mut triggers);
-        next.updated_at = now;
-        *self = next;
+        self.note_email(now, &mut triggers);
+        self.updated_at = now;
         Ok(triggers)
     }
 
     pub fn event_trigger(event: &EventObject) -> Trigger {
-        Trigger::CustomEvent { name: event.name.clone(), properties: event.properties.clone(), time: event.time.to_rfc3339() }
+        Trigger::CustomEvent {
+            name: event.name.clone(),
+            properties: event.properties.clone(),
+            time: event.time.to_rfc3339(),
+        }
     }
 
     pub fn purchase_trigger(p: &PurchaseObject) -> Trigger {
@@ -145,7 +174,10 @@ impl Profile {
     pub fn liquid_context(&self) -> Json {
         let mut profile = Map::new();
         for (k, v) in &self.standard {
-            let name = LIQUID_NAMES.iter().find(|(field, _)| field == k).map_or(k.as_str(), |(_, liquid)| liquid);
+            let name = LIQUID_NAMES
+                .iter()
+                .find(|(field, _)| field == k)
+                .map_or(k.as_str(), |(_, liquid)| liquid);
             profile.insert(name.to_string(), v.clone());
         }
         if let Some(id) = &self.external_id {
@@ -163,22 +195,38 @@ impl Profile {
             out.insert("external_id".into(), Json::String(id.clone()));
         }
         if !self.aliases.is_empty() {
-            out.insert("user_aliases".into(), serde_json::to_value(&self.aliases).unwrap_or(Json::Null));
+            out.insert(
+                "user_aliases".into(),
+                serde_json::to_value(&self.aliases).unwrap_or(Json::Null),
+            );
         }
         for (k, v) in &self.standard {
             out.insert(k.clone(), v.clone());
         }
-        out.insert("custom_attributes".into(), Json::Object(self.custom.clone()));
-        out.insert("created_at".into(), Json::String(self.created_at.to_rfc3339()));
+        out.insert(
+            "custom_attributes".into(),
+            Json::Object(self.custom.clone()),
+        );
+        out.insert(
+            "created_at".into(),
+            Json::String(self.created_at.to_rfc3339()),
+        );
         if let Some(fields) = fields {
-            out.retain(|k, _| fields.iter().any(|f| f == k) || (k == "user_aliases" && fields.iter().any(|f| f == "user_aliases")));
+            out.retain(|k, _| {
+                fields.iter().any(|f| f == k)
+                    || (k == "user_aliases" && fields.iter().any(|f| f == "user_aliases"))
+            });
         }
         Json::Object(out)
     }
 }
 
 /// The new value of a custom attribute, or `None` to remove it.
-fn apply_custom(old: Option<&Json>, op: &AttrOp, merge_objects: bool) -> Result<Option<Json>, String> {
+fn apply_custom(
+    old: Option<&Json>,
+    op: &AttrOp,
+    merge_objects: bool,
+) -> Result<Option<Json>, String> {
     Ok(match op {
         AttrOp::Remove => None,
         AttrOp::Set(Json::Object(new)) if merge_objects => match old {
@@ -189,11 +237,17 @@ fn apply_custom(old: Option<&Json>, op: &AttrOp, merge_objects: bool) -> Result<
         AttrOp::Inc(n) => {
             let sum = match (old, n.as_i64()) {
                 (None | Some(Json::Null), _) => Json::Number(n.clone()),
-                (Some(Json::Number(o)), Some(i)) if o.is_i64() => Json::from(o.as_i64().unwrap_or(0).saturating_add(i)),
-                (Some(Json::Number(o)), _) => {
-                    serde_json::Number::from_f64(o.as_f64().unwrap_or(0.0) + n.as_f64().unwrap_or(0.0)).map(Json::Number).unwrap_or(Json::Null)
+                (Some(Json::Number(o)), Some(i)) if o.is_i64() => {
+                    Json::from(o.as_i64().unwrap_or(0).saturating_add(i))
                 }
-                (Some(other), _) => return Err(format!("cannot increment a {} value", type_name(other))),
+                (Some(Json::Number(o)), _) => serde_json::Number::from_f64(
+                    o.as_f64().unwrap_or(0.0) + n.as_f64().unwrap_or(0.0),
+                )
+                .map(Json::Number)
+                .unwrap_or(Json::Null),
+                (Some(other), _) => {
+                    return Err(format!("cannot increment a {} value", type_name(other)));
+                }
             };
             Some(sum)
         }
@@ -211,17 +265,28 @@ fn apply_custom(old: Option<&Json>, op: &AttrOp, merge_objects: bool) -> Result<
             let drop = items.len().saturating_sub(MAX_ARRAY_ITEMS);
             Some(Json::Array(items.split_off(drop)))
         }
-        AttrOp::ObjectArrayEdit { add, remove, update } => {
+        AttrOp::ObjectArrayEdit {
+            add,
+            remove,
+            update,
+        } => {
             let mut items = match old {
                 Some(Json::Array(a)) => a.clone(),
                 None | Some(Json::Null) => Vec::new(),
-                Some(other) => return Err(format!("is a {}, not an array of objects", type_name(other))),
+                Some(other) => {
+                    return Err(format!(
+                        "is a {}, not an array of objects",
+                        type_name(other)
+                    ));
+                }
             };
             items.retain(|i| !remove.iter().any(|(k, v)| i.get(k) == Some(v)));
             for (k, v, new) in update {
                 for item in items.iter_mut().filter(|i| i.get(k) == Some(v)) {
                     *item = match (merge_objects, &*item) {
-                        (true, Json::Object(existing)) => Json::Object(deep_merge(existing.clone(), new)),
+                        (true, Json::Object(existing)) => {
+                            Json::Object(deep_merge(existing.clone(), new))
+                        }
                         _ => Json::Object(new.clone()),
                     };
                 }
@@ -251,7 +316,10 @@ fn deep_merge(mut base: Map<String, Json>, patch: &Map<String, Json>) -> Map<Str
 }
 
 fn strip_nulls(map: &Map<String, Json>) -> Map<String, Json> {
-    map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn type_name(v: &Json) -> &'static str {
@@ -274,24 +342,54 @@ mod tests {
     fn apply(profile: &mut Profile, attrs: Json) -> Vec<Trigger> {
         let parsed = parse_track(&json!({"attributes": [attrs]})).expect("parses");
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        profile.apply_attributes(&parsed.attributes[0], Utc::now()).expect("applies")
+        profile
+            .apply_attributes(&parsed.attributes[0], Utc::now())
+            .expect("applies")
     }
 
     #[test]
     fn attribute_change_triggers_follow_braze_rules() {
         let mut p = Profile::new("b1".into(), Utc::now());
         let t = apply(&mut p, json!({"external_id": "u", "lead_score": 10}));
-        assert_eq!(t, vec![Trigger::AttributeChanged { name: "lead_score".into(), old: None, new: json!(10) }]);
-        assert!(apply(&mut p, json!({"external_id": "u", "lead_score": 10})).is_empty(), "same value again: no trigger");
-        assert!(apply(&mut p, json!({"external_id": "u", "lead_score": null})).is_empty(), "null: no trigger");
-        let t = apply(&mut p, json!({"external_id": "u", "lead_score": {"inc": 5}}));
-        assert_eq!(t, vec![Trigger::AttributeChanged { name: "lead_score".into(), old: None, new: json!(5) }]);
+        assert_eq!(
+            t,
+            vec![Trigger::AttributeChanged {
+                name: "lead_score".into(),
+                old: None,
+                new: json!(10)
+            }]
+        );
+        assert!(
+            apply(&mut p, json!({"external_id": "u", "lead_score": 10})).is_empty(),
+            "same value again: no trigger"
+        );
+        assert!(
+            apply(&mut p, json!({"external_id": "u", "lead_score": null})).is_empty(),
+            "null: no trigger"
+        );
+        let t = apply(
+            &mut p,
+            json!({"external_id": "u", "lead_score": {"inc": 5}}),
+        );
+        assert_eq!(
+            t,
+            vec![Trigger::AttributeChanged {
+                name: "lead_score".into(),
+                old: None,
+                new: json!(5)
+            }]
+        );
     }
 
     #[test]
     fn email_added_fires_once_per_profile() {
         let mut p = Profile::new("b1".into(), Utc::now());
-        assert_eq!(apply(&mut p, json!({"external_id": "u", "email": "A@x.io"})), vec![Trigger::EmailAdded { email: "a@x.io".into() }]);
+        assert_eq!(
+            apply(&mut p, json!({"external_id": "u", "email": "A@x.io"})),
+            vec![Trigger::EmailAdded {
+                email: "a@x.io".into()
+            }]
+        );
         assert!(apply(&mut p, json!({"external_id": "u", "email": "b@x.io"})).is_empty());
         assert!(apply(&mut p, json!({"external_id": "u", "email": null})).is_empty());
         assert!(apply(&mut p, json!({"external_id": "u", "email": "c@x.io"})).is_empty());
@@ -301,25 +399,49 @@ mod tests {
     fn arrays_and_objects_edit_like_braze() {
         let mut p = Profile::new("b1".into(), Utc::now());
         apply(&mut p, json!({"external_id": "u", "tags": ["a", "b"]}));
-        apply(&mut p, json!({"external_id": "u", "tags": {"add": ["a", "c"], "remove": ["b"]}}));
+        apply(
+            &mut p,
+            json!({"external_id": "u", "tags": {"add": ["a", "c"], "remove": ["b"]}}),
+        );
         assert_eq!(p.custom["tags"], json!(["a", "c"]));
-        apply(&mut p, json!({"external_id": "u", "pets": [{"id": 1, "type": "dog"}, {"id": 2, "type": "cat"}]}));
-        apply(&mut p, json!({"external_id": "u", "_merge_objects": true, "pets": {
-            "$update": [{"$identifier_key": "id", "$identifier_value": 1, "$new_object": {"name": "Rex"}}],
-            "$remove": [{"$identifier_key": "id", "$identifier_value": 2}],
-            "$add": [{"id": 3, "type": "fish"}]
-        }}));
-        assert_eq!(p.custom["pets"], json!([{"id": 1, "type": "dog", "name": "Rex"}, {"id": 3, "type": "fish"}]));
-        apply(&mut p, json!({"external_id": "u", "address": {"city": "Porto", "zip": "4000"}}));
-        apply(&mut p, json!({"external_id": "u", "_merge_objects": true, "address": {"zip": null, "street": "Rua"}}));
-        assert_eq!(p.custom["address"], json!({"city": "Porto", "street": "Rua"}));
+        apply(
+            &mut p,
+            json!({"external_id": "u", "pets": [{"id": 1, "type": "dog"}, {"id": 2, "type": "cat"}]}),
+        );
+        apply(
+            &mut p,
+            json!({"external_id": "u", "_merge_objects": true, "pets": {
+                "$update": [{"$identifier_key": "id", "$identifier_value": 1, "$new_object": {"name": "Rex"}}],
+                "$remove": [{"$identifier_key": "id", "$identifier_value": 2}],
+                "$add": [{"id": 3, "type": "fish"}]
+            }}),
+        );
+        assert_eq!(
+            p.custom["pets"],
+            json!([{"id": 1, "type": "dog", "name": "Rex"}, {"id": 3, "type": "fish"}])
+        );
+        apply(
+            &mut p,
+            json!({"external_id": "u", "address": {"city": "Porto", "zip": "4000"}}),
+        );
+        apply(
+            &mut p,
+            json!({"external_id": "u", "_merge_objects": true, "address": {"zip": null, "street": "Rua"}}),
+        );
+        assert_eq!(
+            p.custom["address"],
+            json!({"city": "Porto", "street": "Rua"})
+        );
     }
 
     #[test]
     fn liquid_context_uses_braze_tag_names() {
         let mut p = Profile::new("b1".into(), Utc::now());
         p.external_id = Some("00Q1".into());
-        apply(&mut p, json!({"external_id": "00Q1", "email": "j@x.io", "first_name": "José", "company": "Acme"}));
+        apply(
+            &mut p,
+            json!({"external_id": "00Q1", "email": "j@x.io", "first_name": "José", "company": "Acme"}),
+        );
         let ctx = p.liquid_context();
         assert_eq!(ctx["profile"]["email_address"], "j@x.io");
         assert_eq!(ctx["profile"]["user_id"], "00Q1");

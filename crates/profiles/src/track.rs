@@ -20,7 +20,9 @@ pub const MAX_ARRAY_ITEMS: usize = 25;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrackError {
-    #[error("the request body must be a JSON object with 'attributes', 'events' and/or 'purchases' arrays")]
+    #[error(
+        "the request body must be a JSON object with 'attributes', 'events' and/or 'purchases' arrays"
+    )]
     NotAnObject,
     #[error("'{0}' must be an array of objects")]
     NotAnArray(&'static str),
@@ -47,9 +49,16 @@ pub enum AttrOp {
     /// `{"inc": n}`.
     Inc(serde_json::Number),
     /// `{"add": [...], "remove": [...]}` on a simple array.
-    ArrayEdit { add: Vec<Json>, remove: Vec<Json> },
+    ArrayEdit {
+        add: Vec<Json>,
+        remove: Vec<Json>,
+    },
     /// `$add` / `$remove` / `$update` on an array of objects.
-    ObjectArrayEdit { add: Vec<Json>, remove: Vec<(String, Json)>, update: Vec<(String, Json, Map<String, Json>)> },
+    ObjectArrayEdit {
+        add: Vec<Json>,
+        remove: Vec<(String, Json)>,
+        update: Vec<(String, Json, Map<String, Json>)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +102,35 @@ pub struct ParsedTrack {
 }
 
 /// Keys of an object that identify or steer it rather than set an attribute.
-const CONTROL_KEYS: [&str; 6] = ["external_id", "braze_id", "user_alias", "_update_existing_only", "_merge_objects", "app_id"];
+const CONTROL_KEYS: [&str; 6] = [
+    "external_id",
+    "braze_id",
+    "user_alias",
+    "_update_existing_only",
+    "_merge_objects",
+    "app_id",
+];
 
 pub fn parse_track(body: &Json) -> Result<ParsedTrack, TrackError> {
-    let Json::Object(root) = body else { return Err(TrackError::NotAnObject) };
+    let Json::Object(root) = body else {
+        return Err(TrackError::NotAnObject);
+    };
     let mut parsed = ParsedTrack::default();
-    let arrays = [("attributes", root.get("attributes")), ("events", root.get("events")), ("purchases", root.get("purchases"))];
+    let arrays = [
+        ("attributes", root.get("attributes")),
+        ("events", root.get("events")),
+        ("purchases", root.get("purchases")),
+    ];
     let mut total = 0;
     for (kind, value) in arrays {
         match value {
             None | Some(Json::Null) => {}
             Some(Json::Array(items)) => {
                 if items.len() > MAX_OBJECTS_PER_KIND {
-                    return Err(TrackError::TooMany { kind, count: items.len() });
+                    return Err(TrackError::TooMany {
+                        kind,
+                        count: items.len(),
+                    });
                 }
                 total += items.len();
             }
@@ -115,12 +140,21 @@ pub fn parse_track(body: &Json) -> Result<ParsedTrack, TrackError> {
     if total == 0 {
         return Err(TrackError::Empty);
     }
-    let items = |key: &str| root.get(key).and_then(Json::as_array).cloned().unwrap_or_default();
+    let items = |key: &str| {
+        root.get(key)
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let mut nested_invalid = false;
     for (index, item) in items("attributes").iter().enumerate() {
         match parse_attribute_object(index, item, &mut nested_invalid) {
             Ok(obj) => parsed.attributes.push(obj),
-            Err(message) => parsed.errors.push(MinorError { message, input_array: "attributes", index }),
+            Err(message) => parsed.errors.push(MinorError {
+                message,
+                input_array: "attributes",
+                index,
+            }),
         }
     }
     if nested_invalid {
@@ -132,13 +166,21 @@ pub fn parse_track(body: &Json) -> Result<ParsedTrack, TrackError> {
     for (index, item) in items("events").iter().enumerate() {
         match parse_event(index, item) {
             Ok(ev) => parsed.events.push(ev),
-            Err(message) => parsed.errors.push(MinorError { message, input_array: "events", index }),
+            Err(message) => parsed.errors.push(MinorError {
+                message,
+                input_array: "events",
+                index,
+            }),
         }
     }
     for (index, item) in items("purchases").iter().enumerate() {
         match parse_purchase(index, item) {
             Ok(p) => parsed.purchases.push(p),
-            Err(message) => parsed.errors.push(MinorError { message, input_array: "purchases", index }),
+            Err(message) => parsed.errors.push(MinorError {
+                message,
+                input_array: "purchases",
+                index,
+            }),
         }
     }
     Ok(parsed)
@@ -165,11 +207,16 @@ fn identify(obj: &Map<String, Json>, with_email_phone: bool) -> Result<(Identifi
         None | Some(Json::Null) => None,
         Some(Json::Object(a)) => match (a.get("alias_name"), a.get("alias_label")) {
             (Some(Json::String(n)), Some(Json::String(l))) if !n.is_empty() && !l.is_empty() => {
-                Some(UserAlias { alias_name: n.clone(), alias_label: l.clone() })
+                Some(UserAlias {
+                    alias_name: n.clone(),
+                    alias_label: l.clone(),
+                })
             }
             _ => return Err("'user_alias' needs string 'alias_name' and 'alias_label'".into()),
         },
-        Some(_) => return Err("'user_alias' must be an object with 'alias_name' and 'alias_label'".into()),
+        Some(_) => {
+            return Err("'user_alias' must be an object with 'alias_name' and 'alias_label'".into());
+        }
     };
     let identifier = if let Some(id) = text("external_id")? {
         Identifier::ExternalId(id)
@@ -182,7 +229,9 @@ fn identify(obj: &Map<String, Json>, with_email_phone: bool) -> Result<(Identifi
     } else if let Some(p) = text("phone")?.filter(|_| with_email_phone) {
         Identifier::Phone(p)
     } else {
-        return Err("'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required".into());
+        return Err(
+            "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required".into(),
+        );
     };
     let default_existing_only = matches!(identifier, Identifier::Alias(_));
     let existing_only = match obj.get("_update_existing_only") {
@@ -201,7 +250,10 @@ fn check_key(key: &str) -> Result<(), String> {
         return Err(format!("attribute '{key}' cannot start with '$'"));
     }
     if key.chars().count() > MAX_STRING_CHARS {
-        return Err(format!("attribute name '{}…' is longer than {MAX_STRING_CHARS} characters", key.chars().take(20).collect::<String>()));
+        return Err(format!(
+            "attribute name '{}…' is longer than {MAX_STRING_CHARS} characters",
+            key.chars().take(20).collect::<String>()
+        ));
     }
     Ok(())
 }
@@ -210,8 +262,14 @@ fn truncate(s: &str) -> String {
     s.chars().take(MAX_STRING_CHARS).collect()
 }
 
-fn parse_attribute_object(index: usize, item: &Json, nested_invalid: &mut bool) -> Result<AttributeObject, String> {
-    let Json::Object(obj) = item else { return Err("each attribute object must be a JSON object".into()) };
+fn parse_attribute_object(
+    index: usize,
+    item: &Json,
+    nested_invalid: &mut bool,
+) -> Result<AttributeObject, String> {
+    let Json::Object(obj) = item else {
+        return Err("each attribute object must be a JSON object".into());
+    };
     let (identifier, update_existing_only) = identify(obj, true)?;
     let merge_objects = matches!(obj.get("_merge_objects"), Some(Json::Bool(true)));
     let mut ops = Vec::new();
@@ -220,7 +278,10 @@ fn parse_attribute_object(index: usize, item: &Json, nested_invalid: &mut bool) 
             continue;
         }
         // An email or phone that identifies the object is not also an update of it.
-        if matches!((&identifier, key.as_str()), (Identifier::Email(_), "email") | (Identifier::Phone(_), "phone")) {
+        if matches!(
+            (&identifier, key.as_str()),
+            (Identifier::Email(_), "email") | (Identifier::Phone(_), "phone")
+        ) {
             continue;
         }
         check_key(key)?;
@@ -239,7 +300,13 @@ fn parse_attribute_object(index: usize, item: &Json, nested_invalid: &mut bool) 
         ops.push((key.clone(), op));
     }
     let _ = index;
-    Ok(AttributeObject { index, identifier, update_existing_only, merge_objects, ops })
+    Ok(AttributeObject {
+        index,
+        identifier,
+        update_existing_only,
+        merge_objects,
+        ops,
+    })
 }
 
 fn parse_standard(key: &str, value: &Json) -> Result<AttrOp, String> {
@@ -256,8 +323,13 @@ fn parse_standard(key: &str, value: &Json) -> Result<AttrOp, String> {
     let ok = match key {
         "email" => s.contains('@') && !s.contains(char::is_whitespace) && s.len() <= 255,
         "dob" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
-        "gender" => matches!(s.to_ascii_uppercase().as_str(), "M" | "F" | "O" | "N" | "P" | "MALE" | "FEMALE" | "OTHER"),
-        "email_subscribe" | "push_subscribe" => matches!(s, "opted_in" | "subscribed" | "unsubscribed"),
+        "gender" => matches!(
+            s.to_ascii_uppercase().as_str(),
+            "M" | "F" | "O" | "N" | "P" | "MALE" | "FEMALE" | "OTHER"
+        ),
+        "email_subscribe" | "push_subscribe" => {
+            matches!(s, "opted_in" | "subscribed" | "unsubscribed")
+        }
         "country" => s.len() == 2 && s.chars().all(|c| c.is_ascii_alphabetic()),
         "language" => (2..=3).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphabetic()),
         _ => true,
@@ -278,7 +350,11 @@ fn parse_standard(key: &str, value: &Json) -> Result<AttrOp, String> {
         "email" => s.to_lowercase(),
         "country" => s.to_ascii_uppercase(),
         "language" => s.to_ascii_lowercase(),
-        "gender" => s.chars().next().map(|c| c.to_ascii_uppercase().to_string()).unwrap_or_default(),
+        "gender" => s
+            .chars()
+            .next()
+            .map(|c| c.to_ascii_uppercase().to_string())
+            .unwrap_or_default(),
         _ => truncate(s),
     };
     Ok(AttrOp::Set(Json::String(normalized)))
@@ -290,11 +366,17 @@ struct CustomError {
 }
 
 fn err(message: String) -> CustomError {
-    CustomError { message, nested: false }
+    CustomError {
+        message,
+        nested: false,
+    }
 }
 
 fn nested_err(message: String) -> CustomError {
-    CustomError { message, nested: true }
+    CustomError {
+        message,
+        nested: true,
+    }
 }
 
 fn parse_custom(key: &str, value: &Json) -> Result<AttrOp, CustomError> {
@@ -304,7 +386,9 @@ fn parse_custom(key: &str, value: &Json) -> Result<AttrOp, CustomError> {
         Json::Bool(_) | Json::Number(_) => Ok(AttrOp::Set(value.clone())),
         Json::Array(items) if items.iter().any(Json::is_object) => {
             if !items.iter().all(Json::is_object) {
-                return Err(nested_err(format!("'{key}' mixes objects and other values; an array of objects must hold only objects")));
+                return Err(nested_err(format!(
+                    "'{key}' mixes objects and other values; an array of objects must hold only objects"
+                )));
             }
             check_nested(key, value)?;
             Ok(AttrOp::Set(value.clone()))
@@ -314,7 +398,9 @@ fn parse_custom(key: &str, value: &Json) -> Result<AttrOp, CustomError> {
             for item in items {
                 let item = match item {
                     Json::String(s) => Json::String(truncate(s)),
-                    Json::Array(_) => return Err(err(format!("'{key}' cannot hold nested arrays"))),
+                    Json::Array(_) => {
+                        return Err(err(format!("'{key}' cannot hold nested arrays")));
+                    }
                     other => other.clone(),
                 };
                 // Re-adding a value moves it to the end.
@@ -338,11 +424,23 @@ fn parse_custom(key: &str, value: &Json) -> Result<AttrOp, CustomError> {
                 let list = |k: &str| -> Result<Vec<Json>, CustomError> {
                     match map.get(k) {
                         None => Ok(Vec::new()),
-                        Some(Json::Array(v)) => Ok(v.iter().map(|x| if let Json::String(s) = x { Json::String(truncate(s)) } else { x.clone() }).collect()),
+                        Some(Json::Array(v)) => Ok(v
+                            .iter()
+                            .map(|x| {
+                                if let Json::String(s) = x {
+                                    Json::String(truncate(s))
+                                } else {
+                                    x.clone()
+                                }
+                            })
+                            .collect()),
                         Some(_) => Err(err(format!("'{key}': \"{k}\" needs an array"))),
                     }
                 };
-                return Ok(AttrOp::ArrayEdit { add: list("add")?, remove: list("remove")? });
+                return Ok(AttrOp::ArrayEdit {
+                    add: list("add")?,
+                    remove: list("remove")?,
+                });
             }
             if map.keys().any(|k| k.starts_with('$')) {
                 return parse_object_array_edit(key, map);
@@ -356,26 +454,32 @@ fn parse_custom(key: &str, value: &Json) -> Result<AttrOp, CustomError> {
 fn check_nested(key: &str, value: &Json) -> Result<(), CustomError> {
     let size = value.to_string().len();
     if size > MAX_NESTED_BYTES {
-        return Err(nested_err(format!("'{key}' is {size} bytes; nested values are limited to {MAX_NESTED_BYTES}")));
+        return Err(nested_err(format!(
+            "'{key}' is {size} bytes; nested values are limited to {MAX_NESTED_BYTES}"
+        )));
     }
     fn walk(key: &str, v: &Json) -> Result<(), CustomError> {
         match v {
             Json::Object(m) => {
                 for (k, v) in m {
                     if k.contains(' ') || k.contains('.') || (k.starts_with('$') && k != "$time") {
-                        return Err(nested_err(format!("'{key}': nested key '{k}' cannot contain spaces, '.' or start with '$'")));
+                        return Err(nested_err(format!(
+                            "'{key}': nested key '{k}' cannot contain spaces, '.' or start with '$'"
+                        )));
                     }
                     if k.chars().count() > MAX_STRING_CHARS {
-                        return Err(nested_err(format!("'{key}': nested key is longer than {MAX_STRING_CHARS} characters")));
+                        return Err(nested_err(format!(
+                            "'{key}': nested key is longer than {MAX_STRING_CHARS} characters"
+                        )));
                     }
                     walk(key, v)?;
                 }
                 Ok(())
             }
             Json::Array(items) => items.iter().try_for_each(|i| walk(key, i)),
-            Json::String(s) if s.chars().count() > MAX_STRING_CHARS => {
-                Err(nested_err(format!("'{key}': nested string values are limited to {MAX_STRING_CHARS} characters")))
-            }
+            Json::String(s) if s.chars().count() > MAX_STRING_CHARS => Err(nested_err(format!(
+                "'{key}': nested string values are limited to {MAX_STRING_CHARS} characters"
+            ))),
             _ => Ok(()),
         }
     }
@@ -385,8 +489,14 @@ fn check_nested(key: &str, value: &Json) -> Result<(), CustomError> {
 /// `{"$time": "2020-05-28"}` inside nested objects becomes the time string itself.
 fn convert_times(value: &Json) -> Json {
     match value {
-        Json::Object(m) if m.len() == 1 && m.contains_key("$time") => m.get("$time").cloned().unwrap_or(Json::Null),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), convert_times(v))).collect()),
+        Json::Object(m) if m.len() == 1 && m.contains_key("$time") => {
+            m.get("$time").cloned().unwrap_or(Json::Null)
+        }
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), convert_times(v)))
+                .collect(),
+        ),
         Json::Array(items) => Json::Array(items.iter().map(convert_times).collect()),
         other => other.clone(),
     }
@@ -397,13 +507,19 @@ fn parse_object_array_edit(key: &str, map: &Map<String, Json>) -> Result<AttrOp,
     let mut remove = Vec::new();
     let mut update = Vec::new();
     for (op, items) in map {
-        let Json::Array(items) = items else { return Err(nested_err(format!("'{key}': '{op}' needs an array"))) };
+        let Json::Array(items) = items else {
+            return Err(nested_err(format!("'{key}': '{op}' needs an array")));
+        };
         for item in items {
-            let Json::Object(o) = item else { return Err(nested_err(format!("'{key}': '{op}' items must be objects"))) };
+            let Json::Object(o) = item else {
+                return Err(nested_err(format!("'{key}': '{op}' items must be objects")));
+            };
             let ident = || -> Result<(String, Json), CustomError> {
                 match (o.get("$identifier_key"), o.get("$identifier_value")) {
                     (Some(Json::String(k)), Some(v)) => Ok((k.clone(), v.clone())),
-                    _ => Err(nested_err(format!("'{key}': '{op}' items need '$identifier_key' and '$identifier_value'"))),
+                    _ => Err(nested_err(format!(
+                        "'{key}': '{op}' items need '$identifier_key' and '$identifier_value'"
+                    ))),
                 }
             };
             match op.as_str() {
@@ -415,7 +531,9 @@ fn parse_object_array_edit(key: &str, map: &Map<String, Json>) -> Result<AttrOp,
                 "$update" => {
                     let (k, v) = ident()?;
                     let Some(Json::Object(new)) = o.get("$new_object") else {
-                        return Err(nested_err(format!("'{key}': '$update' items need '$new_object'")));
+                        return Err(nested_err(format!(
+                            "'{key}': '$update' items need '$new_object'"
+                        )));
                     };
                     check_nested(key, &Json::Object(new.clone()))?;
                     let converted = match convert_times(&Json::Object(new.clone())) {
@@ -424,15 +542,25 @@ fn parse_object_array_edit(key: &str, map: &Map<String, Json>) -> Result<AttrOp,
                     };
                     update.push((k, v, converted));
                 }
-                other => return Err(nested_err(format!("'{key}': unknown array-of-objects operation '{other}' (use $add, $remove or $update)"))),
+                other => {
+                    return Err(nested_err(format!(
+                        "'{key}': unknown array-of-objects operation '{other}' (use $add, $remove or $update)"
+                    )));
+                }
             }
         }
     }
-    Ok(AttrOp::ObjectArrayEdit { add, remove, update })
+    Ok(AttrOp::ObjectArrayEdit {
+        add,
+        remove,
+        update,
+    })
 }
 
 fn parse_time(value: Option<&Json>, what: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let Some(Json::String(s)) = value else { return Err(format!("'{what}' needs 'time' as an ISO 8601 string")) };
+    let Some(Json::String(s)) = value else {
+        return Err(format!("'{what}' needs 'time' as an ISO 8601 string"));
+    };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
@@ -440,9 +568,14 @@ fn parse_time(value: Option<&Json>, what: &str) -> Result<chrono::DateTime<chron
         return Ok(t.and_utc());
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(|| format!("'time' {s} is not a valid date"));
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .ok_or_else(|| format!("'time' {s} is not a valid date"));
     }
-    Err(format!("'time' must be ISO 8601 (e.g. 2024-05-28T10:00:00Z), got '{s}'"))
+    Err(format!(
+        "'time' must be ISO 8601 (e.g. 2024-05-28T10:00:00Z), got '{s}'"
+    ))
 }
 
 fn parse_properties(value: Option<&Json>) -> Result<Map<String, Json>, String> {
@@ -451,17 +584,23 @@ fn parse_properties(value: Option<&Json>) -> Result<Map<String, Json>, String> {
         Some(Json::Object(props)) => {
             for (k, v) in props {
                 if k.is_empty() || k.starts_with('$') || k.chars().count() > MAX_STRING_CHARS {
-                    return Err(format!("property name '{k}' must be 1 to 255 characters and not start with '$'"));
+                    return Err(format!(
+                        "property name '{k}' must be 1 to 255 characters and not start with '$'"
+                    ));
                 }
                 if k == "time" || k == "event_name" {
                     return Err(format!("property name '{k}' is reserved"));
                 }
                 match v {
                     Json::String(s) if s.chars().count() > MAX_STRING_CHARS => {
-                        return Err(format!("property '{k}' is longer than {MAX_STRING_CHARS} characters"));
+                        return Err(format!(
+                            "property '{k}' is longer than {MAX_STRING_CHARS} characters"
+                        ));
                     }
                     Json::Array(_) | Json::Object(_) if v.to_string().len() > MAX_NESTED_BYTES => {
-                        return Err(format!("property '{k}' is larger than {MAX_NESTED_BYTES} bytes"));
+                        return Err(format!(
+                            "property '{k}' is larger than {MAX_NESTED_BYTES} bytes"
+                        ));
                     }
                     _ => {}
                 }
@@ -473,7 +612,9 @@ fn parse_properties(value: Option<&Json>) -> Result<Map<String, Json>, String> {
 }
 
 fn parse_event(index: usize, item: &Json) -> Result<EventObject, String> {
-    let Json::Object(obj) = item else { return Err("each event must be a JSON object".into()) };
+    let Json::Object(obj) = item else {
+        return Err("each event must be a JSON object".into());
+    };
     let (identifier, update_existing_only) = identify(obj, true)?;
     let name = match obj.get("name") {
         Some(Json::String(n)) if !n.trim().is_empty() => n.clone(),
@@ -481,28 +622,55 @@ fn parse_event(index: usize, item: &Json) -> Result<EventObject, String> {
     };
     let time = parse_time(obj.get("time"), "event")?;
     let properties = parse_properties(obj.get("properties"))?;
-    Ok(EventObject { index, identifier, update_existing_only, name, time, properties })
+    Ok(EventObject {
+        index,
+        identifier,
+        update_existing_only,
+        name,
+        time,
+        properties,
+    })
 }
 
 fn parse_purchase(index: usize, item: &Json) -> Result<PurchaseObject, String> {
-    let Json::Object(obj) = item else { return Err("each purchase must be a JSON object".into()) };
+    let Json::Object(obj) = item else {
+        return Err("each purchase must be a JSON object".into());
+    };
     let (identifier, update_existing_only) = identify(obj, true)?;
     let product_id = match obj.get("product_id") {
         Some(Json::String(p)) if !p.trim().is_empty() => p.clone(),
         _ => return Err("purchase needs a non-empty 'product_id'".into()),
     };
     let currency = match obj.get("currency") {
-        Some(Json::String(c)) if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+        Some(Json::String(c)) if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
         _ => return Err("purchase needs 'currency' as a three-letter ISO 4217 code".into()),
     };
-    let price = obj.get("price").and_then(Json::as_f64).ok_or("purchase needs a numeric 'price'")?;
+    let price = obj
+        .get("price")
+        .and_then(Json::as_f64)
+        .ok_or("purchase needs a numeric 'price'")?;
     let quantity = match obj.get("quantity") {
         None => 1,
-        Some(q) => q.as_i64().filter(|q| (1..=100).contains(q)).ok_or("'quantity' must be an integer from 1 to 100")?,
+        Some(q) => q
+            .as_i64()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or("'quantity' must be an integer from 1 to 100")?,
     };
     let time = parse_time(obj.get("time"), "purchase")?;
     let properties = parse_properties(obj.get("properties"))?;
-    Ok(PurchaseObject { index, identifier, update_existing_only, product_id, currency, price, quantity, time, properties })
+    Ok(PurchaseObject {
+        index,
+        identifier,
+        update_existing_only,
+        product_id,
+        currency,
+        price,
+        quantity,
+        time,
+        properties,
+    })
 }
 
 #[cfg(test)]
@@ -523,13 +691,27 @@ mod tests {
         assert_eq!(parsed.attributes.len(), 1);
         assert_eq!(parsed.errors.len(), 2);
         assert_eq!(parsed.errors[0].index, 1);
-        assert!(parsed.errors[1].message.contains("'email' must be an email address"), "{:?}", parsed.errors[1]);
+        assert!(
+            parsed.errors[1]
+                .message
+                .contains("'email' must be an email address"),
+            "{:?}",
+            parsed.errors[1]
+        );
     }
 
     #[test]
     fn more_than_75_objects_is_fatal() {
-        let many: Vec<_> = (0..76).map(|i| json!({"external_id": format!("u{i}")})).collect();
-        assert_eq!(parse_track(&json!({"attributes": many})), Err(TrackError::TooMany { kind: "attributes", count: 76 }));
+        let many: Vec<_> = (0..76)
+            .map(|i| json!({"external_id": format!("u{i}")}))
+            .collect();
+        assert_eq!(
+            parse_track(&json!({"attributes": many})),
+            Err(TrackError::TooMany {
+                kind: "attributes",
+                count: 76
+            })
+        );
     }
 
     #[test]
@@ -540,7 +722,11 @@ mod tests {
             {"external_id": "u", "x": 1}
         ]}))
         .expect("parses");
-        let flags: Vec<bool> = parsed.attributes.iter().map(|a| a.update_existing_only).collect();
+        let flags: Vec<bool> = parsed
+            .attributes
+            .iter()
+            .map(|a| a.update_existing_only)
+            .collect();
         assert_eq!(flags, [true, false, false]);
     }
 
@@ -552,13 +738,19 @@ mod tests {
         ]}))
         .expect("parses");
         assert_eq!(parsed.attributes.len(), 1);
-        assert_eq!(parsed.attributes[0].ops, vec![("plan".to_string(), AttrOp::Set(json!("pro")))]);
+        assert_eq!(
+            parsed.attributes[0].ops,
+            vec![("plan".to_string(), AttrOp::Set(json!("pro")))]
+        );
     }
 
     #[test]
     fn long_strings_are_truncated_and_arrays_deduplicated() {
         let long = "x".repeat(300);
-        let parsed = parse_track(&json!({"attributes": [{"external_id": "u", "s": long, "tags": ["a", "b", "a"]}]})).expect("parses");
+        let parsed = parse_track(
+            &json!({"attributes": [{"external_id": "u", "s": long, "tags": ["a", "b", "a"]}]}),
+        )
+        .expect("parses");
         let ops = &parsed.attributes[0].ops;
         assert!(matches!(&ops[0].1, AttrOp::Set(Json::String(s)) if s.chars().count() == 255));
         assert_eq!(ops[1].1, AttrOp::Set(json!(["b", "a"])));

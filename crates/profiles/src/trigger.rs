@@ -8,8 +8,16 @@ pub enum Trigger {
     /// The profile got an email address for the first time.
     EmailAdded { email: String },
     /// A custom attribute took a new value (not raised for null, nor for the same value again).
-    AttributeChanged { name: String, old: Option<serde_json::Value>, new: serde_json::Value },
-    CustomEvent { name: String, properties: serde_json::Map<String, serde_json::Value>, time: String },
+    AttributeChanged {
+        name: String,
+        old: Option<serde_json::Value>,
+        new: serde_json::Value,
+    },
+    CustomEvent {
+        name: String,
+        properties: serde_json::Map<String, serde_json::Value>,
+        time: String,
+    },
     Purchase {
         product_id: String,
         currency: String,

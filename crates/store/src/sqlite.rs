@@ -82,7 +82,10 @@ fn open(path: &PathBuf) -> Result<Connection, StoreError> {
         reason: e.to_string(),
     })?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        // A large page cache and in-memory temp store keep big group-commit transactions (and the
+        // per-command savepoint journals) off the disk until commit.
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+         PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8000;",
     )?;
     Ok(conn)
 }
@@ -96,7 +99,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn: writer_conn,
-            cache: Cache::new(config.cache_capacity),
+            cache: std::cell::RefCell::new(Cache::new(config.cache_capacity)),
             max_batch: config.max_batch.max(1),
         };
         std::thread::Builder::new()
@@ -333,6 +336,11 @@ impl Cache {
         self.profiles.insert(id, profile);
     }
 
+    /// Moves a profile out; its external-id index entry stays valid (ids do not move).
+    fn take(&mut self, id: i64) -> Option<Profile> {
+        self.profiles.remove(&id)
+    }
+
     fn remove(&mut self, id: i64) {
         if let Some(p) = self.profiles.remove(&id)
             && let Some(ext) = p.external_id
@@ -356,7 +364,8 @@ impl Pending {
 
 struct Writer {
     conn: Connection,
-    cache: Cache,
+    /// Interior mutability: loads move profiles out of the cache (no copy) while `self` is shared.
+    cache: std::cell::RefCell<Cache>,
     max_batch: usize,
 }
 
@@ -410,19 +419,19 @@ impl Writer {
             }
             match cmd {
                 Command::Track(req, source, reply) => {
-                    let result = self.track(&req, source, now, &pending, &mut local);
+                    let result = self.track(&req, source, now, &mut pending, &mut local);
                     finish!(result, reply);
                 }
                 Command::Delete(ids, reply) => {
-                    let result = self.delete(&ids, &pending, &mut local);
+                    let result = self.delete(&ids, &mut pending, &mut local);
                     finish!(result, reply);
                 }
                 Command::Aliases(aliases, reply) => {
-                    let result = self.add_aliases(&aliases, now, &pending, &mut local);
+                    let result = self.add_aliases(&aliases, now, &mut pending, &mut local);
                     finish!(result, reply);
                 }
                 Command::Identify(reqs, reply) => {
-                    let result = self.identify(&reqs, now, &pending, &mut local);
+                    let result = self.identify(&reqs, now, &mut pending, &mut local);
                     finish!(result, reply);
                 }
                 Command::CreateKey(name, perms, reply) => {
@@ -435,8 +444,8 @@ impl Writer {
             Ok(()) => {
                 for (id, p) in pending.profiles {
                     match p {
-                        Some(p) => self.cache.put(id, p),
-                        None => self.cache.remove(id),
+                        Some(p) => self.cache.borrow_mut().put(id, p),
+                        None => self.cache.borrow_mut().remove(id),
                     }
                 }
                 replies.into_iter().for_each(|r| r());
@@ -453,9 +462,9 @@ impl Writer {
     /// The profile's row id for an identifier: written in this batch, cached, or stored.
     fn resolve(&self, id: &Identifier) -> Result<Option<i64>, StoreError> {
         if let Identifier::ExternalId(ext) = id
-            && let Some(row) = self.cache.external.get(ext)
+            && let Some(row) = self.cache.borrow().external.get(ext).copied()
         {
-            return Ok(Some(*row));
+            return Ok(Some(row));
         }
         lookup_id(&self.conn, id)
     }
@@ -463,18 +472,20 @@ impl Writer {
     fn load(
         &self,
         row: i64,
-        pending: &Pending,
-        local: &Pending,
+        pending: &mut Pending,
+        local: &mut Pending,
     ) -> Result<Option<Profile>, StoreError> {
-        if let Some(p) = local
-            .profiles
-            .get(&row)
-            .or_else(|| pending.profiles.get(&row))
-        {
-            return Ok(p.clone());
+        // The latest version moves out of whichever map holds it; the caller puts it back into
+        // `local` (changed or not), and anything not put back is simply read again from the
+        // transaction, which always has the latest version.
+        if let Some(p) = local.profiles.remove(&row) {
+            return Ok(p);
         }
-        if let Some(p) = self.cache.profiles.get(&row) {
-            return Ok(Some(p.clone()));
+        if let Some(p) = pending.profiles.remove(&row) {
+            return Ok(p);
+        }
+        if let Some(p) = self.cache.borrow_mut().take(row) {
+            return Ok(Some(p));
         }
         let data: Option<String> = self
             .conn
@@ -546,7 +557,7 @@ impl Writer {
         id: &Identifier,
         update_existing_only: bool,
         now: DateTime<Utc>,
-        pending: &Pending,
+        pending: &mut Pending,
         local: &mut Pending,
         source: ChangeSource,
     ) -> Result<Result<(i64, Profile), String>, StoreError> {
@@ -592,7 +603,7 @@ impl Writer {
         req: &ParsedTrack,
         source: ChangeSource,
         now: DateTime<Utc>,
-        pending: &Pending,
+        pending: &mut Pending,
         local: &mut Pending,
     ) -> Result<TrackResult, StoreError> {
         let mut result = TrackResult {
@@ -626,11 +637,15 @@ impl Writer {
                     dirty.insert(row);
                     result.attributes_processed += 1;
                 }
-                Err(message) => result.errors.push(MinorError {
-                    message,
-                    input_array: "attributes",
-                    index: obj.index,
-                }),
+                Err(message) => {
+                    // Unchanged, but it may carry this command's earlier, not yet saved changes.
+                    local.profiles.insert(row, Some(profile));
+                    result.errors.push(MinorError {
+                        message,
+                        input_array: "attributes",
+                        index: obj.index,
+                    })
+                }
             }
         }
         // Write each touched profile once, however many objects changed it.
@@ -665,6 +680,7 @@ impl Writer {
                 .prepare_cached("INSERT INTO events (profile_id, name, time, properties) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![row, ev.name, time.to_rfc3339(), props])?;
             self.emit(&profile, source, &[Profile::event_trigger(ev)], now)?;
+            local.profiles.insert(row, Some(profile));
             result.events_processed += 1;
         }
         for p in &req.purchases {
@@ -694,6 +710,7 @@ impl Writer {
                 )?
                 .execute(params![row, p.product_id, p.currency, p.price, p.quantity, p.time.min(now).to_rfc3339(), props])?;
             self.emit(&profile, source, &[Profile::purchase_trigger(p)], now)?;
+            local.profiles.insert(row, Some(profile));
             result.purchases_processed += 1;
         }
         result
@@ -705,7 +722,7 @@ impl Writer {
     fn delete(
         &self,
         ids: &[Identifier],
-        pending: &Pending,
+        pending: &mut Pending,
         local: &mut Pending,
     ) -> Result<usize, StoreError> {
         let mut deleted = 0;
@@ -729,7 +746,7 @@ impl Writer {
         &self,
         aliases: &[NewAlias],
         now: DateTime<Utc>,
-        pending: &Pending,
+        pending: &mut Pending,
         local: &mut Pending,
     ) -> Result<Vec<(usize, String)>, StoreError> {
         let mut errors = Vec::new();
@@ -785,7 +802,7 @@ impl Writer {
         &self,
         reqs: &[IdentifyRequest],
         now: DateTime<Utc>,
-        pending: &Pending,
+        pending: &mut Pending,
         local: &mut Pending,
     ) -> Result<Vec<(usize, String)>, StoreError> {
         let mut errors = Vec::new();

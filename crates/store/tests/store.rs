@@ -209,3 +209,40 @@ async fn concurrent_requests_are_all_applied() {
     }
     assert_eq!(store.profile_count().await.expect("count"), 8 * 20 * 75);
 }
+
+#[tokio::test]
+async fn a_failed_object_keeps_earlier_changes_to_the_same_user() {
+    let (_dir, store) = fresh();
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "nick": "x"}]}),
+    )
+    .await;
+    let r = track(
+        &store,
+        json!({
+            "attributes": [
+                {"external_id": "u1", "score": 1},
+                {"external_id": "u1", "nick": {"inc": 1}},
+                {"external_id": "u1", "plan": "pro"}
+            ],
+            "events": [{"external_id": "u1", "name": "e", "time": "2024-01-01T00:00:00Z"}]
+        }),
+    )
+    .await;
+    assert_eq!(
+        (r.attributes_processed, r.events_processed, r.errors.len()),
+        (2, 1, 1)
+    );
+    // Read through a fresh store so the check sees the database, not the writer's cache.
+    drop(store);
+    let store = SqliteStore::open(SqliteConfig::new(_dir.path().join("data/leadwire.db")))
+        .expect("reopens");
+    let leadwire_store::FoundProfiles { found, .. } = store
+        .find_profiles(vec![Identifier::ExternalId("u1".into())])
+        .await
+        .expect("find");
+    assert_eq!(found[0].custom["score"], 1);
+    assert_eq!(found[0].custom["plan"], "pro");
+    assert_eq!(found[0].custom["nick"], "x");
+}
