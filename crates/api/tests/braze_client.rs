@@ -9,13 +9,23 @@ use std::sync::Arc;
 use leadwire_store::{SqliteConfig, SqliteStore, Store};
 
 fn skip_or_fail(reason: &str) {
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "braze-client test cannot run under CI=true: {reason}");
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "braze-client test cannot run under CI=true: {reason}"
+    );
     eprintln!("SKIPPED: braze-client test: {reason}");
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr))) }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 fn python_with_braze_client() -> Result<PathBuf, String> {
@@ -23,11 +33,29 @@ fn python_with_braze_client() -> Result<PathBuf, String> {
     let python = venv.join("bin").join("python");
     let ready = venv.join(".installed");
     if !ready.exists() {
-        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+        run(Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv))?;
         // braze-client pins tenacity 5, which uses asyncio.coroutine (gone since Python 3.11); the
         // client's use of tenacity works unchanged with a current one.
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "braze-client==2.3.3"]))?;
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "requests", "tenacity>=8"]))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "braze-client==2.3.3",
+        ]))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "requests",
+            "tenacity>=8",
+        ]))?;
         std::fs::write(&ready, b"braze-client==2.3.3").map_err(|e| e.to_string())?;
     }
     Ok(python)
@@ -67,16 +95,44 @@ async fn braze_client_from_pypi_works_against_leadwire() {
         Err(reason) => return skip_or_fail(&reason),
     };
     let dir = tempfile::tempdir().expect("dir");
-    let store = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).expect("store"));
-    let perms = ["users.track", "users.export.ids", "users.delete"].map(String::from).to_vec();
-    let key = store.create_api_key("python".into(), perms).await.expect("key");
-    let api = leadwire_api::serve("127.0.0.1:0".parse().expect("addr"), store.clone(), Default::default()).await.expect("serve");
-    let url = api.url();
-    let out = tokio::task::spawn_blocking(move || Command::new(python).arg("-c").arg(SCRIPT).arg(url).arg(key).output())
+    let store =
+        Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).expect("store"));
+    let perms = ["users.track", "users.export.ids", "users.delete"]
+        .map(String::from)
+        .to_vec();
+    let key = store
+        .create_api_key("python".into(), perms)
         .await
-        .expect("join")
-        .expect("python runs");
-    assert!(out.status.success(), "braze-client script failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .expect("key");
+    let api = leadwire_api::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        store.clone(),
+        Default::default(),
+    )
+    .await
+    .expect("serve");
+    let url = api.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(url)
+            .arg(key)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    assert!(
+        out.status.success(),
+        "braze-client script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
-    assert_eq!(store.profile_count().await.expect("count"), 1, "py-2 remains, py-1 deleted");
+    assert_eq!(
+        store.profile_count().await.expect("count"),
+        1,
+        "py-2 remains, py-1 deleted"
+    );
 }
