@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use leadwire_profiles::{Identifier, MinorError, ParsedTrack, Profile, Trigger, UserAlias};
 use serde::Serialize;
 
-pub use sqlite::{SqliteConfig, SqliteStore};
+pub use sqlite::{SqliteConfig, SqliteStore, shared};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

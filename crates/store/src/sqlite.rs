@@ -231,24 +231,7 @@ impl Store for SqliteStore {
         position: i64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<TriggerRecord>, StoreError>> {
-        Box::pin(self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, braze_id, external_id, source, payload, created_at FROM triggers WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![position, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, braze_id, external_id, source, payload, created_at) = row?;
-                let trigger: Trigger = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("trigger {seq}: {e}")))?;
-                let created_at = DateTime::parse_from_rfc3339(&created_at)
-                    .map_err(|e| StoreError::Corrupt(format!("trigger {seq} time: {e}")))?
-                    .with_timezone(&Utc);
-                out.push(TriggerRecord { seq, braze_id, external_id, source: ChangeSource::parse(&source), trigger, created_at });
-            }
-            Ok(out)
-        }))
+        Box::pin(self.read(move |conn| read_triggers(conn, position, limit)))
     }
 
     fn create_api_key(
@@ -895,4 +878,84 @@ fn array_order(name: &str) -> u8 {
         "events" => 1,
         _ => 2,
     }
+}
+
+/// Reads for other components that share leadwire's SQLite file and need the store's data inside
+/// their own transactions (the campaign engine reads the feed and profiles in the same transaction
+/// as it enqueues sends). They read committed data only; all writes stay with [`SqliteStore`].
+pub mod shared {
+    use super::*;
+
+    /// The profile with this braze id, as of the caller's transaction.
+    pub fn profile_by_braze_id(
+        conn: &Connection,
+        braze_id: &str,
+    ) -> Result<Option<Profile>, StoreError> {
+        let data: Option<String> = conn
+            .prepare_cached("SELECT data FROM profiles WHERE braze_id = ?1")?
+            .query_row([braze_id], |r| r.get(0))
+            .optional()?;
+        data.map(|d| profile_from_row(&d)).transpose()
+    }
+
+    /// The profile an identifier names (Braze's precedence for email and phone).
+    pub fn profile_by_identifier(
+        conn: &Connection,
+        id: &Identifier,
+    ) -> Result<Option<Profile>, StoreError> {
+        let Some(row) = lookup_id(conn, id)? else {
+            return Ok(None);
+        };
+        let data: String = conn
+            .prepare_cached("SELECT data FROM profiles WHERE id = ?1")?
+            .query_row([row], |r| r.get(0))?;
+        profile_from_row(&data).map(Some)
+    }
+
+    /// Trigger feed entries after `position`, oldest first.
+    pub fn triggers_after(
+        conn: &Connection,
+        position: i64,
+        limit: usize,
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        read_triggers(conn, position, limit)
+    }
+}
+
+fn read_triggers(
+    conn: &Connection,
+    position: i64,
+    limit: usize,
+) -> Result<Vec<TriggerRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, braze_id, external_id, source, payload, created_at FROM triggers WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![position, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, braze_id, external_id, source, payload, created_at) = row?;
+        let trigger: Trigger = serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("trigger {seq}: {e}")))?;
+        let created_at = DateTime::parse_from_rfc3339(&created_at)
+            .map_err(|e| StoreError::Corrupt(format!("trigger {seq} time: {e}")))?
+            .with_timezone(&Utc);
+        out.push(TriggerRecord {
+            seq,
+            braze_id,
+            external_id,
+            source: ChangeSource::parse(&source),
+            trigger,
+            created_at,
+        });
+    }
+    Ok(out)
 }
