@@ -1,0 +1,645 @@
+//! [`WebhookService`]: templates, credentials, preview and test send, the activity log, the
+//! durable queue and the delivery worker, over one database file and one `Store`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
+use leadwire_delivery::hostlimit::HostLimits;
+use leadwire_delivery::redact::Redactor;
+use leadwire_delivery::sender::{
+    ClientSettings, Dispatch, LoggedRequest, LoggedResponse, Sender, SenderConfig, guarded_client,
+};
+use leadwire_delivery::ssrf::{GuardedFetcher, SsrfPolicy};
+use leadwire_delivery::webhook::{RenderOutcome, RenderedRequest, Warning};
+use leadwire_delivery::worker::{Worker, WorkerConfig};
+use leadwire_http_client::HttpFetcher;
+use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context};
+use leadwire_profiles::Identifier;
+use leadwire_store::Store;
+use serde_json::{Value as Json, json};
+
+use crate::WebhookError;
+use crate::activity::{
+    ActivityQuery, ActivityRecord, ActivityRow, SqliteActivity, redact_request, redact_response,
+    request_json, response_json,
+};
+use crate::credentials::{CredentialInfo, NewCredential, SqliteCredentials};
+use crate::db::{Db, blocking, open};
+use crate::queue::{Enqueued, JobInfo, NewJob, RenderProperties, SqliteQueue, render_context};
+use crate::templates::{TemplateDefinition, TemplateRecord};
+use crate::writeback::SqliteWriteBack;
+
+/// Settings, resolved once at start-up.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `DATA_DIR/leadwire.db`, the store's file.
+    pub database: PathBuf,
+    pub worker: WorkerConfig,
+    pub sender: SenderConfig,
+    pub ssrf: SsrfPolicy,
+    /// PEM certificates to trust besides the public roots (the emulator's CA).
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Requests in flight to one host at most.
+    pub per_host_concurrency: usize,
+    pub circuit: CircuitConfig,
+    pub connected_content: ConnectedContentConfig,
+    /// Activity entries older than this are deleted (Braze: 60 hours).
+    pub activity_retention: Duration,
+}
+
+impl WebhookConfig {
+    pub fn new(database: impl Into<PathBuf>) -> WebhookConfig {
+        WebhookConfig {
+            database: database.into(),
+            worker: WorkerConfig::default(),
+            sender: SenderConfig::default(),
+            ssrf: SsrfPolicy::strict(),
+            extra_ca_pem: Vec::new(),
+            per_host_concurrency: 64,
+            circuit: CircuitConfig::default(),
+            connected_content: ConnectedContentConfig::default(),
+            activity_retention: Duration::from_secs(60 * 3600),
+        }
+    }
+}
+
+type DeliveryWorker = Worker<SqliteQueue, SqliteActivity, SqliteWriteBack>;
+
+/// Which template to render.
+#[derive(Debug, Clone)]
+pub enum TemplateSource {
+    Stored(String),
+    /// An unsaved definition (the editor's preview).
+    Draft(Box<TemplateDefinition>),
+}
+
+/// Whom to render for.
+#[derive(Debug, Clone)]
+pub enum PreviewUser {
+    Existing(Identifier),
+    /// A custom user: Braze's render context, `{"profile": {...}, "custom_attributes": {...}}`.
+    Custom(Json),
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    pub template: TemplateSource,
+    pub user: PreviewUser,
+    pub properties: RenderProperties,
+    pub campaign_id: Option<String>,
+}
+
+/// What a preview rendered (secrets redacted).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preview {
+    Rendered(RenderedRequest),
+    Aborted { reason: String },
+    Error { field: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewResult {
+    pub preview: Preview,
+    pub warnings: Vec<Warning>,
+}
+
+impl PreviewResult {
+    pub fn to_json(&self) -> Json {
+        let warnings: Vec<Json> = self
+            .warnings
+            .iter()
+            .map(|w| json!({"field": w.field.to_string(), "message": w.message}))
+            .collect();
+        let mut out = match &self.preview {
+            Preview::Rendered(r) => json!({
+                "outcome": "rendered",
+                "request": {
+                    "method": r.method.as_str(),
+                    "url": r.url,
+                    "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                    "body": r.body,
+                }
+            }),
+            Preview::Aborted { reason } => json!({"outcome": "aborted", "message": reason}),
+            Preview::Error { field, message } => {
+                json!({"outcome": "render_error", "field": field, "message": message})
+            }
+        };
+        out["warnings"] = Json::Array(warnings);
+        out
+    }
+}
+
+/// What a test send did (secrets redacted).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestSend {
+    /// Rendering stopped (abort or error): nothing was sent.
+    NotSent(Preview),
+    Sent {
+        delivery_id: String,
+        request: LoggedRequest,
+        response: Option<LoggedResponse>,
+        error: Option<String>,
+        duration: Duration,
+        message: String,
+    },
+}
+
+impl TestSend {
+    pub fn to_json(&self) -> Json {
+        match self {
+            TestSend::NotSent(p) => {
+                let mut out = PreviewResult {
+                    preview: p.clone(),
+                    warnings: vec![],
+                }
+                .to_json();
+                out["sent"] = json!(false);
+                out
+            }
+            TestSend::Sent {
+                delivery_id,
+                request,
+                response,
+                error,
+                duration,
+                message,
+            } => json!({
+                "sent": true,
+                "delivery_id": delivery_id,
+                "request": request_json(request),
+                "response": response.as_ref().map(response_json),
+                "error": error,
+                "duration_ms": u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                "message": message,
+            }),
+        }
+    }
+}
+
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Everything about webhooks, over one database file and one `Store`.
+pub struct WebhookService {
+    store: Arc<dyn Store>,
+    db: Arc<Db>,
+    credentials: Arc<SqliteCredentials>,
+    queue: Arc<SqliteQueue>,
+    activity: Arc<SqliteActivity>,
+    write_back: Arc<SqliteWriteBack>,
+    sender: Arc<Sender>,
+    connected: Arc<ConnectedContent>,
+    worker: Arc<DeliveryWorker>,
+    config: WebhookConfig,
+    running: Mutex<Option<Running>>,
+}
+
+impl WebhookService {
+    /// Opens the database (migrating this crate's tables), builds the HTTP client and worker,
+    /// and applies write-backs a crash left pending. Call inside a Tokio runtime. The worker
+    /// does not run until [`WebhookService::start`].
+    pub async fn open(
+        config: WebhookConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Arc<WebhookService>, WebhookError> {
+        let path = config.database.clone();
+        let conns = tokio::task::spawn_blocking(move || {
+            let mut first = open(&path)?;
+            crate::db::migrate(&mut first)?;
+            Ok::<_, WebhookError>([first, open(&path)?, open(&path)?, open(&path)?])
+        })
+        .await
+        .map_err(|e| WebhookError::Setup(e.to_string()))??;
+        let [main, queue_conn, activity_conn, credentials_conn] = conns;
+        let db = Arc::new(Db::new(main));
+        let queue_db = Arc::new(Db::new(queue_conn));
+        let credentials = Arc::new(SqliteCredentials::new(Arc::new(Db::new(credentials_conn))));
+
+        let policy = Arc::new(config.ssrf.clone());
+        let settings = ClientSettings {
+            extra_ca_pem: config.extra_ca_pem.clone(),
+            pool_max_idle_per_host: None,
+        };
+        let client = guarded_client(&settings, policy.clone())
+            .map_err(|e| WebhookError::Setup(e.to_string()))?;
+        let mut redactor = Redactor::new();
+        for s in credentials.secrets()? {
+            redactor = redactor.with_secret(s);
+        }
+        let sender = Arc::new(Sender::new(
+            client.clone(),
+            config.sender.clone(),
+            policy.clone(),
+            Arc::new(HostLimits::new(
+                config.per_host_concurrency,
+                config.worker.concurrency.max(1),
+            )),
+            Arc::new(CircuitBreakers::new(config.circuit.clone())),
+            Arc::new(redactor.clone()),
+        ));
+        let fetcher = GuardedFetcher::new(
+            Arc::new(HttpFetcher::new(client, tokio::runtime::Handle::current())),
+            policy,
+        );
+        let connected = Arc::new(
+            ConnectedContent::new(Arc::new(fetcher), config.connected_content.clone())
+                .with_credentials(credentials.clone()),
+        );
+        let queue = Arc::new(SqliteQueue::new(queue_db.clone(), store.clone()));
+        let activity = Arc::new(SqliteActivity::new(
+            Arc::new(Db::new(activity_conn)),
+            credentials.clone(),
+            redactor,
+        ));
+        let write_back = Arc::new(SqliteWriteBack::new(queue_db, store.clone()));
+        let recovered = write_back.recover().await?;
+        if recovered > 0 {
+            tracing::info!(
+                jobs = recovered,
+                "applied write-backs left pending by an earlier stop"
+            );
+        }
+        let worker = Arc::new(
+            Worker::new(
+                queue.clone(),
+                activity.clone(),
+                write_back.clone(),
+                sender.clone(),
+                config.worker.clone(),
+            )
+            .with_connected_content(connected.clone()),
+        );
+        Ok(Arc::new(WebhookService {
+            store,
+            db,
+            credentials,
+            queue,
+            activity,
+            write_back,
+            sender,
+            connected,
+            worker,
+            config,
+            running: Mutex::new(None),
+        }))
+    }
+
+    pub fn config(&self) -> &WebhookConfig {
+        &self.config
+    }
+
+    pub fn queue(&self) -> &Arc<SqliteQueue> {
+        &self.queue
+    }
+
+    pub fn activity_log(&self) -> &Arc<SqliteActivity> {
+        &self.activity
+    }
+
+    pub fn write_back(&self) -> &Arc<SqliteWriteBack> {
+        &self.write_back
+    }
+
+    /// The worker, for tests that drain the queue with `try_execute_job`.
+    pub fn worker(&self) -> &Arc<Worker<SqliteQueue, SqliteActivity, SqliteWriteBack>> {
+        &self.worker
+    }
+
+    // ----- templates -----
+
+    pub async fn create_template(
+        &self,
+        definition: TemplateDefinition,
+    ) -> Result<TemplateRecord, WebhookError> {
+        definition.compile_checked()?;
+        blocking(&self.db, move |c| crate::templates::insert(c, &definition)).await
+    }
+
+    pub async fn template(&self, id: &str) -> Result<TemplateRecord, WebhookError> {
+        let id = id.to_owned();
+        blocking(&self.db, move |c| crate::templates::get(c, &id)).await
+    }
+
+    pub async fn update_template(
+        &self,
+        id: &str,
+        definition: TemplateDefinition,
+    ) -> Result<TemplateRecord, WebhookError> {
+        definition.compile_checked()?;
+        let id = id.to_owned();
+        blocking(&self.db, move |c| {
+            crate::templates::update(c, &id, &definition)
+        })
+        .await
+    }
+
+    pub async fn archive_template(&self, id: &str) -> Result<TemplateRecord, WebhookError> {
+        let id = id.to_owned();
+        blocking(&self.db, move |c| crate::templates::archive(c, &id)).await
+    }
+
+    pub async fn list_templates(
+        &self,
+        include_archived: bool,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<TemplateRecord>, WebhookError> {
+        blocking(&self.db, move |c| {
+            crate::templates::list(c, include_archived, limit, offset)
+        })
+        .await
+    }
+
+    // ----- credentials -----
+
+    pub async fn save_credential(
+        &self,
+        credential: NewCredential,
+    ) -> Result<CredentialInfo, WebhookError> {
+        let creds = self.credentials.clone();
+        tokio::task::spawn_blocking(move || creds.save(&credential))
+            .await
+            .map_err(|e| WebhookError::Database(e.to_string()))?
+    }
+
+    pub async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, WebhookError> {
+        let creds = self.credentials.clone();
+        tokio::task::spawn_blocking(move || creds.list())
+            .await
+            .map_err(|e| WebhookError::Database(e.to_string()))?
+    }
+
+    // ----- jobs -----
+
+    /// Enqueues a job in a transaction of its own (see [`crate::enqueue`] for the one that
+    /// joins a caller's transaction) and wakes the worker.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, WebhookError> {
+        self.queue.enqueue(job).await
+    }
+
+    pub async fn job_counts(&self) -> Result<std::collections::HashMap<String, u64>, WebhookError> {
+        self.queue.counts().await
+    }
+
+    pub async fn jobs(
+        &self,
+        campaign_id: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, WebhookError> {
+        self.queue.jobs(campaign_id, limit).await
+    }
+
+    // ----- activity -----
+
+    pub async fn activity(
+        &self,
+        query: ActivityQuery,
+    ) -> Result<Vec<ActivityRecord>, WebhookError> {
+        self.activity.query(query).await
+    }
+
+    pub async fn prune_activity(&self) -> Result<usize, WebhookError> {
+        self.activity.prune(self.config.activity_retention).await
+    }
+
+    // ----- preview and test send -----
+
+    async fn render(
+        &self,
+        request: &RenderRequest,
+        delivery_id: &str,
+    ) -> Result<(RenderOutcome, Vec<Warning>, String, String), WebhookError> {
+        let (definition, template_name) = match &request.template {
+            TemplateSource::Stored(id) => {
+                let record = self.template(id).await?;
+                let name = record.definition.template.name.clone();
+                (record.definition, name)
+            }
+            TemplateSource::Draft(d) => ((**d).clone(), d.template.name.clone()),
+        };
+        let compiled = Arc::new(definition.compile_checked()?);
+        let (profile_context, user_label) = match &request.user {
+            PreviewUser::Existing(id) => {
+                let found = self.store.find_profiles(vec![id.clone()]).await?;
+                let Some(profile) = found.found.into_iter().next() else {
+                    return Err(WebhookError::NotFound {
+                        what: "user",
+                        id: id.describe(),
+                    });
+                };
+                let label = profile
+                    .external_id
+                    .clone()
+                    .unwrap_or_else(|| profile.braze_id.clone());
+                (profile.liquid_context(), label)
+            }
+            PreviewUser::Custom(json) => {
+                if !json.is_object() {
+                    return Err(WebhookError::Invalid(
+                        "a custom user must be an object like {\"profile\": {...}, \"custom_attributes\": {...}}".into(),
+                    ));
+                }
+                let label = json
+                    .pointer("/profile/user_id")
+                    .and_then(Json::as_str)
+                    .unwrap_or("custom user")
+                    .to_owned();
+                (json.clone(), label)
+            }
+        };
+        let context = Arc::new(render_context(
+            profile_context,
+            &request.properties,
+            request.campaign_id.as_deref(),
+            None,
+            delivery_id,
+        ));
+        let warnings = compiled.warnings().to_vec();
+        let connected = self.connected.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let ctx = Context::new()
+                .with_braze(&context)
+                .with_connected_content(connected);
+            compiled.render(&ctx)
+        })
+        .await
+        .map_err(|e| WebhookError::Database(format!("rendering stopped: {e}")))?;
+        Ok((outcome, warnings, user_label, template_name))
+    }
+
+    fn preview_of(&self, outcome: RenderOutcome, redactor: &Redactor) -> Preview {
+        match outcome {
+            RenderOutcome::Rendered(r) => Preview::Rendered(RenderedRequest {
+                method: r.method,
+                url: redactor.text(&r.url),
+                headers: redactor.headers(&r.headers),
+                body: r.body.as_deref().map(|b| redactor.text(b)),
+            }),
+            RenderOutcome::Aborted { reason } => Preview::Aborted {
+                reason: if reason.is_empty() {
+                    "{% abort_message %} called".into()
+                } else {
+                    redactor.text(&reason)
+                },
+            },
+            RenderOutcome::Error(e) => Preview::Error {
+                field: e.field.to_string(),
+                message: redactor.text(&e.message),
+            },
+        }
+    }
+
+    /// Renders without sending; connected_content calls are made (as Braze's preview does).
+    pub async fn preview(&self, request: RenderRequest) -> Result<PreviewResult, WebhookError> {
+        let (outcome, warnings, _, _) = self.render(&request, "preview").await?;
+        let redactor = self.activity.redactor();
+        Ok(PreviewResult {
+            preview: self.preview_of(outcome, &redactor),
+            warnings,
+        })
+    }
+
+    /// Renders and sends once (no retries), logs the result to the activity log as a test send
+    /// (`[TEST SEND]`), and returns what came back.
+    pub async fn test_send(&self, request: RenderRequest) -> Result<TestSend, WebhookError> {
+        let delivery_id = format!(
+            "test_{:x}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let (outcome, _, user, template) = self.render(&request, &delivery_id).await?;
+        let redactor = self.activity.redactor();
+        let campaign_id = request.campaign_id.clone();
+        let log = |message: String,
+                   request: Option<&LoggedRequest>,
+                   response: Option<&LoggedResponse>| ActivityRow {
+            at: SystemTime::now(),
+            kind: "test_send".into(),
+            campaign_id: campaign_id.clone(),
+            step_id: None,
+            user_id: user.clone(),
+            delivery_id: Some(delivery_id.clone()),
+            template: Some(template.clone()),
+            attempt: Some(1),
+            request: request.map(|r| request_json(&redact_request(&redactor, r))),
+            response: response.map(|r| response_json(&redact_response(&redactor, r))),
+            message: redactor.text(&format!("[TEST SEND] {message}")),
+        };
+        let rendered = match outcome {
+            RenderOutcome::Rendered(r) => r,
+            other => {
+                let preview = self.preview_of(other, &redactor);
+                let message = match &preview {
+                    Preview::Aborted { reason } => reason.clone(),
+                    Preview::Error { field, message } => format!("{field}: {message}"),
+                    Preview::Rendered(_) => String::new(),
+                };
+                self.activity.insert(log(message, None, None)).await?;
+                return Ok(TestSend::NotSent(preview));
+            }
+        };
+        let attempt = match self
+            .sender
+            .send(&rendered, &delivery_id, 1, None, 0.5)
+            .await
+        {
+            Dispatch::Attempted(a) => a,
+            Dispatch::HostBusy => {
+                return Err(WebhookError::Conflict(
+                    "the webhook's host is at its concurrency limit; try the test again".into(),
+                ));
+            }
+        };
+        let report = &attempt.report;
+        let message = match &report.response {
+            Some(r) if (200..300).contains(&r.status) => format!(
+                "{} {} answered {}",
+                report.request.method, report.request.url, r.status
+            ),
+            _ => report.summary(),
+        };
+        let row = log(
+            message.clone(),
+            Some(&report.request),
+            report.response.as_ref(),
+        );
+        let message = row.message.clone();
+        self.activity.insert(row).await?;
+        Ok(TestSend::Sent {
+            delivery_id,
+            request: redact_request(&redactor, &report.request),
+            response: report
+                .response
+                .as_ref()
+                .map(|r| redact_response(&redactor, r)),
+            error: report.error.as_deref().map(|e| redactor.text(e)),
+            duration: report.duration,
+            message,
+        })
+    }
+
+    // ----- worker -----
+
+    /// Starts the worker loop and hourly activity pruning (idempotent).
+    pub fn start(self: &Arc<Self>) {
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running.is_some() {
+            return;
+        }
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut worker_rx = rx.clone();
+        let worker = self.worker.clone();
+        let run = tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = worker_rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        let me = Arc::downgrade(self);
+        let mut prune_rx = rx;
+        let prune = tokio::spawn(async move {
+            loop {
+                let Some(service) = me.upgrade() else { return };
+                match service.prune_activity().await {
+                    Ok(n) if n > 0 => tracing::info!(entries = n, "pruned the activity log"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning the activity log failed"),
+                }
+                drop(service);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = prune_rx.wait_for(|s| *s) => return,
+                }
+            }
+        });
+        *running = Some(Running {
+            stop,
+            tasks: vec![run, prune],
+        });
+    }
+
+    /// Stops claiming jobs and waits for the jobs in flight.
+    pub async fn stop(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            let _ = running.stop.send(true);
+            for t in running.tasks {
+                let _ = t.await;
+            }
+        }
+    }
+}

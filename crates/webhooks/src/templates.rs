@@ -1,0 +1,491 @@
+//! Webhook templates as saved: the definition JSON (the shape the REST API takes and returns),
+//! its conversion to `leadwire_delivery::webhook::WebhookTemplate`, and the table's queries.
+//!
+//! Definition JSON:
+//!
+//! ```json
+//! {"name": "Create Lead", "description": "…", "url": "https://…/Lead/", "method": "POST",
+//!  "headers": {"Authorization": "Bearer …", "Content-Type": "application/json"},
+//!  "body": {"firstName": "{{${first_name}}}"},          // key/value pairs (values are Liquid)
+//!  "value_typing": "strings",                            // or "json_literals"
+//!  "write_back": [{"response_field": "id", "attribute": "salesforce_lead_id"}]}
+//! ```
+//!
+//! `body` is an object (key/value pairs, values typed as `value_typing` says), a string (raw
+//! text) or absent/null (no body). `headers` is an object or a list of `{"name", "value"}`.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use leadwire_delivery::webhook::{
+    Body, CompileError, Method, ValueTyping, WebhookTemplate, WriteBackRule,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value as Json, json};
+
+use crate::WebhookError;
+use crate::db::{from_millis, millis};
+
+/// One reason a template does not compile, for an editor: the field, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileIssue {
+    pub field: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+}
+
+impl fmt::Display for CompileIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => {
+                write!(f, "{} (line {l}, column {c}): {}", self.field, self.message)
+            }
+            _ => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+impl CompileIssue {
+    pub fn to_json(&self) -> Json {
+        let mut out = json!({"field": self.field, "message": self.message});
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            out["line"] = json!(l);
+            out["column"] = json!(c);
+        }
+        out
+    }
+}
+
+fn issue(e: &CompileError) -> CompileIssue {
+    match e {
+        CompileError::Liquid { field, error } => CompileIssue {
+            field: field.to_string(),
+            line: Some(error.location.line),
+            column: Some(error.location.column),
+            message: error.message.clone(),
+        },
+        other => CompileIssue {
+            field: other.field().to_string(),
+            line: None,
+            column: None,
+            message: match other {
+                CompileError::Invalid { message, .. } => message.clone(),
+                e => e.to_string(),
+            },
+        },
+    }
+}
+
+/// A template's saved content, parsed and checked (it compiles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateDefinition {
+    pub description: String,
+    pub template: WebhookTemplate,
+}
+
+fn invalid(msg: impl Into<String>) -> WebhookError {
+    WebhookError::Invalid(msg.into())
+}
+
+fn string_field(
+    obj: &Map<String, Json>,
+    key: &str,
+    required: bool,
+) -> Result<String, WebhookError> {
+    match obj.get(key) {
+        Some(Json::String(s)) => Ok(s.clone()),
+        None | Some(Json::Null) if !required => Ok(String::new()),
+        None | Some(Json::Null) => Err(invalid(format!("'{key}' is required"))),
+        Some(_) => Err(invalid(format!("'{key}' must be a string"))),
+    }
+}
+
+fn pairs(value: &Json, what: &str, key_name: &str) -> Result<Vec<(String, String)>, WebhookError> {
+    match value {
+        Json::Null => Ok(Vec::new()),
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Json::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(invalid(format!(
+                    "'{what}.{k}' must be a string (Liquid text)"
+                ))),
+            })
+            .collect(),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let k = item.get(key_name).and_then(Json::as_str);
+                let v = item.get("value").and_then(Json::as_str);
+                match (k, v) {
+                    (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(invalid(format!(
+                        "'{what}[{i}]' needs string '{key_name}' and 'value'"
+                    ))),
+                }
+            })
+            .collect(),
+        _ => Err(invalid(format!("'{what}' must be an object or a list"))),
+    }
+}
+
+impl TemplateDefinition {
+    /// Parses a definition (see the module docs), naming the JSON path of any problem. Does not
+    /// compile it: [`TemplateDefinition::compile_checked`] does.
+    pub fn from_json(value: &Json) -> Result<TemplateDefinition, WebhookError> {
+        let Json::Object(obj) = value else {
+            return Err(invalid("the template must be a JSON object"));
+        };
+        let known = [
+            "name",
+            "description",
+            "url",
+            "method",
+            "headers",
+            "body",
+            "value_typing",
+            "write_back",
+            "template_id",
+        ];
+        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "unknown field '{k}'; known: {}",
+                known.join(", ")
+            )));
+        }
+        let name = string_field(obj, "name", true)?;
+        if name.trim().is_empty() {
+            return Err(invalid("'name' cannot be empty"));
+        }
+        let method: Method = match obj.get("method") {
+            None | Some(Json::Null) => Method::Post,
+            Some(Json::String(s)) => s.parse().map_err(|e| invalid(format!("'method': {e}")))?,
+            Some(_) => return Err(invalid("'method' must be a string")),
+        };
+        let body = match obj.get("body") {
+            None | Some(Json::Null) => Body::None,
+            Some(Json::String(s)) => Body::Raw(s.clone()),
+            Some(other) => Body::KeyValue(pairs(other, "body", "key")?),
+        };
+        let headers = pairs(obj.get("headers").unwrap_or(&Json::Null), "headers", "name")?;
+        let value_typing = match obj.get("value_typing").and_then(Json::as_str) {
+            None | Some("strings") => ValueTyping::Strings,
+            Some("json_literals") => ValueTyping::JsonLiterals,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "'value_typing' is '{other}'; use 'strings' or 'json_literals'"
+                )));
+            }
+        };
+        let write_back = match obj.get("write_back") {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    match (
+                        r.get("response_field").and_then(Json::as_str),
+                        r.get("attribute").and_then(Json::as_str),
+                    ) {
+                        (Some(f), Some(a)) => Ok(WriteBackRule {
+                            response_field: f.to_owned(),
+                            attribute: a.to_owned(),
+                        }),
+                        _ => Err(invalid(format!(
+                            "'write_back[{i}]' needs string 'response_field' and 'attribute'"
+                        ))),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(invalid("'write_back' must be a list")),
+        };
+        Ok(TemplateDefinition {
+            description: string_field(obj, "description", false)?,
+            template: WebhookTemplate {
+                name,
+                url: string_field(obj, "url", true)?,
+                method,
+                body,
+                headers,
+                value_typing,
+                write_back,
+            },
+        })
+    }
+
+    /// The definition JSON (without ids or timestamps).
+    pub fn to_json(&self) -> Json {
+        let t = &self.template;
+        let headers: Map<String, Json> = t
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect();
+        let body = match &t.body {
+            Body::None => Json::Null,
+            Body::Raw(s) => Json::String(s.clone()),
+            Body::KeyValue(kv) => Json::Object(
+                kv.iter()
+                    .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+                    .collect(),
+            ),
+        };
+        json!({
+            "name": t.name,
+            "description": self.description,
+            "url": t.url,
+            "method": t.method.as_str(),
+            "headers": headers,
+            "body": body,
+            "value_typing": match t.value_typing {
+                ValueTyping::Strings => "strings",
+                ValueTyping::JsonLiterals => "json_literals",
+            },
+            "write_back": t.write_back.iter().map(|r| json!({"response_field": r.response_field, "attribute": r.attribute})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Compiles the template; every problem is reported with its field and line/column.
+    pub fn compile_checked(
+        &self,
+    ) -> Result<leadwire_delivery::webhook::CompiledWebhook, WebhookError> {
+        self.template
+            .compile()
+            .map_err(|errors| WebhookError::Compile(errors.0.iter().map(issue).collect()))
+    }
+}
+
+/// A stored template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRecord {
+    pub id: String,
+    pub definition: TemplateDefinition,
+    pub archived: bool,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+impl TemplateRecord {
+    /// The definition plus `template_id`, `archived`, `created_at`, `updated_at` (RFC 3339).
+    pub fn to_json(&self) -> Json {
+        let mut out = json!({"template_id": self.id});
+        if let (Json::Object(o), Json::Object(d)) = (&mut out, self.definition.to_json()) {
+            o.extend(d);
+        }
+        out["archived"] = json!(self.archived);
+        out["created_at"] = json!(rfc3339(self.created_at));
+        out["updated_at"] = json!(rfc3339(self.updated_at));
+        out
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, bool, i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn record(
+    (id, definition, archived, created, updated): (String, String, bool, i64, i64),
+) -> Result<TemplateRecord, WebhookError> {
+    let json: Json = serde_json::from_str(&definition).map_err(|e| {
+        WebhookError::Database(format!("template {id}: stored definition is not JSON: {e}"))
+    })?;
+    Ok(TemplateRecord {
+        definition: TemplateDefinition::from_json(&json)
+            .map_err(|e| WebhookError::Database(format!("template {id}: {e}")))?,
+        id,
+        archived,
+        created_at: from_millis(created),
+        updated_at: from_millis(updated),
+    })
+}
+
+const COLUMNS: &str = "id, definition, archived, created_at, updated_at";
+
+pub(crate) fn insert(
+    conn: &Connection,
+    definition: &TemplateDefinition,
+) -> Result<TemplateRecord, WebhookError> {
+    let now = millis(SystemTime::now());
+    let id: String = conn.query_row("SELECT 'wt_' || lower(hex(randomblob(8)))", [], |r| {
+        r.get(0)
+    })?;
+    let text = definition.to_json().to_string();
+    match conn.execute(
+        "INSERT INTO webhook_templates (id, name, description, definition, archived, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+        params![id, definition.template.name, definition.description, text, now],
+    ) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(WebhookError::Conflict(format!(
+                "a template named '{}' already exists; choose another name or update it",
+                definition.template.name
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    get(conn, &id)
+}
+
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<TemplateRecord, WebhookError> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM webhook_templates WHERE id = ?1"),
+            [id],
+            row_to_record,
+        )
+        .optional()?;
+    match row {
+        Some(row) => record(row),
+        None => Err(WebhookError::NotFound {
+            what: "template",
+            id: id.to_owned(),
+        }),
+    }
+}
+
+pub(crate) fn update(
+    conn: &Connection,
+    id: &str,
+    definition: &TemplateDefinition,
+) -> Result<TemplateRecord, WebhookError> {
+    let now = millis(SystemTime::now());
+    let changed = conn
+        .execute(
+            "UPDATE webhook_templates SET name = ?2, description = ?3, definition = ?4, updated_at = max(?5, updated_at + 1) WHERE id = ?1",
+            params![
+                id,
+                definition.template.name,
+                definition.description,
+                definition.to_json().to_string(),
+                now
+            ],
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                WebhookError::Conflict(format!(
+                    "a template named '{}' already exists",
+                    definition.template.name
+                ))
+            }
+            e => e.into(),
+        })?;
+    if changed == 0 {
+        return Err(WebhookError::NotFound {
+            what: "template",
+            id: id.to_owned(),
+        });
+    }
+    get(conn, id)
+}
+
+pub(crate) fn archive(conn: &Connection, id: &str) -> Result<TemplateRecord, WebhookError> {
+    let now = millis(SystemTime::now());
+    let changed = conn.execute(
+        "UPDATE webhook_templates SET archived = 1, updated_at = max(?2, updated_at + 1) WHERE id = ?1",
+        params![id, now],
+    )?;
+    if changed == 0 {
+        return Err(WebhookError::NotFound {
+            what: "template",
+            id: id.to_owned(),
+        });
+    }
+    get(conn, id)
+}
+
+pub(crate) fn list(
+    conn: &Connection,
+    include_archived: bool,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<TemplateRecord>, WebhookError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM webhook_templates WHERE (?1 OR archived = 0) ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                include_archived,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(0)
+            ],
+            row_to_record,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(record).collect()
+}
+
+/// The template's `updated_at` in ms, to key a compile cache.
+pub(crate) fn version(conn: &Connection, id: &str) -> Result<Option<(i64, bool)>, WebhookError> {
+    Ok(conn
+        .query_row(
+            "SELECT updated_at, archived FROM webhook_templates WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_round_trips_and_names_paths() {
+        let json = json!({
+            "name": "Create Lead", "url": "https://x.example/Lead/", "method": "post",
+            "headers": [{"name": "Content-Type", "value": "application/json"}],
+            "body": {"firstName": "{{${first_name}}}"},
+            "write_back": [{"response_field": "id", "attribute": "salesforce_lead_id"}]
+        });
+        let d = TemplateDefinition::from_json(&json).expect("parses");
+        assert_eq!(d.template.method, Method::Post);
+        let again = TemplateDefinition::from_json(&d.to_json()).expect("round trip");
+        assert_eq!(again, d);
+        let e = TemplateDefinition::from_json(
+            &json!({"name": "x", "url": "https://a/", "body": {"k": 1}}),
+        )
+        .expect_err("non-string value");
+        assert_eq!(e.to_string(), "'body.k' must be a string (Liquid text)");
+        let e = TemplateDefinition::from_json(
+            &json!({"name": "x", "url": "https://a/", "verb": "GET"}),
+        )
+        .expect_err("unknown");
+        assert!(e.to_string().starts_with("unknown field 'verb'"));
+    }
+
+    #[test]
+    fn compile_errors_carry_field_line_and_column() {
+        let d = TemplateDefinition::from_json(&json!({
+            "name": "x", "url": "https://a.example/",
+            "body": {"a": "ok", "b": "line one\n{% if %}"}
+        }))
+        .expect("parses");
+        let Err(WebhookError::Compile(issues)) = d.compile_checked() else {
+            panic!("should not compile");
+        };
+        assert_eq!(issues[0].field, "body key 'b'");
+        assert_eq!(issues[0].line, Some(2));
+        assert!(issues[0].column.is_some());
+    }
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(from_millis(1_795_000_000_123)),
+            "2026-11-18T11:06:40.123Z"
+        );
+    }
+}
