@@ -1,0 +1,353 @@
+//! `leadwire apply DIR`: webhook templates, credential references and campaigns as YAML files.
+//!
+//! Every `*.yaml` / `*.yml` file in the directory (sorted by name) holds one or more documents
+//! separated by `---`, each with a `kind`:
+//!
+//! ```yaml
+//! kind: credential            # Braze's :basic_auth / :auth_credentials store
+//! name: salesforce_app
+//! type: basic
+//! username: ${env:SALESFORCE_CLIENT_ID}
+//! password: ${env:SALESFORCE_CLIENT_SECRET}
+//! ---
+//! kind: webhook_template      # the REST API's template definition
+//! name: Salesforce Sales Cloud > Create Lead
+//! url: ${env:SALESFORCE_INSTANCE_URL}/services/data/v60.0/sobjects/Lead/
+//! ...
+//! ---
+//! kind: campaign              # leadwire_campaigns::CampaignSpec
+//! name: New lead
+//! ...
+//! ```
+//!
+//! `${env:NAME}` is replaced by the environment variable before parsing, so the same files work
+//! against the emulator and a real org, and secrets stay out of the files. Loading reports every
+//! error at once, each with file, line and field. This crate parses and checks; it stores nothing.
+
+use std::path::{Path, PathBuf};
+
+use leadwire_campaigns::CampaignSpec;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field '{field}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A credential reference, resolved from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialDoc {
+    Basic {
+        name: String,
+        username: String,
+        password: String,
+    },
+    Token {
+        name: String,
+        headers: std::collections::BTreeMap<String, String>,
+        allowed_domain: Option<String>,
+    },
+}
+
+impl CredentialDoc {
+    pub fn name(&self) -> &str {
+        match self {
+            CredentialDoc::Basic { name, .. } | CredentialDoc::Token { name, .. } => name,
+        }
+    }
+}
+
+/// Everything a directory declares, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    pub credentials: Vec<(PathBuf, CredentialDoc)>,
+    /// Template definitions in the REST API's JSON shape (checked when saved).
+    pub templates: Vec<(PathBuf, Json)>,
+    pub campaigns: Vec<(PathBuf, CampaignSpec)>,
+}
+
+/// Replaces `${env:NAME}` using `env`; an unset variable is an error naming its line.
+pub fn substitute_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${env:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 6..];
+        let Some(end) = after.find('}') else {
+            let line = text.len() - rest.len() + start;
+            return Err((
+                line_of(text, line),
+                "'${env:' is not closed with '}'".into(),
+            ));
+        };
+        let name = after[..end].trim();
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => {
+                let at = text.len() - rest.len() + start;
+                return Err((
+                    line_of(text, at),
+                    format!("environment variable {name} is not set"),
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `key:` in the file, to point a field error at it.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{key}:"))
+        })
+        .map(|i| i + 1)
+}
+
+/// serde's messages name the field in backticks (`unknown field `x``, `missing field `y``).
+fn field_in(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+/// Loads every YAML file in `dir`.
+pub fn load_dir(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Bundle, Vec<ConfigError>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![ConfigError {
+            file: dir.to_path_buf(),
+            line: None,
+            field: None,
+            message: format!("cannot read the directory: {e}"),
+        }]
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut bundle = Bundle::default();
+    let mut errors = Vec::new();
+    for file in files {
+        if let Err(mut e) = load_file(&file, env, &mut bundle) {
+            errors.append(&mut e);
+        }
+    }
+    if files_empty(&bundle) && errors.is_empty() {
+        errors.push(ConfigError {
+            file: dir.to_path_buf(),
+            line: None,
+            field: None,
+            message: "no .yaml files with templates, credentials or campaigns".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(bundle)
+    } else {
+        Err(errors)
+    }
+}
+
+fn files_empty(b: &Bundle) -> bool {
+    b.credentials.is_empty() && b.templates.is_empty() && b.campaigns.is_empty()
+}
+
+pub fn load_file(
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    bundle: &mut Bundle,
+) -> Result<(), Vec<ConfigError>> {
+    let err = |line, field, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line,
+        field,
+        message,
+    };
+    let raw = std::fs::read_to_string(file)
+        .map_err(|e| vec![err(None, None, format!("cannot read: {e}"))])?;
+    let text = substitute_env(&raw, env).map_err(|(line, m)| vec![err(Some(line), None, m)])?;
+    let mut errors = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let value = match Json::deserialize(document) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(err(e.location().map(|l| l.line()), None, e.to_string()));
+                break;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        let Json::Object(mut map) = value else {
+            errors.push(err(
+                None,
+                None,
+                "each document must be a mapping with a 'kind'".into(),
+            ));
+            continue;
+        };
+        let kind = map.remove("kind");
+        let name = map
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name_line = line_of_key(&text, "name");
+        match kind.as_ref().and_then(Json::as_str) {
+            Some("webhook_template") => bundle
+                .templates
+                .push((file.to_path_buf(), Json::Object(map))),
+            Some("credential") => {
+                match serde_json::from_value::<CredentialDoc>(Json::Object(map)) {
+                    Ok(c) => bundle.credentials.push((file.to_path_buf(), c)),
+                    Err(e) => {
+                        let field = field_in(&e.to_string());
+                        errors.push(err(
+                            field
+                                .as_deref()
+                                .and_then(|f| line_of_key(&text, f))
+                                .or(name_line),
+                            field,
+                            format!("credential '{name}': {e}"),
+                        ));
+                    }
+                }
+            }
+            Some("campaign") => match serde_json::from_value::<CampaignSpec>(Json::Object(map)) {
+                Ok(spec) => match spec.compile() {
+                    Ok(_) => bundle.campaigns.push((file.to_path_buf(), spec)),
+                    Err(e) => errors.push(err(name_line, None, e.to_string())),
+                },
+                Err(e) => {
+                    let field = field_in(&e.to_string());
+                    errors.push(err(
+                        field
+                            .as_deref()
+                            .and_then(|f| line_of_key(&text, f))
+                            .or(name_line),
+                        field,
+                        format!("campaign '{name}': {e}"),
+                    ));
+                }
+            },
+            Some(other) => errors.push(err(
+                line_of_key(&text, "kind"),
+                Some("kind".into()),
+                format!("unknown kind '{other}'; use webhook_template, credential or campaign"),
+            )),
+            None => errors.push(err(
+                name_line,
+                Some("kind".into()),
+                "every document needs a 'kind': webhook_template, credential or campaign".into(),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SF" => Some("https://acme.my.salesforce.com".into()),
+            "ID" => Some("client-id".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn env_substitution_names_the_line_of_a_missing_variable() {
+        assert_eq!(
+            substitute_env("a: ${env:SF}/x", &env).as_deref(),
+            Ok("a: https://acme.my.salesforce.com/x")
+        );
+        assert_eq!(
+            substitute_env("a: 1\nb: ${env:NOPE}", &env),
+            Err((2, "environment variable NOPE is not set".into()))
+        );
+    }
+
+    #[test]
+    fn loads_documents_and_reports_every_error_with_file_line_and_field() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "kind: credential\nname: sf\ntype: basic\nusername: ${env:ID}\npassword: p\n---\nkind: webhook_template\nname: T\nurl: ${env:SF}/x\nmethod: POST\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "kind: campaign\nname: New lead\ntemplate: T\ntrigger:\n  type: email_added\nstatuss: active\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("c.yml"),
+            "kind: campaign\nname: [unclosed\n",
+        )
+        .expect("write");
+        let errors = load_dir(dir.path(), &env).expect_err("b and c are wrong");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            (errors[0].line, errors[0].field.as_deref()),
+            (Some(6), Some("statuss"))
+        );
+        assert!(
+            errors[0].to_string().contains("b.yaml:6: field 'statuss'"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].file.ends_with("c.yml") && errors[1].line.is_some());
+        std::fs::remove_file(dir.path().join("b.yaml")).expect("rm");
+        std::fs::remove_file(dir.path().join("c.yml")).expect("rm");
+        let bundle = load_dir(dir.path(), &env).expect("loads");
+        assert_eq!(
+            bundle.credentials[0].1,
+            CredentialDoc::Basic {
+                name: "sf".into(),
+                username: "client-id".into(),
+                password: "p".into()
+            }
+        );
+        assert_eq!(
+            bundle.templates[0].1["url"],
+            "https://acme.my.salesforce.com/x"
+        );
+    }
+}
