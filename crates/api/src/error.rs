@@ -19,6 +19,15 @@ pub enum ApiError {
     RateLimited,
     #[error("request body too large")]
     TooLarge(usize),
+    /// 404: the named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with what exists (a duplicate name, an archived template).
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: the feature is not running on this server.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// Never echoed: logged, and answered with a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -36,6 +45,29 @@ impl ApiError {
 impl From<leadwire_store::StoreError> for ApiError {
     fn from(e: leadwire_store::StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<leadwire_webhooks::WebhookError> for ApiError {
+    fn from(e: leadwire_webhooks::WebhookError) -> Self {
+        use leadwire_webhooks::WebhookError as W;
+        match e {
+            W::Invalid(message) => ApiError::bad_request(message),
+            W::Compile(issues) => ApiError::BadRequest {
+                message: format!(
+                    "The template does not compile: {}",
+                    issues
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                errors: issues.iter().map(|i| i.to_json()).collect(),
+            },
+            W::NotFound { what, id } => ApiError::NotFound(format!("{what} '{id}' does not exist")),
+            W::Conflict(message) => ApiError::Conflict(message),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -64,6 +96,18 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge(max) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 serde_json::json!({"message": format!("Request body is larger than {max} bytes: send fewer objects per request")}),
+            ),
+            ApiError::NotFound(message) => (
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"message": message}),
+            ),
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                serde_json::json!({"message": message}),
+            ),
+            ApiError::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"message": message}),
             ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering a request");

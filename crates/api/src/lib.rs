@@ -9,12 +9,14 @@
 mod error;
 mod ratelimit;
 mod routes;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadwire_store::Store;
+use leadwire_webhooks::WebhookService;
 
 pub use error::ApiError;
 pub use ratelimit::RateLimiter;
@@ -44,14 +46,27 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limiter: Arc<RateLimiter>,
     pub config: Arc<ApiConfig>,
+    /// Webhook templates, credentials, preview/test send and the activity log; `None` answers
+    /// those endpoints with 503.
+    pub webhooks: Option<Arc<WebhookService>>,
 }
 
 /// The router with every endpoint, for `axum::serve` or in-process tests.
 pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> axum::Router {
+    router_with_webhooks(store, config, None)
+}
+
+/// The router with the webhook endpoints backed by `webhooks`.
+pub fn router_with_webhooks(
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    webhooks: Option<Arc<WebhookService>>,
+) -> axum::Router {
     let state = AppState {
         store,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_window)),
         config: Arc::new(config),
+        webhooks,
     };
     routes::router(state)
 }
@@ -83,9 +98,19 @@ pub async fn serve(
     store: Arc<dyn Store>,
     config: ApiConfig,
 ) -> std::io::Result<RunningApi> {
+    serve_with_webhooks(addr, store, config, None).await
+}
+
+/// [`serve`] with the webhook endpoints backed by `webhooks` (the caller starts its worker).
+pub async fn serve_with_webhooks(
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    webhooks: Option<Arc<WebhookService>>,
+) -> std::io::Result<RunningApi> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = router(store, config);
+    let app = router_with_webhooks(store, config, webhooks);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)

@@ -28,6 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/alias/new", post(alias_new))
         .route("/users/identify", post(identify))
         .route("/triggers", get(trigger_feed))
+        .merge(crate::webhooks::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -71,7 +72,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-fn require(info: &ApiKeyInfo, permission: &'static str) -> Result<(), ApiError> {
+pub(crate) fn require(info: &ApiKeyInfo, permission: &'static str) -> Result<(), ApiError> {
     if info.permissions.iter().any(|p| p == permission) {
         Ok(())
     } else {
@@ -79,14 +80,16 @@ fn require(info: &ApiKeyInfo, permission: &'static str) -> Result<(), ApiError> 
     }
 }
 
-fn key_info(request_extensions: &axum::http::Extensions) -> Result<&ApiKeyInfo, ApiError> {
+pub(crate) fn key_info(
+    request_extensions: &axum::http::Extensions,
+) -> Result<&ApiKeyInfo, ApiError> {
     request_extensions
         .get::<ApiKeyInfo>()
         .ok_or(ApiError::Unauthorized)
 }
 
 /// Parses a JSON body, naming the line and column of a syntax error.
-fn json_body(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Json, ApiError> {
+pub(crate) fn json_body(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Json, ApiError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(max)
