@@ -12,6 +12,9 @@ use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context, Outcome
 pub enum TemplatesCommand {
     /// Render a template for a user and print the result (connected_content calls are made).
     Render(RenderArgs),
+    /// Render a saved or unsaved webhook template for a user and send it once; prints the
+    /// response's status, headers and body (logged to the activity log as a test send).
+    TestSend(Box<crate::webhooks_cmd::TestSendArgs>),
 }
 
 #[derive(Args)]
@@ -51,6 +54,7 @@ pub enum LiquidCommand {
 pub fn run_templates(cmd: TemplatesCommand) -> anyhow::Result<()> {
     match cmd {
         TemplatesCommand::Render(args) => render(args),
+        TemplatesCommand::TestSend(args) => crate::webhooks_cmd::test_send(*args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod liquid_cmd;
 mod server_cmd;
+mod webhooks_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ enum Command {
     /// Import and manage users.
     #[command(subcommand)]
     Users(server_cmd::UsersCommand),
+    /// The message activity log (webhook aborts, errors, retries, failures, test sends).
+    #[command(subcommand)]
+    Activity(webhooks_cmd::ActivityCommand),
     /// Run the local Salesforce Sales Cloud emulator.
     SalesforceEmulator(Box<leadwire_salesforce_emulator::cli::EmulatorArgs>),
 }
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => server_cmd::serve(args),
         Command::ApiKeys(cmd) => server_cmd::api_keys(cmd),
         Command::Users(cmd) => server_cmd::users(cmd),
+        Command::Activity(cmd) => webhooks_cmd::activity(cmd),
         Command::SalesforceEmulator(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(leadwire_salesforce_emulator::cli::run(*args))

@@ -36,6 +36,8 @@ pub struct ServeArgs {
     /// Requests per API key per hour (Braze's default is 250,000).
     #[arg(long, default_value_t = 250_000)]
     rate_limit: u64,
+    #[command(flatten)]
+    delivery: crate::webhooks_cmd::DeliveryArgs,
 }
 
 #[derive(Subcommand)]
@@ -65,7 +67,7 @@ pub enum UsersCommand {
 }
 
 /// Every permission a key can carry; anything else is a typo worth refusing.
-const PERMISSIONS: [&str; 10] = [
+const PERMISSIONS: [&str; 13] = [
     "users.track",
     "users.export.ids",
     "users.delete",
@@ -76,6 +78,9 @@ const PERMISSIONS: [&str; 10] = [
     "canvas.trigger.send",
     "templates.read",
     "templates.write",
+    "credentials.read",
+    "credentials.write",
+    "activity.read",
 ];
 
 fn init_tracing() {
@@ -97,15 +102,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_window: Duration::from_secs(3600),
             ..Default::default()
         };
-        let api = leadwire_api::serve(args.listen, store, config)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+        let webhooks =
+            crate::webhooks_cmd::open_service(&args.data, &args.delivery, store.clone()).await?;
+        webhooks.start();
+        let api =
+            leadwire_api::serve_with_webhooks(args.listen, store, config, Some(webhooks.clone()))
+                .await
+                .with_context(|| format!("listening on {}", args.listen))?;
         println!("leadwire API listening on {}", api.url());
         println!("data in {}", args.data.data_dir.display());
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
         api.shutdown().await;
+        webhooks.stop().await;
         Ok(())
     })
 }

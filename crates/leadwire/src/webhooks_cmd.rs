@@ -1,0 +1,270 @@
+//! `leadwire serve`'s delivery options, `leadwire templates test-send` and `leadwire activity
+//! tail`. Argument handling only; the work is in `leadwire-webhooks`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use leadwire_delivery::ssrf::{IpNet, SsrfPolicy};
+use leadwire_profiles::Identifier;
+use leadwire_store::Store;
+use leadwire_webhooks::activity::ActivityQuery;
+use leadwire_webhooks::service::{PreviewUser, RenderRequest, TemplateSource, TestSend};
+use leadwire_webhooks::templates::TemplateDefinition;
+use leadwire_webhooks::{RenderProperties, WebhookConfig, WebhookService};
+
+use crate::server_cmd::DataDir;
+
+/// Outbound delivery settings, shared by `serve` and `templates test-send`.
+#[derive(Args, Clone)]
+pub struct DeliveryArgs {
+    /// Webhooks sent at once by the workers.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Requests in flight to one host at most.
+    #[arg(long, default_value_t = 64)]
+    pub per_host_concurrency: usize,
+    /// A PEM CA certificate to trust besides the public roots (e.g. the Salesforce emulator's).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow webhooks to this host name or address/network (e.g. localhost, 10.0.0.0/8) even
+    /// though it is not public (repeatable). Everything else non-public is refused.
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
+    /// Request time limit in seconds (Braze: 90).
+    #[arg(long, default_value_t = 90)]
+    pub timeout_secs: u64,
+    /// How long a claimed job belongs to a worker; after a crash its jobs are sent again once
+    /// this has passed. Keep it above the request time limit.
+    #[arg(long, default_value_t = 300)]
+    pub job_lease_secs: u64,
+    /// Activity log entries are kept this many hours (Braze: 60).
+    #[arg(long, default_value_t = 60)]
+    pub activity_retention_hours: u64,
+}
+
+impl DeliveryArgs {
+    /// Resolves the arguments into the service's typed configuration.
+    pub fn config(&self, data: &DataDir) -> anyhow::Result<WebhookConfig> {
+        let mut config = WebhookConfig::new(data.data_dir.join("leadwire.db"));
+        let mut policy = SsrfPolicy::strict();
+        for host in &self.allow_hosts {
+            policy = match host.parse::<IpNet>() {
+                Ok(net) => policy.allow_net(net),
+                Err(_) => policy.allow_host(host),
+            };
+        }
+        config.ssrf = policy;
+        if let Some(path) = &self.ca_cert {
+            config.extra_ca_pem.push(
+                std::fs::read(path)
+                    .with_context(|| format!("reading the CA certificate {}", path.display()))?,
+            );
+        }
+        config.worker.concurrency = self.concurrency.max(1);
+        config.worker.lease = Duration::from_secs(self.job_lease_secs.max(1));
+        config.per_host_concurrency = self.per_host_concurrency.max(1);
+        config.sender.timeout = Duration::from_secs(self.timeout_secs.max(1));
+        config.activity_retention = Duration::from_secs(self.activity_retention_hours * 3600);
+        Ok(config)
+    }
+}
+
+/// Opens the webhook service on the store (the worker is not started).
+pub async fn open_service(
+    data: &DataDir,
+    delivery: &DeliveryArgs,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Arc<WebhookService>> {
+    let config = delivery.config(data)?;
+    let path = config.database.display().to_string();
+    WebhookService::open(config, store)
+        .await
+        .with_context(|| format!("opening webhooks in {path}"))
+}
+
+#[derive(Args)]
+pub struct TestSendArgs {
+    /// A saved template's id (see GET /templates/webhook/list).
+    #[arg(
+        long,
+        conflicts_with = "template_file",
+        required_unless_present = "template_file"
+    )]
+    template_id: Option<String>,
+    /// A template definition JSON file (the shape POST /templates/webhook/create takes).
+    #[arg(long)]
+    template_file: Option<PathBuf>,
+    /// An existing user's external id.
+    #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+    external_id: Option<String>,
+    /// A custom user as JSON: {"profile": {...}, "custom_attributes": {...}}.
+    #[arg(long)]
+    user: Option<PathBuf>,
+    /// Trigger properties as JSON: {"event_properties": {...}, "api_trigger_properties": {...}}.
+    #[arg(long)]
+    properties: Option<PathBuf>,
+    /// Render only; do not send.
+    #[arg(long)]
+    preview: bool,
+    #[command(flatten)]
+    data: DataDir,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+}
+
+fn read_json(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+pub fn test_send(args: TestSendArgs) -> anyhow::Result<()> {
+    let template = match (&args.template_id, &args.template_file) {
+        (Some(id), _) => TemplateSource::Stored(id.clone()),
+        (None, Some(path)) => TemplateSource::Draft(Box::new(
+            TemplateDefinition::from_json(&read_json(path)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        )),
+        (None, None) => anyhow::bail!("give --template-id ID or --template-file FILE"),
+    };
+    let user = match (&args.external_id, &args.user) {
+        (Some(id), _) => PreviewUser::Existing(Identifier::ExternalId(id.clone())),
+        (None, Some(path)) => PreviewUser::Custom(read_json(path)?),
+        (None, None) => anyhow::bail!("give --external-id ID or --user FILE"),
+    };
+    let properties = match &args.properties {
+        Some(path) => RenderProperties::from_json(&read_json(path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => RenderProperties::default(),
+    };
+    let request = RenderRequest {
+        template,
+        user,
+        properties,
+        campaign_id: None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let out = runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
+        let service = open_service(&args.data, &args.delivery, store).await?;
+        if args.preview {
+            let result = service.preview(request).await?;
+            return anyhow::Ok(result.to_json());
+        }
+        let result = service.test_send(request).await?;
+        if let TestSend::Sent { message, .. } = &result {
+            eprintln!("{message}");
+        }
+        anyhow::Ok(result.to_json())
+    })?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ActivityCommand {
+    /// Print the message activity log and follow new entries (Ctrl-C stops).
+    Tail(TailArgs),
+}
+
+#[derive(Args)]
+pub struct TailArgs {
+    /// Only this campaign's entries.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Only this user's entries (external id).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this type: aborted, render_error, retrying, failed, write_back_failed, test_send.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Entries from the last this many minutes to start with.
+    #[arg(long, default_value_t = 60)]
+    since_minutes: u64,
+    /// Print what is there and exit instead of following.
+    #[arg(long)]
+    no_follow: bool,
+    /// Print each entry as one JSON line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
+    let ActivityCommand::Tail(args) = cmd;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
+        let service = open_service(
+            &args.data,
+            &DeliveryArgs {
+                concurrency: 1,
+                per_host_concurrency: 1,
+                ca_cert: None,
+                allow_hosts: vec![],
+                timeout_secs: 90,
+                job_lease_secs: 300,
+                activity_retention_hours: 60,
+            },
+            store,
+        )
+        .await?;
+        let mut after: Option<i64> = None;
+        let since = SystemTime::now()
+            .checked_sub(Duration::from_secs(args.since_minutes * 60))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        loop {
+            let entries = service
+                .activity(ActivityQuery {
+                    campaign_id: args.campaign.clone(),
+                    user_id: args.user.clone(),
+                    kind: args.kind.clone(),
+                    since: after.is_none().then_some(since),
+                    until: None,
+                    after_id: Some(after.unwrap_or(0)),
+                    limit: Some(1000),
+                })
+                .await
+                .context("reading the activity log")?;
+            for e in &entries {
+                if args.json {
+                    println!("{}", e.to_json());
+                } else {
+                    let status = e
+                        .response
+                        .as_ref()
+                        .and_then(|r| r.get("status"))
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{} {:<17} campaign={} user={} attempt={}{} {}",
+                        leadwire_webhooks::templates::rfc3339(e.at),
+                        e.kind,
+                        e.campaign_id.as_deref().unwrap_or("-"),
+                        e.user_id,
+                        e.attempt.map_or("-".to_owned(), |a| a.to_string()),
+                        status,
+                        e.message
+                    );
+                }
+                after = Some(e.id);
+            }
+            if after.is_none() {
+                after = Some(0);
+            }
+            if args.no_follow && entries.len() < 1000 {
+                return anyhow::Ok(());
+            }
+            if entries.len() < 1000 {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::signal::ctrl_c() => return anyhow::Ok(()),
+                }
+            }
+        }
+    })
+}
