@@ -283,6 +283,7 @@ impl CampaignEngine {
                     slot,
                     Some(record.seq),
                     None,
+                    now,
                 )?;
                 report.sends += 1;
             }
@@ -293,11 +294,10 @@ impl CampaignEngine {
         )?;
         tx.commit()?;
         drop(limiters);
-        if report.sends > 0 {
-            if let Some(f) = &self.on_enqueue {
+        if report.sends > 0
+            && let Some(f) = &self.on_enqueue {
                 f();
             }
-        }
         Ok(report)
     }
 
@@ -396,16 +396,16 @@ impl CampaignEngine {
                 slot,
                 None,
                 Some(&dispatch_id),
+                now,
             )?;
             sent += 1;
         }
         tx.commit()?;
         drop(limiters);
-        if sent > 0 {
-            if let Some(f) = &self.on_enqueue {
+        if sent > 0
+            && let Some(f) = &self.on_enqueue {
                 f();
             }
-        }
         Ok((dispatch_id, missing))
     }
 
@@ -535,6 +535,9 @@ fn send(
     slot: DateTime<Utc>,
     trigger_seq: Option<i64>,
     dispatch_id: Option<&str>,
+    // The pass's time: eligibility compares against it, so a send recorded in this pass must not
+    // look like it came later.
+    now: DateTime<Utc>,
 ) -> Result<(), EngineError> {
     let template_id = template_id(tx, template)?;
     let job = NewJob {
@@ -547,6 +550,6 @@ fn send(
     };
     let enqueued = enqueue(tx, &job)?;
     tx.prepare_cached("INSERT INTO campaign_sends (campaign_id, braze_id, job_id, dispatch_id, trigger_seq, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![campaign_id, profile.braze_id, enqueued.job_id, dispatch_id, trigger_seq, millis(Utc::now())])?;
+        .execute(params![campaign_id, profile.braze_id, enqueued.job_id, dispatch_id, trigger_seq, millis(now)])?;
     Ok(())
 }

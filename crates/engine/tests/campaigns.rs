@@ -396,6 +396,11 @@ async fn a_restart_between_trigger_and_send_sends_exactly_once() {
     let first = engine.process_feed(1000).expect("pass");
     assert_eq!(first.sends, 5);
     assert_eq!(engine.process_feed(1000).expect("pass").triggers, 0);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(engine.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    h.stop_engine = Some(stop);
     h.engine = engine;
     h.settle().await;
     for i in 0..5 {
