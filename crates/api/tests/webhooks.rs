@@ -1,0 +1,611 @@
+//! Webhooks end to end over real HTTP: the API on port 0 with a fresh database and a
+//! WebhookService, the Salesforce emulator over HTTPS, templates and credentials created through
+//! the REST API, users through /users/track, jobs through the durable queue.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leadwire_api::{ApiConfig, RunningApi};
+use leadwire_delivery::retry::{Jitter, RetrySchedule};
+use leadwire_delivery::ssrf::SsrfPolicy;
+use leadwire_delivery::worker::ExecutionOutcome;
+use leadwire_profiles::Identifier;
+use leadwire_salesforce_emulator::schema::CustomFieldSpec;
+use leadwire_salesforce_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
+};
+use leadwire_store::{SqliteConfig, SqliteStore, Store};
+use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
+use serde_json::{Value as Json, json};
+
+const PERMISSIONS: [&str; 10] = [
+    "users.track",
+    "users.export.ids",
+    "triggers.read",
+    "templates.read",
+    "templates.write",
+    "credentials.read",
+    "credentials.write",
+    "activity.read",
+    "users.delete",
+    "users.identify",
+];
+
+struct App {
+    api: RunningApi,
+    service: Arc<WebhookService>,
+    emulator: RunningEmulator,
+    instance: String,
+    key: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_app() -> App {
+    let mut config = EmulatorConfig::loopback_with_https();
+    config
+        .custom_fields
+        .push(CustomFieldSpec::parse("Lead_Stage__c:string:255").expect("field"));
+    let emulator = Emulator::start(config).await.expect("emulator starts");
+    let instance = emulator.https_url().expect("https");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("leadwire.db");
+    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
+    let key = store
+        .create_api_key(
+            "test".into(),
+            PERMISSIONS.iter().map(|s| s.to_string()).collect(),
+        )
+        .await
+        .expect("key");
+    let mut config = WebhookConfig::new(&db);
+    config.ssrf = SsrfPolicy::strict().allow_host("localhost");
+    config.extra_ca_pem = vec![emulator.ca_pem().expect("CA").as_bytes().to_vec()];
+    config.sender.timeout = Duration::from_secs(5);
+    config.sender.schedule = RetrySchedule {
+        max_attempts: 3,
+        max_attempts_unreachable: 3,
+        base_delay: Duration::from_millis(10),
+        multiplier: 2.0,
+        max_delay: Duration::from_millis(100),
+        max_delay_unreachable: Duration::from_millis(100),
+        max_retry_after: Duration::from_secs(2),
+        jitter: Jitter::None,
+    };
+    let service = WebhookService::open(config, store.clone())
+        .await
+        .expect("webhooks open");
+    let api = leadwire_api::serve_with_webhooks(
+        "127.0.0.1:0".parse().expect("addr"),
+        store,
+        ApiConfig::default(),
+        Some(service.clone()),
+    )
+    .await
+    .expect("serve");
+    App {
+        api,
+        service,
+        emulator,
+        instance,
+        key,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn post(&self, path: &str, body: Json) -> (u16, Json) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.api.url()))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        self.no_secret(&text);
+        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Json) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api.url()))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        self.no_secret(&text);
+        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+    }
+
+    /// No response carries the client secret or a bearer token value.
+    fn no_secret(&self, text: &str) {
+        assert!(
+            !text.contains(DEFAULT_CLIENT_SECRET),
+            "client secret in a response: {text}"
+        );
+        for (i, _) in text.match_indices("Bearer ") {
+            let rest = &text[i + 7..];
+            assert!(
+                rest.starts_with("[REDACTED]") || rest.starts_with("{{"),
+                "a bearer token in a response: {text}"
+            );
+        }
+    }
+
+    async fn track_ada(&self) {
+        let (status, body) = self
+            .post(
+                "/users/track",
+                json!({"attributes": [{
+                    "external_id": "u-ada", "first_name": "Ada", "last_name": "Lovelace",
+                    "email": "ada@example.com", "company": "Analytical Engines Ltd"
+                }]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn credential(&self) {
+        let (status, body) = self
+            .post(
+                "/credentials/create",
+                json!({"name": "salesforce", "kind": "basic", "username": DEFAULT_CLIENT_ID, "password": DEFAULT_CLIENT_SECRET}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn create_template(&self, definition: Json) -> String {
+        let (status, body) = self.post("/templates/webhook/create", definition).await;
+        assert_eq!(status, 201, "{body}");
+        body["template_id"].as_str().expect("id").to_owned()
+    }
+
+    async fn enqueue(&self, template_id: &str, campaign: &str) -> String {
+        self.service
+            .enqueue(NewJob {
+                template_id: template_id.to_owned(),
+                user: Identifier::ExternalId("u-ada".into()),
+                campaign_id: Some(campaign.to_owned()),
+                step_id: None,
+                properties: RenderProperties::default(),
+                not_before: None,
+            })
+            .await
+            .expect("enqueue")
+            .delivery_id
+    }
+
+    /// Runs due jobs until the queue has none left unfinished.
+    async fn drain(&self) -> Vec<ExecutionOutcome> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut outcomes = Vec::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "queue did not drain: {outcomes:?}"
+            );
+            match self
+                .service
+                .worker()
+                .try_execute_job()
+                .await
+                .expect("queue")
+            {
+                ExecutionOutcome::EmptyQueue => {
+                    let counts = self.service.job_counts().await.expect("counts");
+                    let open = counts.get("queued").copied().unwrap_or(0)
+                        + counts.get("in_flight").copied().unwrap_or(0);
+                    if open == 0 {
+                        return outcomes;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => outcomes.push(other),
+            }
+        }
+    }
+
+    async fn activity(&self, query: &str) -> Vec<Json> {
+        let (status, body) = self.get(&format!("/activity?{query}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["entries"].as_array().expect("entries").clone()
+    }
+}
+
+/// The seed's Authorization header, verbatim but for the instance and the credentials: the
+/// client id and secret come from the credentials store (`:basic_auth salesforce`).
+fn token_header(instance: &str) -> String {
+    "{% connected_content https://[insert_instance_name].my.salesforce.com/services/oauth2/token     :method post     :basic_auth salesforce     :body grant_type=client_credentials     :save result %}Bearer {{result.access_token}}"
+        .replace("https://[insert_instance_name].my.salesforce.com", instance)
+}
+
+fn create_lead(instance: &str, name: &str, body: Json) -> Json {
+    json!({
+        "name": name,
+        "description": "Salesforce Sales Cloud > Create Lead (seed)",
+        "url": format!("{instance}/services/data/v60.0/sobjects/Lead/"),
+        "method": "POST",
+        "headers": {"Authorization": token_header(instance), "Content-Type": "application/json"},
+        "body": body,
+        "write_back": [{"response_field": "id", "attribute": "salesforce_lead_id"}]
+    })
+}
+
+fn english_body() -> Json {
+    json!({
+        "firstName": "{{${first_name}}}",
+        "lastName": "{{${last_name}}}",
+        "email": "{{${email_address}}}",
+        "company": "{{custom_attribute.${company}}}"
+    })
+}
+
+/// The German seed's key/value rows (Create Lead table), read from the seed file itself.
+fn german_body() -> Option<Json> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
+    let file = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("003_"))
+        })?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let rows: serde_json::Map<String, Json> = text
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let value = cells
+                .get(2)?
+                .strip_prefix("{% raw %}`")?
+                .strip_suffix("`{% endraw %}")?;
+            value
+                .starts_with("{{")
+                .then(|| (cells[1].to_owned(), Json::String(value.to_owned())))
+        })
+        .take(4)
+        .collect();
+    Some(Json::Object(rows))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_create_lead_writes_back_and_update_sets_stage() {
+    let app = spawn_app().await;
+    app.credential().await;
+    app.track_ada().await;
+    let create = app
+        .create_template(create_lead(&app.instance, "Create Lead", english_body()))
+        .await;
+
+    app.enqueue(&create, "camp-create").await;
+    assert_eq!(app.drain().await, vec![ExecutionOutcome::Delivered]);
+    let leads = app.emulator.leads();
+    assert_eq!(leads.len(), 1, "exactly one lead: {leads:?}");
+    let lead = &leads[0];
+    assert_eq!(lead["FirstName"], "Ada");
+    assert_eq!(lead["LastName"], "Lovelace");
+    assert_eq!(lead["Email"], "ada@example.com");
+    assert_eq!(lead["Company"], "Analytical Engines Ltd");
+    let lead_id = lead["Id"].as_str().expect("id").to_owned();
+
+    // Written back onto the profile…
+    let (status, export) = app
+        .post("/users/export/ids", json!({"external_ids": ["u-ada"]}))
+        .await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(
+        export["users"][0]["custom_attributes"]["salesforce_lead_id"],
+        json!(lead_id)
+    );
+    // …raising the usual attribute-changed trigger, marked as a write-back.
+    let (_, feed) = app.get("/triggers?after=0").await;
+    let changed: Vec<&Json> = feed["triggers"]
+        .as_array()
+        .expect("feed")
+        .iter()
+        .filter(|t| {
+            t["trigger"]["type"] == "attribute_changed"
+                && t["trigger"]["name"] == "salesforce_lead_id"
+        })
+        .collect();
+    assert_eq!(changed.len(), 1, "{feed}");
+    assert_eq!(changed[0]["source"], "write_back");
+    assert_eq!(changed[0]["trigger"]["new"], json!(lead_id));
+    let jobs = app
+        .service
+        .jobs(Some("camp-create".into()), 10)
+        .await
+        .expect("jobs");
+    assert_eq!(jobs[0].state, "delivered");
+    assert_eq!(jobs[0].last_status, Some(201));
+
+    // The Update template addresses the lead through the written-back attribute.
+    let update = app
+        .create_template(json!({
+            "name": "Update Lead to MQL",
+            "url": format!("{}/services/data/v60.0/sobjects/Lead/{{{{custom_attribute.${{salesforce_lead_id}}}}}}", app.instance),
+            "method": "PATCH",
+            "headers": {"Authorization": token_header(&app.instance), "Content-Type": "application/json"},
+            "body": {"Lead_Stage__c": "MQL"}
+        }))
+        .await;
+    app.enqueue(&update, "camp-update").await;
+    assert_eq!(app.drain().await, vec![ExecutionOutcome::Delivered]);
+    let leads = app.emulator.leads();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["Lead_Stage__c"], "MQL");
+    assert!(app.activity("").await.is_empty(), "no errors logged");
+
+    // Preview for the stored user renders the PATCH without sending it.
+    let before = app.emulator.request_log().len();
+    let (status, preview) = app
+        .post(
+            "/templates/webhook/preview",
+            json!({"template_id": update, "external_id": "u-ada"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["outcome"], "rendered");
+    assert!(
+        preview["request"]["url"]
+            .as_str()
+            .expect("url")
+            .ends_with(&lead_id)
+    );
+    assert_eq!(
+        preview["request"]["headers"][0],
+        json!(["Authorization", "[REDACTED]"])
+    );
+    let patches = app
+        .emulator
+        .request_log()
+        .iter()
+        .skip(before)
+        .filter(|e| e.method == "PATCH")
+        .count();
+    assert_eq!(patches, 0, "preview sent nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_log_shows_abort_placeholder_url_and_invalid_field_without_secrets() {
+    let app = spawn_app().await;
+    app.credential().await;
+    app.track_ada().await;
+
+    // An abort.
+    let abort = app
+        .create_template(json!({
+            "name": "Abort without company",
+            "url": format!("{}/services/data/v60.0/sobjects/Lead/", app.instance),
+            "body": {"company": "{% if custom_attribute.${plan} == blank %}{% abort_message('no plan') %}{% endif %}x"}
+        }))
+        .await;
+    app.enqueue(&abort, "camp-abort").await;
+    // The seed's placeholder token URL.
+    let mut placeholder = create_lead(&app.instance, "Placeholder", english_body());
+    placeholder["headers"]["Authorization"] = json!(token_header(
+        "https://[insert_instance_name].my.salesforce.com"
+    ));
+    let placeholder = app.create_template(placeholder).await;
+    app.enqueue(&placeholder, "camp-placeholder").await;
+    let german = german_body();
+    if let Some(body) = &german {
+        let de = app
+            .create_template(create_lead(&app.instance, "Lead erstellen", body.clone()))
+            .await;
+        app.enqueue(&de, "camp-de").await;
+    } else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "seed 003 missing under CI=true"
+        );
+        eprintln!("SKIPPED (German part): seed 003 is missing");
+    }
+    let outcomes = app.drain().await;
+    assert!(
+        outcomes.contains(&ExecutionOutcome::Aborted),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&ExecutionOutcome::RenderFailed),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.emulator.lead_count(), 0);
+
+    let aborted = app.activity("type=aborted").await;
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert_eq!(aborted[0]["message"], "no plan");
+    assert_eq!(aborted[0]["campaign_id"], "camp-abort");
+    assert_eq!(aborted[0]["user_id"], "u-ada");
+
+    let render = app.activity("campaign_id=camp-placeholder").await;
+    assert_eq!(render.len(), 1, "{render:?}");
+    assert_eq!(render[0]["type"], "render_error");
+    assert!(
+        render[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("https://[insert_instance_name].my.salesforce.com/services/oauth2/token is not a valid URL"),
+        "{}",
+        render[0]["message"]
+    );
+
+    if german.is_some() {
+        let failed = app.activity("type=failed&campaign_id=camp-de").await;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let entry = &failed[0];
+        assert_eq!(entry["response"]["status"], 400);
+        let message = entry["message"].as_str().expect("message");
+        assert!(message.contains("INVALID_FIELD"), "{message}");
+        assert!(
+            message.contains("No such column 'Vorname' on sobject of type Lead"),
+            "{message}"
+        );
+        assert!(
+            entry["request"]["headers"]
+                .as_array()
+                .expect("headers")
+                .contains(&json!(["Authorization", "[REDACTED]"]))
+        );
+        let jobs = app
+            .service
+            .jobs(Some("camp-de".into()), 1)
+            .await
+            .expect("jobs");
+        assert_eq!(jobs[0].state, "failed");
+    }
+
+    // Filters by user and tailing after an id.
+    let all = app.activity("user_id=u-ada").await;
+    assert_eq!(all.len(), if german.is_some() { 3 } else { 2 });
+    let first = all
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .min()
+        .expect("ids");
+    let after = app.activity(&format!("after_id={first}")).await;
+    assert_eq!(after.len(), all.len() - 1);
+    assert!(app.activity("user_id=nobody").await.is_empty());
+    let (status, bad) = app.get("/activity?type=bounces").await;
+    assert_eq!(status, 400, "{bad}");
+
+    // Credentials are listed without their secrets (App::get checks every response).
+    let (status, creds) = app.get("/credentials/list").await;
+    assert_eq!(status, 200);
+    assert_eq!(creds["credentials"][0]["name"], "salesforce");
+    assert_eq!(creds["credentials"][0]["username"], DEFAULT_CLIENT_ID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_crud_errors_and_test_send() {
+    let app = spawn_app().await;
+    app.credential().await;
+    app.track_ada().await;
+
+    // A Liquid error is reported with field, line and column.
+    let (status, body) = app
+        .post(
+            "/templates/webhook/create",
+            json!({"name": "broken", "url": "https://example.com/x", "body": {"a": "ok", "b": "one\n{% if %}"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "body key 'b'");
+    assert_eq!(body["errors"][0]["line"], 2);
+    assert!(body["errors"][0]["column"].is_u64(), "{body}");
+    let (status, body) = app
+        .post(
+            "/templates/webhook/create",
+            json!({"name": "bad url", "url": "ftp://example.com/x"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "URL");
+
+    let id = app
+        .create_template(create_lead(&app.instance, "Create Lead", english_body()))
+        .await;
+    let (status, dup) = app
+        .post(
+            "/templates/webhook/create",
+            create_lead(&app.instance, "Create Lead", english_body()),
+        )
+        .await;
+    assert_eq!(status, 409, "{dup}");
+    let (status, info) = app
+        .get(&format!("/templates/webhook/info?template_id={id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(info["method"], "POST");
+    assert_eq!(info["write_back"][0]["attribute"], "salesforce_lead_id");
+    let mut changed = create_lead(&app.instance, "Create Lead v2", english_body());
+    changed["template_id"] = json!(id);
+    let (status, updated) = app.post("/templates/webhook/update", changed).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["template"]["name"], "Create Lead v2");
+    let (_, list) = app.get("/templates/webhook/list").await;
+    assert_eq!(list["count"], 1);
+
+    // Test send for a custom user: one real request, its answer shown, logged as a test send.
+    let (status, sent) = app
+        .post(
+            "/templates/webhook/test_send",
+            json!({"template_id": id, "user": {"profile": {"first_name": "Grace", "last_name": "Hopper", "email_address": "grace@example.com"}, "custom_attributes": {"company": "Navy"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["sent"], true);
+    assert_eq!(sent["response"]["status"], 201, "{sent}");
+    assert!(
+        sent["response"]["body"]
+            .as_str()
+            .expect("body")
+            .contains("\"success\":true")
+    );
+    assert_eq!(app.emulator.lead_count(), 1);
+    let logged = app.activity("type=test_send").await;
+    assert_eq!(logged.len(), 1);
+    assert!(
+        logged[0]["message"]
+            .as_str()
+            .expect("m")
+            .starts_with("[TEST SEND]")
+    );
+
+    let (status, _) = app
+        .post("/templates/webhook/archive", json!({"template_id": id}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, list) = app.get("/templates/webhook/list").await;
+    assert_eq!(list["count"], 0);
+    let (_, list) = app
+        .get("/templates/webhook/list?include_archived=true")
+        .await;
+    assert_eq!(list["templates"][0]["archived"], true);
+    let (status, missing) = app.get("/templates/webhook/info?template_id=wt_nope").await;
+    assert_eq!(status, 404, "{missing}");
+}
+
+#[tokio::test]
+async fn webhook_endpoints_need_permissions_and_a_service() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(
+        SqliteStore::open(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store"),
+    );
+    let key = store
+        .create_api_key("t".into(), vec!["templates.read".into()])
+        .await
+        .expect("key");
+    let api = leadwire_api::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        store,
+        ApiConfig::default(),
+    )
+    .await
+    .expect("serve");
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/templates/webhook/list", api.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 503);
+    let r = http
+        .get(format!("{}/activity", api.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 403);
+}
