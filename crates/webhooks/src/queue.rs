@@ -272,6 +272,7 @@ fn profile_matches(profile: &Profile, id: &Identifier) -> bool {
 /// The queue. Holds its own connection to the shared file.
 pub struct SqliteQueue {
     db: Arc<Db>,
+    settler: std::sync::mpsc::Sender<Settle>,
     store: Arc<dyn Store>,
     compiled: Arc<TemplateCache>,
     notify: tokio::sync::Notify,
@@ -279,6 +280,62 @@ pub struct SqliteQueue {
 
 fn qe(e: WebhookError) -> QueueError {
     QueueError(e.to_string())
+}
+
+/// One settle: a claim-checked UPDATE (`?1` id, `?2` claim number, then `values`).
+struct Settle {
+    sql: &'static str,
+    values: Vec<rusqlite::types::Value>,
+    reply: tokio::sync::oneshot::Sender<Result<usize, String>>,
+}
+
+/// Most settles committed in one transaction.
+const SETTLE_BATCH: usize = 512;
+
+/// Applies settles with group commit: whatever is waiting goes into one transaction, each in a
+/// savepoint so one failure undoes only itself. Ends when the queue is dropped.
+fn settle_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Settle>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        let results = (|| -> Result<Vec<Result<usize, String>>, rusqlite::Error> {
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for s in &batch {
+                let sp = tx.savepoint()?;
+                let r = sp
+                    .prepare_cached(s.sql)
+                    .and_then(|mut st| st.execute(rusqlite::params_from_iter(s.values.iter())));
+                match r {
+                    Ok(n) => {
+                        sp.commit()?;
+                        results.push(Ok(n));
+                    }
+                    Err(e) => results.push(Err(e.to_string())),
+                }
+            }
+            tx.commit()?;
+            Ok(results)
+        })();
+        match results {
+            Ok(results) => {
+                for (s, r) in batch.into_iter().zip(results) {
+                    let _ = s.reply.send(r);
+                }
+            }
+            Err(e) => {
+                for s in batch {
+                    let _ = s.reply.send(Err(format!("settling jobs: {e}")));
+                }
+            }
+        }
+    }
 }
 
 type TemplateCache = Mutex<HashMap<String, (i64, Arc<CompiledWebhook>)>>;
@@ -289,13 +346,24 @@ enum Hydration {
 }
 
 impl SqliteQueue {
-    pub(crate) fn new(db: Arc<Db>, store: Arc<dyn Store>) -> SqliteQueue {
-        SqliteQueue {
+    /// `settle_conn` is a connection of its own for the group-committing settle thread.
+    pub(crate) fn new(
+        db: Arc<Db>,
+        settle_conn: Connection,
+        store: Arc<dyn Store>,
+    ) -> Result<SqliteQueue, WebhookError> {
+        let (settler, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("leadwire-webhook-settle".into())
+            .spawn(move || settle_loop(settle_conn, rx))
+            .map_err(|e| WebhookError::Setup(format!("cannot start the settle thread: {e}")))?;
+        Ok(SqliteQueue {
+            settler,
             db,
             store,
             compiled: Arc::new(Mutex::new(HashMap::new())),
             notify: tokio::sync::Notify::new(),
-        }
+        })
     }
 
     /// Wakes a waiting worker (after a standalone enqueue).
@@ -356,13 +424,20 @@ impl SqliteQueue {
         values: Vec<rusqlite::types::Value>,
     ) -> Result<(), QueueError> {
         let (id, claims) = parse_job_key(&job.id)?;
-        let changed = blocking(&self.db, move |conn| {
-            let mut all: Vec<rusqlite::types::Value> = vec![id.into(), claims.into()];
-            all.extend(values);
-            Ok(conn.execute(sql, rusqlite::params_from_iter(all))?)
-        })
-        .await
-        .map_err(qe)?;
+        let mut all: Vec<rusqlite::types::Value> = vec![id.into(), claims.into()];
+        all.extend(values);
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.settler
+            .send(Settle {
+                sql,
+                values: all,
+                reply,
+            })
+            .map_err(|_| QueueError("the settle thread stopped".into()))?;
+        let changed = rx
+            .await
+            .map_err(|_| QueueError("the settle thread stopped".into()))?
+            .map_err(QueueError)?;
         if changed == 0 {
             tracing::warn!(job = %job.id, delivery_id = %job.delivery_id, "job was settled by a newer claim (its lease had run out); keeping that result");
         }

@@ -211,11 +211,23 @@ impl WebhookService {
         let conns = tokio::task::spawn_blocking(move || {
             let mut first = open(&path)?;
             crate::db::migrate(&mut first)?;
-            Ok::<_, WebhookError>([first, open(&path)?, open(&path)?, open(&path)?])
+            Ok::<_, WebhookError>([
+                first,
+                open(&path)?,
+                open(&path)?,
+                open(&path)?,
+                open(&path)?,
+            ])
         })
         .await
         .map_err(|e| WebhookError::Setup(e.to_string()))??;
-        let [main, queue_conn, activity_conn, credentials_conn] = conns;
+        let [
+            main,
+            queue_conn,
+            activity_conn,
+            credentials_conn,
+            settle_conn,
+        ] = conns;
         let db = Arc::new(Db::new(main));
         let queue_db = Arc::new(Db::new(queue_conn));
         let credentials = Arc::new(SqliteCredentials::new(Arc::new(Db::new(credentials_conn))));
@@ -250,7 +262,11 @@ impl WebhookService {
             ConnectedContent::new(Arc::new(fetcher), config.connected_content.clone())
                 .with_credentials(credentials.clone()),
         );
-        let queue = Arc::new(SqliteQueue::new(queue_db.clone(), store.clone()));
+        let queue = Arc::new(SqliteQueue::new(
+            queue_db.clone(),
+            settle_conn,
+            store.clone(),
+        )?);
         let activity = Arc::new(SqliteActivity::new(
             Arc::new(Db::new(activity_conn)),
             credentials.clone(),
