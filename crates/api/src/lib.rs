@@ -6,6 +6,7 @@
 //! ([`ApiError`]) with Braze's `{"message": ..., "errors": [...]}` body. It must not know SQL: the
 //! store is reached only through the `Store` trait.
 
+mod campaigns;
 mod error;
 mod ratelimit;
 mod routes;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use leadwire_engine::CampaignEngine;
 use leadwire_store::Store;
 use leadwire_webhooks::WebhookService;
 
@@ -49,6 +51,15 @@ pub struct AppState {
     /// Webhook templates, credentials, preview/test send and the activity log; `None` answers
     /// those endpoints with 503.
     pub webhooks: Option<Arc<WebhookService>>,
+    /// Campaigns and `/campaigns/trigger/send`; `None` answers those endpoints with 503.
+    pub campaigns: Option<Arc<CampaignEngine>>,
+}
+
+/// The optional services behind the API beyond users (webhooks, campaigns).
+#[derive(Clone, Default)]
+pub struct Services {
+    pub webhooks: Option<Arc<WebhookService>>,
+    pub campaigns: Option<Arc<CampaignEngine>>,
 }
 
 /// The router with every endpoint, for `axum::serve` or in-process tests.
@@ -62,11 +73,28 @@ pub fn router_with_webhooks(
     config: ApiConfig,
     webhooks: Option<Arc<WebhookService>>,
 ) -> axum::Router {
+    router_with_services(
+        store,
+        config,
+        Services {
+            webhooks,
+            campaigns: None,
+        },
+    )
+}
+
+/// The router with every optional service given.
+pub fn router_with_services(
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    services: Services,
+) -> axum::Router {
     let state = AppState {
         store,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_window)),
         config: Arc::new(config),
-        webhooks,
+        webhooks: services.webhooks,
+        campaigns: services.campaigns,
     };
     routes::router(state)
 }
@@ -108,9 +136,28 @@ pub async fn serve_with_webhooks(
     config: ApiConfig,
     webhooks: Option<Arc<WebhookService>>,
 ) -> std::io::Result<RunningApi> {
+    serve_with_services(
+        addr,
+        store,
+        config,
+        Services {
+            webhooks,
+            campaigns: None,
+        },
+    )
+    .await
+}
+
+/// [`serve`] with every optional service given (their callers start their loops).
+pub async fn serve_with_services(
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    services: Services,
+) -> std::io::Result<RunningApi> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = router_with_webhooks(store, config, webhooks);
+    let app = router_with_services(store, config, services);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)

@@ -29,6 +29,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/users/identify", post(identify))
         .route("/triggers", get(trigger_feed))
         .merge(crate::webhooks::routes())
+        .route(
+            "/campaigns/trigger/send",
+            post(crate::campaigns::trigger_send),
+        )
+        .route("/campaigns/create", post(crate::campaigns::create))
+        .route("/campaigns/update", post(crate::campaigns::update))
+        .route("/campaigns/details", get(crate::campaigns::details))
+        .route("/campaigns/list", get(crate::campaigns::list))
+        .route("/campaigns/pause", post(crate::campaigns::pause))
+        .route("/campaigns/resume", post(crate::campaigns::resume))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -147,7 +157,7 @@ async fn track(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-fn parse_alias(value: &Json, path: &str) -> Result<UserAlias, ApiError> {
+pub(crate) fn parse_alias(value: &Json, path: &str) -> Result<UserAlias, ApiError> {
     match (
         value.get("alias_name").and_then(Json::as_str),
         value.get("alias_label").and_then(Json::as_str),

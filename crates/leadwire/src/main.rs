@@ -1,5 +1,7 @@
 //! `leadwire`: the one user-facing binary. Thin: it parses arguments and calls the library crates.
 
+mod app;
+mod demo_cmd;
 mod liquid_cmd;
 mod server_cmd;
 mod webhooks_cmd;
@@ -25,6 +27,11 @@ enum Command {
     /// Liquid engine tools (conformance runner).
     #[command(subcommand)]
     Liquid(liquid_cmd::LiquidCommand),
+    /// Run the worked example: leadwire with the bundled Salesforce emulator and the seed's
+    /// "new lead" campaign; sends a few users and prints what reached Salesforce.
+    Demo(demo_cmd::DemoArgs),
+    /// Load webhook templates, credentials and campaigns from a directory of YAML files.
+    Apply(demo_cmd::ApplyArgs),
     /// Serve the Braze-compatible REST API on the embedded store.
     Serve(server_cmd::ServeArgs),
     /// Manage REST API keys.
@@ -45,6 +52,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Templates(cmd) => liquid_cmd::run_templates(cmd),
         Command::Liquid(cmd) => liquid_cmd::run_liquid(cmd),
+        Command::Demo(args) => demo_cmd::demo(args),
+        Command::Apply(args) => demo_cmd::apply(args),
         Command::Serve(args) => server_cmd::serve(args),
         Command::ApiKeys(cmd) => server_cmd::api_keys(cmd),
         Command::Users(cmd) => server_cmd::users(cmd),

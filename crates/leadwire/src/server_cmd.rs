@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -67,7 +66,7 @@ pub enum UsersCommand {
 }
 
 /// Every permission a key can carry; anything else is a typo worth refusing.
-const PERMISSIONS: [&str; 13] = [
+const PERMISSIONS: [&str; 15] = [
     "users.track",
     "users.export.ids",
     "users.delete",
@@ -81,6 +80,8 @@ const PERMISSIONS: [&str; 13] = [
     "credentials.read",
     "credentials.write",
     "activity.read",
+    "campaigns.read",
+    "campaigns.write",
 ];
 
 fn init_tracing() {
@@ -96,26 +97,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
         let config = leadwire_api::ApiConfig {
             rate_limit: args.rate_limit,
             rate_window: Duration::from_secs(3600),
             ..Default::default()
         };
-        let webhooks =
-            crate::webhooks_cmd::open_service(&args.data, &args.delivery, store.clone()).await?;
-        webhooks.start();
-        let api =
-            leadwire_api::serve_with_webhooks(args.listen, store, config, Some(webhooks.clone()))
-                .await
-                .with_context(|| format!("listening on {}", args.listen))?;
+        let app = crate::app::App::start(&args.data, &args.delivery).await?;
+        let api = app.serve_api(args.listen, config).await?;
         println!("leadwire API listening on {}", api.url());
         println!("data in {}", args.data.data_dir.display());
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
         api.shutdown().await;
-        webhooks.stop().await;
+        app.stop().await;
         Ok(())
     })
 }

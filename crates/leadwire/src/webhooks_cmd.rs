@@ -46,6 +46,19 @@ pub struct DeliveryArgs {
 }
 
 impl DeliveryArgs {
+    /// The defaults, as if no option was given (for commands without delivery options).
+    pub fn quiet() -> DeliveryArgs {
+        DeliveryArgs {
+            concurrency: 256,
+            per_host_concurrency: 64,
+            ca_cert: None,
+            allow_hosts: Vec::new(),
+            timeout_secs: 90,
+            job_lease_secs: 300,
+            activity_retention_hours: 60,
+        }
+    }
+
     /// Resolves the arguments into the service's typed configuration.
     pub fn config(&self, data: &DataDir) -> anyhow::Result<WebhookConfig> {
         let mut config = WebhookConfig::new(data.data_dir.join("leadwire.db"));

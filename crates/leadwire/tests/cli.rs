@@ -92,3 +92,92 @@ fn golden_runner_ends_with_the_counts() {
     );
     assert!(out.status.success());
 }
+
+#[test]
+fn demo_runs_the_worked_example_against_the_emulator() {
+    let out = leadwire()
+        .args(["demo", "--exit", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("campaign 'New lead'"), "{stdout}");
+    assert!(
+        stdout.contains("leads created in Salesforce       2"),
+        "two users with an email and a company become leads:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("José Müller <jose@example.com>") && stdout.contains("민준 김"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failures                          1")
+            && stdout.contains("REQUIRED_FIELD_MISSING"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn apply_reports_errors_with_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("c.yaml"), "kind: campaign\nname: New lead\ntemplate: T\ntrigger:\n  type: email_added\nstatuss: active\n").expect("write");
+    let out = leadwire()
+        .arg("apply")
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("c.yaml:6: field 'statuss'") && err.contains("nothing was applied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn apply_loads_the_worked_example() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = leadwire()
+        .arg("apply")
+        .arg(repo().join("examples/salesforce-sales-cloud"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com")
+        .env("SALESFORCE_CLIENT_ID", "id")
+        .env("SALESFORCE_CLIENT_SECRET", "secret")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("applied campaign 'New lead'"), "{stdout}");
+    // Applying again updates in place rather than failing on duplicate names.
+    let again = leadwire()
+        .arg("apply")
+        .arg(repo().join("examples/salesforce-sales-cloud"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SALESFORCE_INSTANCE_URL", "https://acme.my.salesforce.com")
+        .env("SALESFORCE_CLIENT_ID", "id")
+        .env("SALESFORCE_CLIENT_SECRET", "secret")
+        .output()
+        .expect("runs");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("template 'Salesforce Sales Cloud > Create Lead' updated")
+    );
+}

@@ -1,0 +1,169 @@
+//! The running leadwire: store, webhook delivery, campaign engine and API, started and stopped
+//! together (`serve` and `demo` both use it), and `apply` of a config bundle to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use leadwire_config::{Bundle, CredentialDoc};
+use leadwire_engine::CampaignEngine;
+use leadwire_store::{SqliteStore, Store};
+use leadwire_webhooks::WebhookService;
+use leadwire_webhooks::credentials::NewCredential;
+use leadwire_webhooks::templates::TemplateDefinition;
+
+use crate::server_cmd::DataDir;
+use crate::webhooks_cmd::DeliveryArgs;
+
+pub struct App {
+    pub store: Arc<SqliteStore>,
+    pub webhooks: Arc<WebhookService>,
+    pub engine: Arc<CampaignEngine>,
+    engine_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    engine_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Opens everything on the data directory and starts the workers and the campaign engine.
+    pub async fn start(data: &DataDir, delivery: &DeliveryArgs) -> anyhow::Result<App> {
+        let store = Arc::new(data.open_store()?);
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let webhooks = crate::webhooks_cmd::open_service(data, delivery, dyn_store).await?;
+        let db = data.data_dir.join("leadwire.db");
+        let queue = webhooks.queue().clone();
+        let engine = tokio::task::spawn_blocking(move || CampaignEngine::open(&db))
+            .await?
+            .context("opening the campaign engine")?
+            .with_on_enqueue(Arc::new(move || queue.notify()));
+        let engine = Arc::new(engine);
+        webhooks.start();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(engine.clone().run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(App {
+            store,
+            webhooks,
+            engine,
+            engine_stop: Some(stop),
+            engine_task: Some(task),
+        })
+    }
+
+    /// Serves the REST API with every service behind it.
+    pub async fn serve_api(
+        &self,
+        listen: SocketAddr,
+        config: leadwire_api::ApiConfig,
+    ) -> anyhow::Result<leadwire_api::RunningApi> {
+        let services = leadwire_api::Services {
+            webhooks: Some(self.webhooks.clone()),
+            campaigns: Some(self.engine.clone()),
+        };
+        leadwire_api::serve_with_services(listen, self.store.clone(), config, services)
+            .await
+            .with_context(|| format!("listening on {listen}"))
+    }
+
+    /// Stops the campaign engine and the workers, letting jobs in flight finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.engine_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.engine_task.take() {
+            let _ = task.await;
+        }
+        self.webhooks.stop().await;
+    }
+
+    /// Saves every credential, template (created or updated by name) and campaign of a bundle.
+    /// Returns one line per object saved.
+    pub async fn apply(&self, bundle: Bundle) -> anyhow::Result<Vec<String>> {
+        let mut done = Vec::new();
+        for (file, doc) in bundle.credentials {
+            let credential = match doc {
+                CredentialDoc::Basic {
+                    name,
+                    username,
+                    password,
+                } => NewCredential::Basic {
+                    name,
+                    username,
+                    password,
+                },
+                CredentialDoc::Token {
+                    name,
+                    headers,
+                    allowed_domain,
+                } => NewCredential::Token {
+                    name,
+                    headers: headers.into_iter().collect(),
+                    allowed_domain,
+                },
+            };
+            let name = credential.name().to_string();
+            self.webhooks
+                .save_credential(credential)
+                .await
+                .with_context(|| format!("{}: credential '{name}'", file.display()))?;
+            done.push(format!("credential '{name}'"));
+        }
+        let existing = self.webhooks.list_templates(false, 10_000, 0).await?;
+        for (file, json) in bundle.templates {
+            let definition = TemplateDefinition::from_json(&json)
+                .with_context(|| format!("{}: template", file.display()))?;
+            let name = definition.template.name.clone();
+            let found = existing.iter().find(|t| t.definition.template.name == name);
+            let result = match found {
+                Some(t) => self
+                    .webhooks
+                    .update_template(&t.id, definition)
+                    .await
+                    .map(|_| "updated"),
+                None => self
+                    .webhooks
+                    .create_template(definition)
+                    .await
+                    .map(|_| "created"),
+            };
+            let verb = result.with_context(|| format!("{}: template '{name}'", file.display()))?;
+            done.push(format!("template '{name}' {verb}"));
+        }
+        for (file, spec) in bundle.campaigns {
+            let name = spec.name.clone();
+            let engine = self.engine.clone();
+            tokio::task::spawn_blocking(move || engine.save_campaign(spec))
+                .await?
+                .with_context(|| format!("{}: campaign '{name}'", file.display()))?;
+            done.push(format!("campaign '{name}'"));
+        }
+        Ok(done)
+    }
+
+    /// Waits until the campaign engine consumed the trigger feed and no send is queued or in
+    /// flight (sends scheduled later by a rate limit excepted), or `timeout` passes.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let feed_end = self
+                .store
+                .triggers_after(0, usize::MAX / 2)
+                .await?
+                .last()
+                .map_or(0, |t| t.seq);
+            let engine = self.engine.clone();
+            let position = tokio::task::spawn_blocking(move || engine.position()).await??;
+            let counts = self.webhooks.job_counts().await?;
+            let busy = counts.get("in_flight").copied().unwrap_or(0)
+                + counts.get("queued").copied().unwrap_or(0);
+            if position >= feed_end && busy == 0 {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `leadwire apply DIR` and `leadwire demo`: config as code, and the worked example end to end
+//! against the bundled Salesforce emulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use leadwire_salesforce_emulator::schema::CustomFieldSpec;
+use leadwire_salesforce_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig,
+};
+use leadwire_store::Store as _;
+use leadwire_webhooks::activity::ActivityQuery;
+use serde_json::json;
+
+use crate::app::App;
+use crate::server_cmd::DataDir;
+use crate::webhooks_cmd::DeliveryArgs;
+
+/// Where the worked example lives in a checkout.
+const EXAMPLE_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/salesforce-sales-cloud"
+);
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// A directory of YAML files (webhook templates, credentials, campaigns).
+    dir: PathBuf,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+/// Loads the bundle, printing every error with file, line and field.
+fn load(
+    dir: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<leadwire_config::Bundle> {
+    leadwire_config::load_dir(dir, env).map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        anyhow::anyhow!(
+            "{} error(s) in {}; nothing was applied",
+            errors.len(),
+            dir.display()
+        )
+    })
+}
+
+pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    let bundle = load(&args.dir, &env)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let delivery = DeliveryArgs::quiet();
+        let app = App::start(&args.data, &delivery).await?;
+        let result = app.apply(bundle).await;
+        app.stop().await;
+        for line in result? {
+            println!("applied {line}");
+        }
+        anyhow::Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// End after the summary instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+    /// Address for leadwire's REST API.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    /// Keep state here instead of a fresh temporary directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The example to apply.
+    #[arg(long, default_value = EXAMPLE_DIR)]
+    example: PathBuf,
+}
+
+/// The demo's users: two who become leads, one with no company (Salesforce requires one), one
+/// without an email (no lead), and the first one again (no second lead).
+fn demo_users() -> Vec<serde_json::Value> {
+    vec![
+        json!({"external_id": "demo-1", "first_name": "José", "last_name": "Müller", "email": "jose@example.com", "company": "Acme Portugal", "lead_score": 12}),
+        json!({"external_id": "demo-2", "first_name": "민준", "last_name": "김", "email": "minjun@example.kr", "company": "리드와이어 주식회사", "lead_score": 30}),
+        json!({"external_id": "demo-3", "first_name": "Ana", "last_name": "Souza", "email": "ana@example.com.br"}),
+        json!({"external_id": "demo-4", "first_name": "Lena", "last_name": "Vogel", "company": "Vogel GmbH"}),
+        json!({"external_id": "demo-1", "email": "jose@example.com"}),
+    ]
+}
+
+pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run_demo(args))
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("leadwire-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+
+    // 1. The bundled Salesforce, over HTTPS like the real one.
+    let mut sf_config = EmulatorConfig::loopback_with_https();
+    sf_config
+        .custom_fields
+        .push(CustomFieldSpec::parse("Lead_Stage__c:string:255").context("custom field")?);
+    let emulator = Emulator::start(sf_config)
+        .await
+        .context("starting the Salesforce emulator")?;
+    let instance = emulator
+        .https_url()
+        .context("the emulator has no HTTPS address")?;
+    let ca_path = data_dir.join("salesforce-emulator-ca.pem");
+    std::fs::write(&ca_path, emulator.ca_pem().unwrap_or_default())
+        .context("writing the emulator's CA")?;
+
+    // 2. leadwire on the embedded default, trusting the emulator.
+    let data = DataDir {
+        data_dir: data_dir.clone(),
+    };
+    let mut delivery = DeliveryArgs::quiet();
+    delivery.ca_cert = Some(ca_path.clone());
+    delivery.allow_hosts = vec!["localhost".into(), "127.0.0.1".into()];
+    let app = App::start(&data, &delivery).await?;
+
+    // 3. The worked example, with the emulator as the org.
+    let env = |name: &str| match name {
+        "SALESFORCE_INSTANCE_URL" => Some(instance.clone()),
+        "SALESFORCE_CLIENT_ID" => Some(DEFAULT_CLIENT_ID.to_string()),
+        "SALESFORCE_CLIENT_SECRET" => Some(DEFAULT_CLIENT_SECRET.to_string()),
+        other => std::env::var(other).ok(),
+    };
+    let bundle = load(&args.example, &env)?;
+    let applied = app.apply(bundle).await?;
+    let api = app
+        .serve_api(args.listen, leadwire_api::ApiConfig::default())
+        .await?;
+    let key = app
+        .store
+        .create_api_key(
+            "demo".into(),
+            [
+                "users.track",
+                "users.export.ids",
+                "triggers.read",
+                "templates.read",
+                "activity.read",
+                "campaigns.read",
+                "campaigns.trigger.send",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await?;
+
+    println!("leadwire demo");
+    println!(
+        "  Salesforce emulator  {instance}  (CA certificate: {})",
+        ca_path.display()
+    );
+    println!("  leadwire API         {}  (API key: {key})", api.url());
+    println!("  data                 {}", data_dir.display());
+    println!("  applied              {}", applied.join(", "));
+
+    // 4. Users in through the REST API, as a product would send them.
+    let http = reqwest::Client::new();
+    let users = demo_users();
+    for user in &users {
+        let response = http
+            .post(format!("{}/users/track", api.url()))
+            .bearer_auth(&key)
+            .json(&json!({"attributes": [user]}))
+            .send()
+            .await
+            .context("POST /users/track")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "/users/track answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let settled = app.settle(Duration::from_secs(60)).await?;
+
+    // 5. What happened.
+    let failures = app
+        .webhooks
+        .activity(ActivityQuery {
+            kind: Some("failed".into()),
+            ..ActivityQuery::default()
+        })
+        .await?;
+    let leads = emulator.leads();
+    println!();
+    println!(
+        "  users sent through /users/track   {} requests for {} users",
+        users.len(),
+        4
+    );
+    println!("  leads created in Salesforce       {}", leads.len());
+    for lead in &leads {
+        println!(
+            "    {} {} {} <{}> at {}",
+            lead["Id"].as_str().unwrap_or("?"),
+            lead["FirstName"].as_str().unwrap_or(""),
+            lead["LastName"].as_str().unwrap_or(""),
+            lead["Email"].as_str().unwrap_or(""),
+            lead["Company"].as_str().unwrap_or("")
+        );
+    }
+    println!("  failures                          {}", failures.len());
+    for f in &failures {
+        println!("    user {}: {}", f.user_id, f.message);
+    }
+    if !settled {
+        println!("  (some sends were still in flight after 60 s)");
+    }
+    if args.exit {
+        api.shutdown().await;
+        app.stop().await;
+        emulator.shutdown().await;
+        if args.data_dir.is_none() {
+            // A fresh temporary directory was ours; `--data-dir` keeps state for inspection.
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+        return Ok(());
+    }
+    println!();
+    println!(
+        "Serving until Ctrl-C. Try: curl -H 'Authorization: Bearer {key}' {}/activity",
+        api.url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    api.shutdown().await;
+    app.stop().await;
+    emulator.shutdown().await;
+    Ok(())
+}
