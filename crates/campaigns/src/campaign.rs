@@ -100,12 +100,13 @@ impl CampaignSpec {
             return Err(CampaignError::NoTemplate(self.name.clone()));
         }
         if let Some(r) = self.rate_limit_per_minute
-            && !(10..=500_000).contains(&r) {
-                return Err(CampaignError::RateLimit {
-                    name: self.name.clone(),
-                    got: r,
-                });
-            }
+            && !(10..=500_000).contains(&r)
+        {
+            return Err(CampaignError::RateLimit {
+                name: self.name.clone(),
+                got: r,
+            });
+        }
         let wrap = |source| CampaignError::Filter {
             name: self.name.clone(),
             source,

@@ -295,9 +295,10 @@ impl CampaignEngine {
         tx.commit()?;
         drop(limiters);
         if report.sends > 0
-            && let Some(f) = &self.on_enqueue {
-                f();
-            }
+            && let Some(f) = &self.on_enqueue
+        {
+            f();
+        }
         Ok(report)
     }
 
@@ -403,9 +404,10 @@ impl CampaignEngine {
         tx.commit()?;
         drop(limiters);
         if sent > 0
-            && let Some(f) = &self.on_enqueue {
-                f();
-            }
+            && let Some(f) = &self.on_enqueue
+        {
+            f();
+        }
         Ok((dispatch_id, missing))
     }
 

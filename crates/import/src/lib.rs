@@ -54,9 +54,9 @@ pub fn typed_cell(cell: &str) -> Json {
             .parse::<f64>()
             .ok()
             .and_then(serde_json::Number::from_f64)
-        {
-            return Json::Number(n);
-        }
+    {
+        return Json::Number(n);
+    }
     match cell {
         "true" | "TRUE" | "True" => Json::Bool(true),
         "false" | "FALSE" | "False" => Json::Bool(false),

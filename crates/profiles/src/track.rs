@@ -215,7 +215,9 @@ fn identify(obj: &Map<String, Json>, with_email_phone: bool) -> Result<(Identifi
             _ => return Err("'user_alias' needs string 'alias_name' and 'alias_label'".into()),
         },
         Some(_) => {
-            return Err("'user_alias' must be an object with 'alias_name' and 'alias_label'".into());
+            return Err(
+                "'user_alias' must be an object with 'alias_name' and 'alias_label'".into(),
+            );
         }
     };
     let identifier = if let Some(id) = text("external_id")? {
