@@ -1,0 +1,435 @@
+//! One user's journey through a Canvas, as a pure state machine: given the compiled Canvas, where
+//! the user is, their profile, the time and (optionally) a trigger they just raised, [`advance`]
+//! moves them as far as they can go and says what must happen: webhooks to enqueue, user updates
+//! to apply, and whether they now wait (until a time), wait for an update, or have left.
+//!
+//! Step semantics follow Braze (reference §6.2): Audience Paths take the first matching group,
+//! Everyone Else last; a Decision Split is checked on arrival; a Message (webhook) step advances
+//! the user once the message is handed over, so an `abort_message` also advances them; a Delay
+//! waits from arrival at the step, and a calendar time already past makes the user exit; Action
+//! Paths advance at once on an action when unranked, or hold everyone until the window ends and take
+//! the best-ranked group when ranked; exit criteria apply at the next step boundary.
+//!
+//! Pure: no clock reads, no I/O. This module must not know SQL, HTTP or webhook delivery.
+
+use chrono::{DateTime, Duration, Utc};
+use leadwire_liquid::{Context, Outcome, Template};
+use leadwire_profiles::{Profile, STANDARD_ATTRIBUTES, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+
+use crate::spec::{CompiledCanvas, ContextType, DelayKind, Step};
+
+/// Bound on the steps one call takes (the graph check rules out cycles without a wait; this guards
+/// against a Canvas edited under a running journey).
+const MAX_STEPS_PER_CALL: usize = 1000;
+
+/// A user's place in a Canvas; stored as JSON by the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journey {
+    /// The current step's id.
+    pub step: String,
+    pub entered_at: DateTime<Utc>,
+    pub step_entered_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+    /// `canvas_entry_properties`, persistent for the whole journey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_properties: Option<Json>,
+    /// Context variables set so far (`{{context.${name}}}`).
+    #[serde(default)]
+    pub context: Map<String, Json>,
+    /// An exception event happened: the user leaves when the current step finishes.
+    #[serde(default)]
+    pub exit_requested: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Wait {
+    Delay {
+        until: DateTime<Utc>,
+    },
+    /// Action Paths: the window's end and, when ranked, the best group done so far.
+    Actions {
+        until: DateTime<Utc>,
+        best: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateOp {
+    Set(Json),
+    Remove,
+}
+
+/// Something the engine must do for the journey.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Webhook {
+        step_id: String,
+        step_name: String,
+        template: String,
+    },
+    /// Absolute values only: increments are already resolved against the profile, so applying the
+    /// update twice has the effect of applying it once.
+    UserUpdate {
+        step_id: String,
+        ops: Vec<(String, UpdateOp)>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// A step with no next step finished.
+    Completed,
+    /// An exception event or the exit filter.
+    ExitCriteria,
+    /// A Delay's calendar time had already passed on arrival.
+    DelayPassed,
+    /// The step the journey was at no longer exists (the Canvas was edited).
+    StepRemoved,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Waits at the current step until this time (or a trigger, for Action Paths).
+    Waiting {
+        until: DateTime<Utc>,
+    },
+    /// A User Update must be applied before the journey continues at the current step.
+    AwaitingUpdate,
+    Exited(ExitReason),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advanced {
+    pub effects: Vec<Effect>,
+    pub status: Status,
+    /// Steps the user moved into.
+    pub steps: usize,
+}
+
+/// A new journey at the Canvas's first step.
+pub fn enter(
+    canvas: &CompiledCanvas,
+    now: DateTime<Utc>,
+    entry_properties: Option<Json>,
+) -> Journey {
+    Journey {
+        step: canvas.spec.steps[canvas.first].id.clone(),
+        entered_at: now,
+        step_entered_at: now,
+        wait: None,
+        entry_properties,
+        context: Map::new(),
+        exit_requested: false,
+    }
+}
+
+/// Moves the journey as far as it can go. `trigger` is something the user just did; only a step
+/// the user was already waiting at when the call began sees it (the trigger that entered a user
+/// does not also complete the Action Paths they reach).
+pub fn advance(
+    canvas: &CompiledCanvas,
+    journey: &mut Journey,
+    profile: &Profile,
+    now: DateTime<Utc>,
+    trigger: Option<&Trigger>,
+) -> Advanced {
+    let mut trigger = trigger;
+    let mut effects = Vec::new();
+    let mut steps = 0;
+    let done = |effects, status, steps| Advanced {
+        effects,
+        status,
+        steps,
+    };
+    loop {
+        if steps > MAX_STEPS_PER_CALL {
+            return done(effects, Status::Waiting { until: now }, steps);
+        }
+        let Some(i) = canvas.step_index(&journey.step) else {
+            return done(effects, Status::Exited(ExitReason::StepRemoved), steps);
+        };
+        let step = &canvas.steps[i];
+        // Where the user goes next; `None` in the outer option means "stay and wait".
+        let next: Option<usize>;
+        match (step, journey.wait.clone()) {
+            (Step::Delay { next: n, .. }, Some(Wait::Delay { until })) => {
+                if now < until {
+                    return done(effects, Status::Waiting { until }, steps);
+                }
+                journey.wait = None;
+                next = *n;
+            }
+            (
+                Step::ActionPaths {
+                    ranked,
+                    groups,
+                    everyone_else,
+                    ..
+                },
+                Some(Wait::Actions { until, best }),
+            ) => {
+                let hit = trigger
+                    .take()
+                    .and_then(|t| groups.iter().position(|(m, _)| m.matches(t)));
+                if !ranked && let Some(g) = hit {
+                    journey.wait = None;
+                    next = groups[g].1;
+                } else {
+                    let best = match (best, hit) {
+                        (Some(b), Some(h)) => Some(b.min(h)),
+                        (b, h) => b.or(h),
+                    };
+                    if now < until {
+                        journey.wait = Some(Wait::Actions { until, best });
+                        return done(effects, Status::Waiting { until }, steps);
+                    }
+                    journey.wait = None;
+                    next = match best {
+                        Some(b) if *ranked => groups[b].1,
+                        _ => *everyone_else,
+                    };
+                }
+            }
+            (_, Some(_)) => {
+                // The step changed kind under a waiting journey: start it afresh.
+                journey.wait = None;
+                continue;
+            }
+            (step, None) => match step {
+                Step::AudiencePaths {
+                    groups,
+                    everyone_else,
+                } => {
+                    next = groups
+                        .iter()
+                        .find(|(f, _)| f.matches_profile(profile))
+                        .map_or(*everyone_else, |(_, n)| *n);
+                }
+                Step::DecisionSplit { filter, yes, no } => {
+                    next = if filter.matches_profile(profile) {
+                        *yes
+                    } else {
+                        *no
+                    };
+                }
+                Step::Webhook { template, next: n } => {
+                    let spec = &canvas.spec.steps[i];
+                    effects.push(Effect::Webhook {
+                        step_id: spec.id.clone(),
+                        step_name: spec.display_name().to_string(),
+                        template: template.clone(),
+                    });
+                    next = *n;
+                }
+                Step::UserUpdate {
+                    attributes,
+                    increments,
+                    remove,
+                    next: n,
+                } => {
+                    let ctx = liquid_context(canvas, journey, profile, now);
+                    if let Some(ops) = resolve_update(attributes, increments, remove, profile, &ctx)
+                    {
+                        effects.push(Effect::UserUpdate {
+                            step_id: canvas.spec.steps[i].id.clone(),
+                            ops,
+                        });
+                        if let Some(status) = boundary(canvas, journey, *n, profile, now) {
+                            return done(effects, status, steps);
+                        }
+                        steps += 1;
+                        // Later steps must see the new values: stop until the update is applied.
+                        return done(effects, Status::AwaitingUpdate, steps);
+                    }
+                    // abort_message: nothing to update; the user advances.
+                    next = *n;
+                }
+                Step::Delay { wait, .. } => {
+                    let until = match wait {
+                        DelayKind::Seconds(s) => {
+                            journey.step_entered_at + Duration::seconds(*s as i64)
+                        }
+                        DelayKind::Until(t) if *t < journey.step_entered_at => {
+                            return done(effects, Status::Exited(ExitReason::DelayPassed), steps);
+                        }
+                        DelayKind::Until(t) => *t,
+                    };
+                    journey.wait = Some(Wait::Delay { until });
+                    continue;
+                }
+                Step::ActionPaths { window_seconds, .. } => {
+                    journey.wait = Some(Wait::Actions {
+                        until: journey.step_entered_at + Duration::seconds(*window_seconds as i64),
+                        best: None,
+                    });
+                    trigger = None;
+                    continue;
+                }
+                Step::Context { variables, next: n } => {
+                    for (name, kind, template) in variables {
+                        let ctx = liquid_context(canvas, journey, profile, now);
+                        let value =
+                            render(template, &ctx).map_or(Json::Null, |text| convert(*kind, &text));
+                        journey.context.insert(name.clone(), value);
+                    }
+                    next = *n;
+                }
+            },
+        }
+        if let Some(status) = boundary(canvas, journey, next, profile, now) {
+            return done(effects, status, steps);
+        }
+        steps += 1;
+    }
+}
+
+/// Leaving a step: exit criteria apply here; otherwise the user moves into `next`.
+fn boundary(
+    canvas: &CompiledCanvas,
+    journey: &mut Journey,
+    next: Option<usize>,
+    profile: &Profile,
+    now: DateTime<Utc>,
+) -> Option<Status> {
+    if journey.exit_requested
+        || canvas
+            .exit_filter
+            .as_ref()
+            .is_some_and(|f| f.matches_profile(profile))
+    {
+        return Some(Status::Exited(ExitReason::ExitCriteria));
+    }
+    let Some(n) = next else {
+        return Some(Status::Exited(ExitReason::Completed));
+    };
+    journey.step = canvas.spec.steps[n].id.clone();
+    journey.step_entered_at = now;
+    journey.wait = None;
+    None
+}
+
+/// Braze's render context for Liquid inside the Canvas.
+pub fn liquid_context(
+    canvas: &CompiledCanvas,
+    journey: &Journey,
+    profile: &Profile,
+    now: DateTime<Utc>,
+) -> Context {
+    let mut data = profile.liquid_context();
+    if let Json::Object(m) = &mut data {
+        m.insert(
+            "canvas_entry_properties".into(),
+            journey
+                .entry_properties
+                .clone()
+                .unwrap_or_else(|| json!({})),
+        );
+        m.insert("context".into(), Json::Object(journey.context.clone()));
+        m.insert("canvas".into(), json!({"name": canvas.spec.name}));
+    }
+    Context::new().with_braze(&data).with_now(now)
+}
+
+fn render(template: &Template, ctx: &Context) -> Option<String> {
+    match template.render(ctx) {
+        Ok(Outcome::Rendered(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn convert(kind: ContextType, text: &str) -> Json {
+    let t = text.trim();
+    match kind {
+        ContextType::String => Json::String(text.to_string()),
+        ContextType::Number => t
+            .parse::<i64>()
+            .map(Json::from)
+            .or_else(|_| t.parse::<f64>().map(Json::from))
+            .unwrap_or(Json::Null),
+        ContextType::Boolean => match t {
+            "true" => Json::Bool(true),
+            "false" => Json::Bool(false),
+            _ => Json::Null,
+        },
+        ContextType::Time => leadwire_campaigns::filter::parse_date(t)
+            .map_or(Json::Null, |d| Json::String(d.to_rfc3339())),
+        ContextType::Array | ContextType::Object => serde_json::from_str(t).unwrap_or(Json::Null),
+    }
+}
+
+/// The update as absolute values: Liquid rendered, increments added to the profile's current value.
+/// `None` when a Liquid value aborted (Braze's abort_message cancels the update).
+fn resolve_update(
+    attributes: &[(String, Json, Option<std::sync::Arc<Template>>)],
+    increments: &[(String, f64)],
+    remove: &[String],
+    profile: &Profile,
+    ctx: &Context,
+) -> Option<Vec<(String, UpdateOp)>> {
+    let mut ops = Vec::new();
+    for (name, literal, template) in attributes {
+        let value = match template {
+            Some(t) => match t.render(ctx) {
+                Ok(Outcome::Rendered(s)) => Json::String(s),
+                Ok(Outcome::Aborted { .. }) => return None,
+                Err(_) => Json::Null,
+            },
+            None => literal.clone(),
+        };
+        ops.push((
+            name.clone(),
+            if value.is_null() {
+                UpdateOp::Remove
+            } else {
+                UpdateOp::Set(value)
+            },
+        ));
+    }
+    for (name, by) in increments {
+        let current = attribute(profile, name);
+        let sum = current.and_then(Json::as_f64).unwrap_or(0.0) + by;
+        let integral = current.is_none_or(|c| c.is_i64() || c.is_u64()) && by.fract() == 0.0;
+        let value = if integral && sum.abs() < 9.0e15 {
+            Json::from(sum as i64)
+        } else {
+            Json::from(sum)
+        };
+        ops.push((name.clone(), UpdateOp::Set(value)));
+    }
+    for name in remove {
+        ops.push((name.clone(), UpdateOp::Remove));
+    }
+    Some(ops)
+}
+
+fn attribute<'p>(profile: &'p Profile, name: &str) -> Option<&'p Json> {
+    if STANDARD_ATTRIBUTES.contains(&name) {
+        profile.standard.get(name)
+    } else {
+        profile.custom.get(name)
+    }
+}
+
+/// Applies an update's operations to an in-memory profile, so that journeys evaluated later in the
+/// same pass (or before the update reaches the store) see the new values.
+pub fn overlay(profile: &mut Profile, ops: &[(String, UpdateOp)]) {
+    for (name, op) in ops {
+        let map = if STANDARD_ATTRIBUTES.contains(&name.as_str()) {
+            &mut profile.standard
+        } else {
+            &mut profile.custom
+        };
+        match op {
+            UpdateOp::Set(v) => {
+                map.insert(name.clone(), v.clone());
+            }
+            UpdateOp::Remove => {
+                map.remove(name);
+            }
+        }
+    }
+}
