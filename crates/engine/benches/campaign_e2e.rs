@@ -26,12 +26,11 @@ async fn sink() -> (String, Arrivals) {
         post(move |body: String| {
             let a = a.clone();
             async move {
-                if let Ok(v) = serde_json::from_str::<Json>(&body) {
-                    if let Some(email) = v["email"].as_str() {
-                        if let Ok(mut m) = a.lock() {
-                            m.entry(email.to_string()).or_insert_with(Instant::now);
-                        }
-                    }
+                if let Ok(v) = serde_json::from_str::<Json>(&body)
+                    && let Some(email) = v["email"].as_str()
+                    && let Ok(mut m) = a.lock()
+                {
+                    m.entry(email.to_string()).or_insert_with(Instant::now);
                 }
                 (
                     axum::http::StatusCode::CREATED,
