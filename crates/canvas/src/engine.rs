@@ -383,6 +383,11 @@ impl CanvasEngine {
                 ..PassReport::default()
             },
         };
+        // A Canvas enters users on triggers raised after it was created, not on the feed's history.
+        let created: HashMap<String, i64> = tx
+            .prepare_cached("SELECT id, created_at FROM canvases")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         let mut ids: Vec<&String> = canvases.keys().collect();
         ids.sort();
         for record in &triggers {
@@ -407,7 +412,10 @@ impl CanvasEngine {
                         pass.save_state(row.id, &journey)?;
                     }
                 }
-                if canvas.entered_by(&record.trigger) {
+                let fresh = created
+                    .get(*id)
+                    .is_some_and(|at| millis(record.created_at) >= *at);
+                if fresh && canvas.entered_by(&record.trigger) {
                     pass.try_enter(id, canvas, &record.braze_id, None)?;
                 }
             }
