@@ -162,6 +162,8 @@ pub struct EntryRecipient {
     pub user: Identifier,
     /// Overrides the request's entry properties key by key.
     pub entry_properties: Option<Json>,
+    /// Overrides the request's `context` key by key.
+    pub context: Option<Json>,
 }
 
 /// A journey as stored (for tests and status).
@@ -416,7 +418,7 @@ impl CanvasEngine {
                     .get(*id)
                     .is_some_and(|at| millis(record.created_at) >= *at);
                 if fresh && canvas.entered_by(&record.trigger) {
-                    pass.try_enter(id, canvas, &record.braze_id, None)?;
+                    pass.try_enter(id, canvas, &record.braze_id, None, Default::default())?;
                 }
             }
         }
@@ -463,6 +465,7 @@ impl CanvasEngine {
         canvas_id: &str,
         recipients: &[EntryRecipient],
         entry_properties: Option<&Json>,
+        context: Option<&Json>,
         now: DateTime<Utc>,
     ) -> Result<(String, Vec<Identifier>), EngineError> {
         let record = self.canvas(canvas_id)?;
@@ -498,14 +501,13 @@ impl CanvasEngine {
                 missing.push(r.user.clone());
                 continue;
             };
-            // Per-recipient entry properties override the request's keys (Braze).
-            let mut props = entry_properties.cloned().unwrap_or_else(|| json!({}));
-            if let (Json::Object(base), Some(Json::Object(extra))) =
-                (&mut props, r.entry_properties.clone())
-            {
-                base.extend(extra);
-            }
-            pass.try_enter(&record.id, &canvas, &profile.braze_id, Some(props))?;
+            // Per-recipient values override the request's keys (Braze).
+            let props = merged(entry_properties, r.entry_properties.as_ref());
+            let context = match merged(context, r.context.as_ref()) {
+                Json::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            pass.try_enter(&record.id, &canvas, &profile.braze_id, Some(props), context)?;
         }
         let webhooks = pass.report.webhooks;
         tx.commit()?;
@@ -663,6 +665,7 @@ impl Pass<'_, '_> {
         canvas: &CompiledCanvas,
         braze_id: &str,
         entry_properties: Option<Json>,
+        context: serde_json::Map<String, Json>,
     ) -> Result<(), EngineError> {
         let Some(profile) = self.profile(braze_id)? else {
             return Ok(());
@@ -695,7 +698,8 @@ impl Pass<'_, '_> {
             )?
             .execute(params![canvas_id, braze_id, millis(self.now)])?;
         self.report.entries += 1;
-        let journey = journey::enter(canvas, self.now, entry_properties);
+        let mut journey = journey::enter(canvas, self.now, entry_properties);
+        journey.context = context;
         self.count(canvas_id, &journey.step, "entered")?;
         self.advance(canvas_id, canvas, None, braze_id, journey, None)
     }
@@ -817,6 +821,14 @@ impl Pass<'_, '_> {
             .execute(params![canvas_id, step_id, kind])?;
         Ok(())
     }
+}
+
+fn merged(base: Option<&Json>, over: Option<&Json>) -> Json {
+    let mut out = base.cloned().unwrap_or_else(|| json!({}));
+    if let (Json::Object(b), Some(Json::Object(o))) = (&mut out, over) {
+        b.extend(o.clone());
+    }
+    out
 }
 
 fn status_str(status: CanvasStatus) -> String {

@@ -481,10 +481,12 @@ async fn api_triggered_entry_decision_split_action_paths_context_and_exit() {
         .map(|u| EntryRecipient {
             user: Identifier::ExternalId(u.clone()),
             entry_properties: (u == "a2").then(|| json!({"suffix": "-2"})),
+            context: None,
         })
         .chain([EntryRecipient {
             user: Identifier::ExternalId("ghost".into()),
             entry_properties: None,
+            context: None,
         }])
         .collect();
     let (dispatch, missing) = h
@@ -493,6 +495,7 @@ async fn api_triggered_entry_decision_split_action_paths_context_and_exit() {
             &canvas.id,
             &recipients,
             Some(&json!({"suffix": "-api"})),
+            None,
             h.now(),
         )
         .expect("sends");
@@ -545,7 +548,7 @@ async fn api_triggered_entry_decision_split_action_paths_context_and_exit() {
         .expect("pause");
     let err = h
         .engine()
-        .trigger_send(&canvas.id, &recipients, None, h.now())
+        .trigger_send(&canvas.id, &recipients, None, None, h.now())
         .err()
         .map(|e| e.to_string());
     assert_eq!(
