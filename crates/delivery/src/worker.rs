@@ -532,6 +532,26 @@ impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
                     () = &mut shutdown => break,
                 }
             }
+            // Claiming costs a queue round trip (a write transaction on SQLite): while jobs are
+            // running and only a few slots are free, wait a moment for more to free up so each
+            // claim takes a real batch instead of one or two jobs.
+            let batch = self
+                .config
+                .claim_batch
+                .max(1)
+                .min(self.config.concurrency.max(1));
+            if free < batch / 4 && !tasks.is_empty() {
+                tokio::select! {
+                    _ = tasks.join_next() => {}
+                    () = tokio::time::sleep(Duration::from_millis(2)) => {}
+                    () = &mut shutdown => break,
+                }
+                while tasks.try_join_next().is_some() {}
+            }
+            let free = slots.available_permits();
+            if free == 0 {
+                continue;
+            }
             let claimed = tokio::select! {
                 claimed = self.queue.claim(free.min(self.config.claim_batch.max(1)), self.config.lease) => claimed,
                 () = &mut shutdown => break,
