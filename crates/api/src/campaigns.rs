@@ -52,7 +52,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn recipient_identifier(r: &Json, i: usize) -> Result<Identifier, ApiError> {
+pub(crate) fn recipient_identifier(r: &Json, i: usize) -> Result<Identifier, ApiError> {
     let given: Vec<&str> = ["external_user_id", "user_alias", "email"]
         .into_iter()
         .filter(|k| r.get(*k).is_some_and(|v| !v.is_null()))
@@ -90,7 +90,7 @@ fn recipient_identifier(r: &Json, i: usize) -> Result<Identifier, ApiError> {
 }
 
 /// The identifier as a `/users/track` object key.
-fn track_identity(id: &Identifier) -> Json {
+pub(crate) fn track_identity(id: &Identifier) -> Json {
     match id {
         Identifier::ExternalId(x) => json!({"external_id": x}),
         Identifier::Alias(a) => {

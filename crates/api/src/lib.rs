@@ -7,6 +7,7 @@
 //! store is reached only through the `Store` trait.
 
 mod campaigns;
+mod canvas;
 mod error;
 mod ratelimit;
 mod routes;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use leadwire_canvas::CanvasEngine;
 use leadwire_engine::CampaignEngine;
 use leadwire_store::Store;
 use leadwire_webhooks::WebhookService;
@@ -53,13 +55,16 @@ pub struct AppState {
     pub webhooks: Option<Arc<WebhookService>>,
     /// Campaigns and `/campaigns/trigger/send`; `None` answers those endpoints with 503.
     pub campaigns: Option<Arc<CampaignEngine>>,
+    /// Canvases and `/canvas/trigger/send`; `None` answers those endpoints with 503.
+    pub canvases: Option<Arc<CanvasEngine>>,
 }
 
-/// The optional services behind the API beyond users (webhooks, campaigns).
+/// The optional services behind the API beyond users (webhooks, campaigns, canvases).
 #[derive(Clone, Default)]
 pub struct Services {
     pub webhooks: Option<Arc<WebhookService>>,
     pub campaigns: Option<Arc<CampaignEngine>>,
+    pub canvases: Option<Arc<CanvasEngine>>,
 }
 
 /// The router with every endpoint, for `axum::serve` or in-process tests.
@@ -78,7 +83,7 @@ pub fn router_with_webhooks(
         config,
         Services {
             webhooks,
-            campaigns: None,
+            ..Services::default()
         },
     )
 }
@@ -95,6 +100,7 @@ pub fn router_with_services(
         config: Arc::new(config),
         webhooks: services.webhooks,
         campaigns: services.campaigns,
+        canvases: services.canvases,
     };
     routes::router(state)
 }
@@ -142,7 +148,7 @@ pub async fn serve_with_webhooks(
         config,
         Services {
             webhooks,
-            campaigns: None,
+            ..Services::default()
         },
     )
     .await

@@ -71,6 +71,7 @@ async fn campaigns_over_http() {
     let services = Services {
         webhooks: Some(webhooks.clone()),
         campaigns: Some(engine.clone()),
+        canvases: None,
     };
     let api = leadwire_api::serve_with_services(
         "127.0.0.1:0".parse().expect("addr"),
