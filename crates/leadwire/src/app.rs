@@ -1,4 +1,4 @@
-//! The running leadwire: store, webhook delivery, campaign engine and API, started and stopped
+//! The running leadwire: store, webhook delivery, campaign and Canvas engines and API, started and stopped
 //! together (`serve` and `demo` both use it), and `apply` of a config bundle to it.
 
 use std::net::SocketAddr;
@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use leadwire_canvas::CanvasEngine;
 use leadwire_config::{Bundle, CredentialDoc};
 use leadwire_engine::CampaignEngine;
 use leadwire_store::{SqliteStore, Store};
@@ -20,8 +21,11 @@ pub struct App {
     pub store: Arc<SqliteStore>,
     pub webhooks: Arc<WebhookService>,
     pub engine: Arc<CampaignEngine>,
+    pub canvases: Arc<CanvasEngine>,
     engine_stop: Option<tokio::sync::oneshot::Sender<()>>,
     engine_task: Option<tokio::task::JoinHandle<()>>,
+    canvas_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    canvas_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -37,10 +41,22 @@ impl App {
             .context("opening the campaign engine")?
             .with_on_enqueue(Arc::new(move || queue.notify()));
         let engine = Arc::new(engine);
+        let db = data.data_dir.join("leadwire.db");
+        let queue = webhooks.queue().clone();
+        let canvas_store: Arc<dyn Store> = store.clone();
+        let canvases = tokio::task::spawn_blocking(move || CanvasEngine::open(&db, canvas_store))
+            .await?
+            .context("opening the Canvas engine")?
+            .with_on_enqueue(Arc::new(move || queue.notify()));
+        let canvases = Arc::new(canvases);
         webhooks.start();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(engine.clone().run(async move {
             let _ = stopped.await;
+        }));
+        let (canvas_stop, canvas_stopped) = tokio::sync::oneshot::channel::<()>();
+        let canvas_task = tokio::spawn(canvases.clone().run(async move {
+            let _ = canvas_stopped.await;
         }));
         Ok(App {
             store,
@@ -48,6 +64,9 @@ impl App {
             engine,
             engine_stop: Some(stop),
             engine_task: Some(task),
+            canvases,
+            canvas_stop: Some(canvas_stop),
+            canvas_task: Some(canvas_task),
         })
     }
 
@@ -60,6 +79,7 @@ impl App {
         let services = leadwire_api::Services {
             webhooks: Some(self.webhooks.clone()),
             campaigns: Some(self.engine.clone()),
+            canvases: Some(self.canvases.clone()),
         };
         leadwire_api::serve_with_services(listen, self.store.clone(), config, services)
             .await
@@ -72,6 +92,12 @@ impl App {
             let _ = stop.send(());
         }
         if let Some(task) = self.engine_task.take() {
+            let _ = task.await;
+        }
+        if let Some(stop) = self.canvas_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.canvas_task.take() {
             let _ = task.await;
         }
         self.webhooks.stop().await;
