@@ -591,6 +591,18 @@ impl CanvasEngine {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Work a pass would do now besides the feed: user updates not yet applied, and journeys
+    /// due (a Delay or window ended, or an update was applied). Zero means the engine is idle.
+    pub fn outstanding(&self, now: DateTime<Utc>) -> Result<i64, EngineError> {
+        let conn = self.conn()?;
+        Ok(conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM canvas_pending_updates)
+                  + (SELECT COUNT(*) FROM canvas_journeys WHERE status = 'active' AND wake_at <= ?1)",
+            [millis(now)],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Pending user updates not yet applied (for tests and status).
     pub fn pending_updates(&self) -> Result<i64, EngineError> {
         let conn = self.conn()?;

@@ -277,11 +277,12 @@ async fn lead_scoring_moves_exactly_the_users_above_the_threshold_to_mql_once() 
     h.leads(&users, json!({"lead_stage": "Lead", "lead_score": 0}))
         .await;
     assert_eq!(h.emulator.lead_count(), 100);
-    let yaml = include_str!("../lead-scoring-canvas.yaml");
-    let canvas = h
-        .engine()
-        .save_canvas(serde_norway::from_str(yaml).expect("yaml"))
-        .expect("canvas saves");
+    let yaml = include_str!("../../../examples/salesforce-sales-cloud/lead-scoring-canvas.yaml");
+    let mut doc: Json = serde_norway::from_str(yaml).expect("yaml");
+    if let Json::Object(m) = &mut doc {
+        m.remove("kind");
+    }
+    let canvas = h.engine().save_canvas(spec(doc)).expect("canvas saves");
     // Scores around the threshold (> 50): 1..=100.
     for chunk in users.chunks(50) {
         let attributes: Vec<Json> = chunk

@@ -1,4 +1,5 @@
-//! `leadwire apply DIR`: webhook templates, credential references and campaigns as YAML files.
+//! `leadwire apply DIR`: webhook templates, credential references, campaigns and Canvases as YAML
+//! files.
 //!
 //! Every `*.yaml` / `*.yml` file in the directory (sorted by name) holds one or more documents
 //! separated by `---`, each with a `kind`:
@@ -18,6 +19,10 @@
 //! kind: campaign              # leadwire_campaigns::CampaignSpec
 //! name: New lead
 //! ...
+//! ---
+//! kind: canvas                # leadwire_canvas::CanvasSpec (graph checked on load)
+//! name: Lead Scoring Canvas
+//! ...
 //! ```
 //!
 //! `${env:NAME}` is replaced by the environment variable before parsing, so the same files work
@@ -27,6 +32,7 @@
 use std::path::{Path, PathBuf};
 
 use leadwire_campaigns::CampaignSpec;
+use leadwire_canvas::CanvasSpec;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -82,6 +88,7 @@ pub struct Bundle {
     /// Template definitions in the REST API's JSON shape (checked when saved).
     pub templates: Vec<(PathBuf, Json)>,
     pub campaigns: Vec<(PathBuf, CampaignSpec)>,
+    pub canvases: Vec<(PathBuf, CanvasSpec)>,
 }
 
 /// Replaces `${env:NAME}` using `env`; an unset variable is an error naming its line.
@@ -261,15 +268,35 @@ pub fn load_file(
                     ));
                 }
             },
+            Some("canvas") => match serde_json::from_value::<CanvasSpec>(Json::Object(map)) {
+                Ok(spec) => match spec.compile() {
+                    Ok(_) => bundle.canvases.push((file.to_path_buf(), spec)),
+                    Err(e) => errors.push(err(name_line, None, e.to_string())),
+                },
+                Err(e) => {
+                    let field = field_in(&e.to_string());
+                    errors.push(err(
+                        field
+                            .as_deref()
+                            .and_then(|f| line_of_key(&text, f))
+                            .or(name_line),
+                        field,
+                        format!("canvas '{name}': {e}"),
+                    ));
+                }
+            },
             Some(other) => errors.push(err(
                 line_of_key(&text, "kind"),
                 Some("kind".into()),
-                format!("unknown kind '{other}'; use webhook_template, credential or campaign"),
+                format!(
+                    "unknown kind '{other}'; use webhook_template, credential, campaign or canvas"
+                ),
             )),
             None => errors.push(err(
                 name_line,
                 Some("kind".into()),
-                "every document needs a 'kind': webhook_template, credential or campaign".into(),
+                "every document needs a 'kind': webhook_template, credential, campaign or canvas"
+                    .into(),
             )),
         }
     }

@@ -23,6 +23,13 @@ fn the_worked_example_loads() {
     assert_eq!(bundle.credentials.len(), 1);
     assert_eq!(bundle.templates.len(), 3);
     assert_eq!(bundle.campaigns.len(), 1);
+    let mut canvases: Vec<&str> = bundle
+        .canvases
+        .iter()
+        .map(|(_, c)| c.name.as_str())
+        .collect();
+    canvases.sort();
+    assert_eq!(canvases, ["Lead Score Points", "Lead Scoring Canvas"]);
     assert_eq!(
         bundle.campaigns[0].1.template,
         "Salesforce Sales Cloud > Create Lead"

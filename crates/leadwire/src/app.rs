@@ -103,7 +103,8 @@ impl App {
         self.webhooks.stop().await;
     }
 
-    /// Saves every credential, template (created or updated by name) and campaign of a bundle.
+    /// Saves every credential, template (created or updated by name), campaign and Canvas of a
+    /// bundle.
     /// Returns one line per object saved.
     pub async fn apply(&self, bundle: Bundle) -> anyhow::Result<Vec<String>> {
         let mut done = Vec::new();
@@ -164,11 +165,20 @@ impl App {
                 .with_context(|| format!("{}: campaign '{name}'", file.display()))?;
             done.push(format!("campaign '{name}'"));
         }
+        for (file, spec) in bundle.canvases {
+            let name = spec.name.clone();
+            let canvases = self.canvases.clone();
+            tokio::task::spawn_blocking(move || canvases.save_canvas(spec))
+                .await?
+                .with_context(|| format!("{}: canvas '{name}'", file.display()))?;
+            done.push(format!("canvas '{name}'"));
+        }
         Ok(done)
     }
 
-    /// Waits until the campaign engine consumed the trigger feed and no send is queued or in
-    /// flight (sends scheduled later by a rate limit excepted), or `timeout` passes.
+    /// Waits until the campaign and Canvas engines consumed the trigger feed, no Canvas work is
+    /// due and no send is queued or in flight (sends scheduled later by a rate limit or waiting
+    /// journeys excepted), or `timeout` passes.
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<bool> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -180,10 +190,18 @@ impl App {
                 .map_or(0, |t| t.seq);
             let engine = self.engine.clone();
             let position = tokio::task::spawn_blocking(move || engine.position()).await??;
+            let canvases = self.canvases.clone();
+            let (canvas_position, pending) = tokio::task::spawn_blocking(move || {
+                Ok::<_, leadwire_canvas::EngineError>((
+                    canvases.position()?,
+                    canvases.outstanding(chrono::Utc::now())?,
+                ))
+            })
+            .await??;
             let counts = self.webhooks.job_counts().await?;
             let busy = counts.get("in_flight").copied().unwrap_or(0)
                 + counts.get("queued").copied().unwrap_or(0);
-            if position >= feed_end && busy == 0 {
+            if position >= feed_end && canvas_position >= feed_end && pending == 0 && busy == 0 {
                 return Ok(true);
             }
             if std::time::Instant::now() > deadline {

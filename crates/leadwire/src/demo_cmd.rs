@@ -86,8 +86,8 @@ pub struct DemoArgs {
 /// without an email (no lead), and the first one again (no second lead).
 fn demo_users() -> Vec<serde_json::Value> {
     vec![
-        json!({"external_id": "demo-1", "first_name": "José", "last_name": "Müller", "email": "jose@example.com", "company": "Acme Portugal", "lead_score": 12}),
-        json!({"external_id": "demo-2", "first_name": "민준", "last_name": "김", "email": "minjun@example.kr", "company": "리드와이어 주식회사", "lead_score": 30}),
+        json!({"external_id": "demo-1", "first_name": "José", "last_name": "Müller", "email": "jose@example.com", "company": "Acme Portugal", "lead_score": 12, "lead_stage": "Lead"}),
+        json!({"external_id": "demo-2", "first_name": "민준", "last_name": "김", "email": "minjun@example.kr", "company": "리드와이어 주식회사", "lead_score": 30, "lead_stage": "Lead"}),
         json!({"external_id": "demo-3", "first_name": "Ana", "last_name": "Souza", "email": "ana@example.com.br"}),
         json!({"external_id": "demo-4", "first_name": "Lena", "last_name": "Vogel", "company": "Vogel GmbH"}),
         json!({"external_id": "demo-1", "email": "jose@example.com"}),
@@ -188,7 +188,29 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             response.text().await.unwrap_or_default()
         );
     }
-    let settled = app.settle(Duration::from_secs(60)).await?;
+    let mut settled = app.settle(Duration::from_secs(60)).await?;
+
+    // 4b. Engagement events: the Lead Score Points Canvas adds 25 points per event, and the Lead
+    // Scoring Canvas moves whoever crosses 50 to MQL and updates their Salesforce lead.
+    // demo-1 (12) goes to 37 and stays a Lead; demo-2 (30) goes to 55 and becomes an MQL.
+    let events = json!({"events": [
+        {"external_id": "demo-1", "name": "webinar_registered", "time": chrono::Utc::now().to_rfc3339()},
+        {"external_id": "demo-2", "name": "pricing_page_viewed", "time": chrono::Utc::now().to_rfc3339()}
+    ]});
+    let response = http
+        .post(format!("{}/users/track", api.url()))
+        .bearer_auth(&key)
+        .json(&events)
+        .send()
+        .await
+        .context("POST /users/track")?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "/users/track answered {}: {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    );
+    settled &= app.settle(Duration::from_secs(60)).await?;
 
     // 5. What happened.
     let failures = app
@@ -216,6 +238,8 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             lead["Company"].as_str().unwrap_or("")
         );
     }
+    let mql = leads.iter().filter(|l| l["Lead_Stage__c"] == "MQL").count();
+    println!("  leads moved to MQL                {mql}");
     println!("  failures                          {}", failures.len());
     for f in &failures {
         println!("    user {}: {}", f.user_id, f.message);

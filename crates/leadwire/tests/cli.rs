@@ -119,6 +119,11 @@ fn demo_runs_the_worked_example_against_the_emulator() {
             && stdout.contains("REQUIRED_FIELD_MISSING"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("canvas 'Lead Scoring Canvas'")
+            && stdout.contains("leads moved to MQL                1"),
+        "events raise demo-2's score past 50; only that lead becomes an MQL:\n{stdout}"
+    );
 }
 
 #[test]
