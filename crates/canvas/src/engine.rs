@@ -1,11 +1,13 @@
 //! The Canvas engine: every user's journey through every Canvas, durable in leadwire's SQLite file.
 //!
-//! A pass is one IMMEDIATE transaction: it reads the trigger feed after its stored position
-//! (consumer `canvases` in `feed_positions`), enters users, marks exception events, completes
-//! Action Paths, wakes journeys whose Delay or window is due, moves each journey with the pure
-//! [`crate::journey::advance`], enqueues the webhooks of Message steps, and saves the journeys and the
-//! new position, all together. A trigger is therefore consumed once and a step's webhook enqueued
-//! once, across crashes and restarts; a Delay fires once because its end is stored on the journey.
+//! A pass is one IMMEDIATE transaction: it reads the trigger feed after its stored position (its
+//! own `canvas_feed_position` table, so it does not depend on the campaign engine's
+//! `feed_positions` or on which engine opened the file first), enters users, marks exception
+//! events, completes Action Paths, wakes journeys whose Delay or window is due, moves each journey
+//! with the pure [`crate::journey::advance`], enqueues the webhooks of Message steps, and saves the
+//! journeys and the new position, all together. A trigger is therefore consumed once and a step's
+//! webhook enqueued once, across crashes and restarts; a Delay fires once because its end is stored
+//! on the journey.
 //!
 //! User Update steps: profile writes go only through the store's writer ([`Store::track`] with
 //! [`ChangeSource::CanvasUserUpdate`]), which is not part of this transaction. So the pass records the
@@ -80,11 +82,11 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         count INTEGER NOT NULL,
         PRIMARY KEY (canvas_id, step_id, kind)
     );
-    CREATE TABLE IF NOT EXISTS feed_positions (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS canvas_feed_position (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     "#,
 )];
 
-/// The feed consumer's name in `feed_positions`.
+/// The feed consumer's name in `canvas_feed_position`.
 const CONSUMER: &str = "canvases";
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +211,8 @@ impl CanvasEngine {
             )?;
             tx.commit()?;
         }
+        // Also for files migrated before the table was part of version 1.
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS canvas_feed_position (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")?;
         Ok(CanvasEngine {
             conn: Mutex::new(conn),
             store,
@@ -364,7 +368,7 @@ impl CanvasEngine {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let position: i64 = tx
             .query_row(
-                "SELECT seq FROM feed_positions WHERE consumer = ?1",
+                "SELECT seq FROM canvas_feed_position WHERE consumer = ?1",
                 [CONSUMER],
                 |r| r.get(0),
             )
@@ -443,7 +447,7 @@ impl CanvasEngine {
         }
         if let Some(last) = triggers.last().map(|t| t.seq) {
             tx.execute(
-                "INSERT INTO feed_positions (consumer, seq) VALUES (?1, ?2) ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq",
+                "INSERT INTO canvas_feed_position (consumer, seq) VALUES (?1, ?2) ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq",
                 params![CONSUMER, last],
             )?;
         }
@@ -544,7 +548,7 @@ impl CanvasEngine {
         let conn = self.conn()?;
         Ok(conn
             .query_row(
-                "SELECT seq FROM feed_positions WHERE consumer = ?1",
+                "SELECT seq FROM canvas_feed_position WHERE consumer = ?1",
                 [CONSUMER],
                 |r| r.get(0),
             )

@@ -589,3 +589,19 @@ async fn saving_checks_the_graph_and_the_templates() {
     assert!(err.contains("cycle without a Delay"), "{err}");
     assert!(h.engine().canvases().expect("list").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_engine_may_open_a_fresh_file_first() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("leadwire.db");
+    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
+    let _webhooks = WebhookService::open(WebhookConfig::new(&db), store.clone())
+        .await
+        .expect("webhooks");
+    let canvas = CanvasEngine::open(&db, store.clone()).expect("canvas engine first");
+    let campaigns = CampaignEngine::open(&db).expect("then the campaign engine");
+    assert_eq!(canvas.position().expect("position"), 0);
+    assert_eq!(campaigns.position().expect("position"), 0);
+    drop(canvas);
+    CanvasEngine::open(&db, store).expect("reopens");
+}
