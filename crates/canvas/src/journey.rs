@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use leadwire_liquid::{Context, Outcome, Template};
+use leadwire_profiles::track::MAX_ARRAY_ITEMS;
 use leadwire_profiles::{Profile, STANDARD_ATTRIBUTES, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
@@ -229,10 +230,12 @@ pub fn advance(
                     attributes,
                     increments,
                     remove,
+                    arrays,
                     next: n,
                 } => {
                     let ctx = liquid_context(canvas, journey, profile, now);
-                    if let Some(ops) = resolve_update(attributes, increments, remove, profile, &ctx)
+                    if let Some(ops) =
+                        resolve_update(attributes, increments, remove, arrays, profile, &ctx)
                     {
                         effects.push(Effect::UserUpdate {
                             step_id: canvas.spec.steps[i].id.clone(),
@@ -367,6 +370,7 @@ fn resolve_update(
     attributes: &[(String, Json, Option<std::sync::Arc<Template>>)],
     increments: &[(String, f64)],
     remove: &[String],
+    arrays: &[(String, Vec<Json>, Vec<Json>)],
     profile: &Profile,
     ctx: &Context,
 ) -> Option<Vec<(String, UpdateOp)>> {
@@ -402,6 +406,23 @@ fn resolve_update(
     }
     for name in remove {
         ops.push((name.clone(), UpdateOp::Remove));
+    }
+    // As `/users/track` edits a simple array: remove, then add (moving a present value to the
+    // end), keeping the newest values up to Braze's cap.
+    for (name, add, del) in arrays {
+        let mut items = match attribute(profile, name) {
+            Some(Json::Array(a)) => a.clone(),
+            None | Some(Json::Null) => Vec::new(),
+            Some(other) => vec![other.clone()],
+        };
+        items.retain(|i| !del.contains(i));
+        for a in add {
+            items.retain(|i| i != a);
+            items.push(a.clone());
+        }
+        let drop = items.len().saturating_sub(MAX_ARRAY_ITEMS);
+        items.drain(..drop);
+        ops.push((name.clone(), UpdateOp::Set(Json::Array(items))));
     }
     Some(ops)
 }

@@ -109,6 +109,9 @@ pub enum StepKind {
         increments: Map<String, Json>,
         #[serde(default)]
         remove: Vec<String>,
+        /// Simple arrays: values to add and to remove (as `/users/track`'s `add` / `remove`).
+        #[serde(default)]
+        arrays: Map<String, Json>,
         #[serde(default)]
         next: Option<String>,
     },
@@ -250,6 +253,8 @@ pub enum Step {
         )>,
         increments: Vec<(String, f64)>,
         remove: Vec<String>,
+        /// Attribute, values to add, values to remove.
+        arrays: Vec<(String, Vec<Json>, Vec<Json>)>,
         next: Option<usize>,
     },
     Webhook {
@@ -476,9 +481,14 @@ impl CanvasSpec {
                     attributes,
                     increments,
                     remove,
+                    arrays,
                     next: n,
                 } => {
-                    if attributes.is_empty() && increments.is_empty() && remove.is_empty() {
+                    if attributes.is_empty()
+                        && increments.is_empty()
+                        && remove.is_empty()
+                        && arrays.is_empty()
+                    {
                         return Err(step_err(id, "a User Update step changes nothing".into()));
                     }
                     let mut attrs = Vec::new();
@@ -501,10 +511,34 @@ impl CanvasSpec {
                         };
                         incs.push((k.clone(), by));
                     }
+                    let mut edits = Vec::new();
+                    for (k, v) in arrays {
+                        let list = |key: &str| -> Result<Vec<Json>, CanvasError> {
+                            match v.get(key) {
+                                None | Some(Json::Null) => Ok(Vec::new()),
+                                Some(Json::Array(items)) => Ok(items.clone()),
+                                Some(other) => Err(step_err(
+                                    id,
+                                    format!("arrays.{k}.{key} must be a list, got {other}"),
+                                )),
+                            }
+                        };
+                        let unknown = v
+                            .as_object()
+                            .map(|o| o.keys().any(|key| key != "add" && key != "remove"));
+                        if unknown != Some(false) {
+                            return Err(step_err(
+                                id,
+                                format!("arrays.{k} takes only 'add' and 'remove' lists"),
+                            ));
+                        }
+                        edits.push((k.clone(), list("add")?, list("remove")?));
+                    }
                     Step::UserUpdate {
                         attributes: attrs,
                         increments: incs,
                         remove: remove.clone(),
+                        arrays: edits,
                         next: next(n)?,
                     }
                 }

@@ -273,6 +273,43 @@ fn user_update_resolves_increments_to_absolute_values_and_stops_until_applied() 
 }
 
 #[test]
+fn user_update_edits_simple_arrays_like_users_track() {
+    let c = canvas(json!([
+        {"id": "u", "type": "user_update", "arrays": {
+            "interests": {"add": ["pricing", "webinars"], "remove": ["newsletter"]},
+            "fresh": {"add": [1]}
+        }}
+    ]));
+    let mut j = enter(&c, t0(), None);
+    let out = advance(
+        &c,
+        &mut j,
+        &profile(json!({"interests": ["webinars", "newsletter", "blog"]})),
+        t0(),
+        None,
+    );
+    assert_eq!(out.status, Status::Exited(ExitReason::Completed));
+    assert_eq!(
+        out.effects,
+        vec![Effect::UserUpdate {
+            step_id: "u".into(),
+            ops: vec![
+                (
+                    "interests".into(),
+                    UpdateOp::Set(json!(["blog", "pricing", "webinars"]))
+                ),
+                ("fresh".into(), UpdateOp::Set(json!([1]))),
+            ]
+        }]
+    );
+    assert!(
+        try_canvas(json!([{"id": "u", "type": "user_update", "arrays": {"x": {"append": [1]}}}]))
+            .err()
+            .is_some_and(|e| e.contains("step 'u'"))
+    );
+}
+
+#[test]
 fn an_aborted_user_update_changes_nothing_and_advances() {
     let c = canvas(json!([
         {"id": "u", "type": "user_update", "attributes": {"x": "{% abort_message('no') %}"}, "next": "after"},
