@@ -37,9 +37,10 @@ use serde_json::{Value as Json, json};
 use crate::journey::{self, Advanced, Effect, Journey, Status, UpdateOp, Wait};
 use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, StepKind};
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE canvases (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -84,7 +85,19 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE TABLE IF NOT EXISTS canvas_feed_position (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    CREATE TABLE canvas_hourly_entries (
+        canvas_id TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        entries INTEGER NOT NULL,
+        PRIMARY KEY (canvas_id, hour)
+    );
+    "#,
+    ),
+];
 
 /// The feed consumer's name in `canvas_feed_position`.
 const CONSUMER: &str = "canvases";
@@ -139,6 +152,8 @@ pub struct PassReport {
     pub updates_recorded: usize,
     pub updates_applied: usize,
     pub exits: usize,
+    /// Entries dropped by the Canvas's hourly entry limit.
+    pub limited: usize,
 }
 
 impl PassReport {
@@ -155,6 +170,7 @@ impl PassReport {
         self.updates_recorded += other.updates_recorded;
         self.updates_applied += other.updates_applied;
         self.exits += other.exits;
+        self.limited += other.limited;
     }
 }
 
@@ -706,6 +722,27 @@ impl Pass<'_, '_> {
             self.now,
         ) {
             return Ok(());
+        }
+        if let Some(limit) = canvas.spec.entry.max_entries_per_hour {
+            let hour = self.now.timestamp().div_euclid(3600);
+            let so_far: i64 = self
+                .tx
+                .prepare_cached(
+                    "SELECT entries FROM canvas_hourly_entries WHERE canvas_id = ?1 AND hour = ?2",
+                )?
+                .query_row(params![canvas_id, hour], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if so_far as u64 >= limit {
+                self.report.limited += 1;
+                return Ok(());
+            }
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO canvas_hourly_entries (canvas_id, hour, entries) VALUES (?1, ?2, 1)
+                     ON CONFLICT(canvas_id, hour) DO UPDATE SET entries = entries + 1",
+                )?
+                .execute(params![canvas_id, hour])?;
         }
         self.tx
             .prepare_cached(

@@ -55,6 +55,10 @@ pub struct EntrySpec {
     /// Re-entry: absent means a user enters once; `0` lets them re-enter at once (lead scoring).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reentry_seconds: Option<u64>,
+    /// "Limit entrance volume": for action-based and API-triggered Canvases Braze applies the
+    /// limit per UTC hour; entries beyond it are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries_per_hour: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -605,3 +605,48 @@ async fn either_engine_may_open_a_fresh_file_first() {
     drop(canvas);
     CanvasEngine::open(&db, store).expect("reopens");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_limited_per_utc_hour() {
+    let h = harness().await;
+    let users: Vec<String> = (0..5).map(|i| format!("l{i}")).collect();
+    h.leads(&users, json!({})).await;
+    let canvas = h
+        .engine()
+        .save_canvas(spec(json!({
+            "name": "Limited", "status": "active",
+            "entry": {"triggers": [{"type": "custom_event", "name": "visit"}], "max_entries_per_hour": 3, "reentry_seconds": 0},
+            "steps": [{"id": "set", "type": "user_update", "attributes": {"entered": true}}]
+        })))
+        .expect("saves");
+    // Sent at the start of a UTC hour, so the five entries fall in one hour.
+    let hour = h.now().timestamp().div_euclid(3600);
+    let start = DateTime::from_timestamp((hour + 1) * 3600, 0).unwrap_or_default();
+    h.advance_clock(start - h.now());
+    let events: Vec<Json> = users
+        .iter()
+        .map(|u| json!({"external_id": u, "name": "visit", "time": "2026-01-01T00:00:00Z"}))
+        .collect();
+    h.track(json!({"events": events})).await;
+    h.settle().await;
+    assert_eq!(entered(&h, &users).await, 3, "three entries in this hour");
+    assert_eq!(h.engine().journeys(&canvas.id).expect("journeys").len(), 3);
+    // The next hour has room again.
+    h.advance_clock(chrono::Duration::hours(1));
+    h.track(
+        json!({"events": [{"external_id": "l3", "name": "visit", "time": "2026-01-01T00:00:00Z"}]}),
+    )
+    .await;
+    h.settle().await;
+    assert_eq!(h.engine().journeys(&canvas.id).expect("journeys").len(), 4);
+}
+
+async fn entered(h: &Harness, users: &[String]) -> usize {
+    let mut n = 0;
+    for u in users {
+        if h.profile(u).await.custom.get("entered") == Some(&json!(true)) {
+            n += 1;
+        }
+    }
+    n
+}
