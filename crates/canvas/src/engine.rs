@@ -332,48 +332,56 @@ impl CanvasEngine {
                 .collect::<Result<_, _>>()?
         };
         let mut applied = 0;
-        for (id, journey_id, braze_id, ops) in pending {
-            let ops = decode_ops(&ops)?;
-            let object = AttributeObject {
-                index: 0,
-                identifier: Identifier::BrazeId(braze_id),
-                update_existing_only: true,
-                merge_objects: false,
-                ops: ops
-                    .into_iter()
-                    .map(|(k, op)| {
-                        (
-                            k,
-                            match op {
-                                UpdateOp::Set(v) => AttrOp::Set(v),
-                                UpdateOp::Remove => AttrOp::Remove,
-                            },
-                        )
-                    })
-                    .collect(),
-            };
+        // Up to 75 updates per store request (the /users/track cap), then one transaction that
+        // deletes their rows and releases their journeys.
+        for chunk in pending.chunks(75) {
+            let mut attributes = Vec::with_capacity(chunk.len());
+            for (index, (_, _, braze_id, ops)) in chunk.iter().enumerate() {
+                attributes.push(AttributeObject {
+                    index,
+                    identifier: Identifier::BrazeId(braze_id.clone()),
+                    update_existing_only: true,
+                    merge_objects: false,
+                    ops: decode_ops(ops)?
+                        .into_iter()
+                        .map(|(k, op)| {
+                            (
+                                k,
+                                match op {
+                                    UpdateOp::Set(v) => AttrOp::Set(v),
+                                    UpdateOp::Remove => AttrOp::Remove,
+                                },
+                            )
+                        })
+                        .collect(),
+                });
+            }
             let result = self
                 .store
                 .track(
                     ParsedTrack {
-                        attributes: vec![object],
+                        attributes,
                         ..ParsedTrack::default()
                     },
                     ChangeSource::CanvasUserUpdate,
                 )
                 .await?;
             for e in &result.errors {
-                tracing::warn!(journey_id, error = %e.message, "canvas user update rejected");
+                let journey_id = chunk.get(e.index).map(|p| p.1);
+                tracing::warn!(?journey_id, error = %e.message, "canvas user update rejected");
             }
             let mut conn = self.conn()?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM canvas_pending_updates WHERE id = ?1", [id])?;
-            tx.execute(
-                "UPDATE canvas_journeys SET status = 'active', wake_at = ?2 WHERE id = ?1 AND status = 'updating'",
-                params![journey_id, millis(now)],
-            )?;
+            for (id, journey_id, _, _) in chunk {
+                tx.prepare_cached("DELETE FROM canvas_pending_updates WHERE id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached(
+                    "UPDATE canvas_journeys SET status = 'active', wake_at = ?2 WHERE id = ?1 AND status = 'updating'",
+                )?
+                .execute(params![journey_id, millis(now)])?;
+            }
             tx.commit()?;
-            applied += 1;
+            applied += chunk.len();
         }
         Ok(applied)
     }
