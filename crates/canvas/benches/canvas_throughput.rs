@@ -123,16 +123,18 @@ async fn main() {
     let t = Instant::now();
     let mut steps = 0;
     let mut entries = 0;
+    let mut end = feed_end;
     loop {
         let report = canvases.pass().await.expect("pass");
         steps += report.steps + report.entries;
         entries += report.entries;
-        let end = store
-            .triggers_after(0, usize::MAX / 2)
+        // The feed grows as User Updates apply; read only what is new.
+        end = store
+            .triggers_after(end, usize::MAX / 2)
             .await
             .expect("feed")
             .last()
-            .map_or(0, |t| t.seq);
+            .map_or(end, |t| t.seq);
         if report.idle()
             && canvases.position().expect("position") >= end
             && canvases
