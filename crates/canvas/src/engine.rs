@@ -35,7 +35,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde_json::{Value as Json, json};
 
 use crate::journey::{self, Advanced, Effect, Journey, Status, UpdateOp, Wait};
-use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, StepKind};
+use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, Step, StepKind};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -424,20 +424,33 @@ impl CanvasEngine {
             for id in &ids {
                 let canvas = &canvases[*id];
                 let exit = canvas.exit_event(&record.trigger);
+                // Braze: with ranking off, an action advances only the user's earliest entry
+                // waiting in Action Paths; the others keep waiting (journeys come oldest first).
+                let mut action_taken = false;
                 for row in pass.active_journeys(id, &record.braze_id)? {
                     let mut journey = row.journey;
                     if exit {
                         journey.exit_requested = true;
                     }
                     if matches!(journey.wait, Some(Wait::Actions { .. })) {
-                        pass.advance(
-                            id,
-                            canvas,
-                            Some(row.id),
-                            &record.braze_id,
-                            journey,
-                            Some(&record.trigger),
-                        )?;
+                        let unranked_hit = match canvas
+                            .step_index(&journey.step)
+                            .and_then(|i| canvas.steps.get(i))
+                        {
+                            Some(Step::ActionPaths {
+                                ranked: false,
+                                groups,
+                                ..
+                            }) => groups.iter().any(|(m, _)| m.matches(&record.trigger)),
+                            _ => false,
+                        };
+                        let trigger = if unranked_hit && action_taken {
+                            None
+                        } else {
+                            action_taken |= unranked_hit;
+                            Some(&record.trigger)
+                        };
+                        pass.advance(id, canvas, Some(row.id), &record.braze_id, journey, trigger)?;
                     } else if exit {
                         pass.save_state(row.id, &journey)?;
                     }

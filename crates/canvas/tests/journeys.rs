@@ -650,3 +650,66 @@ async fn entered(h: &Harness, users: &[String]) -> usize {
     }
     n
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_webhook_advances_the_user_and_unranked_actions_advance_the_earliest_entry() {
+    let h = harness().await;
+    h.leads(&["w1".to_string()], json!({})).await;
+    let base = h.emulator.https_url().expect("https");
+    h.service
+        .create_template(
+            TemplateDefinition::from_json(&json!({
+                "name": "Aborts",
+                "url": format!("{base}/services/data/v60.0/sobjects/Lead/x"),
+                "method": "PATCH",
+                "body": "{% abort_message('not at threshold') %}",
+                "headers": {"Content-Type": "application/json"}
+            }))
+            .expect("definition"),
+        )
+        .await
+        .expect("template");
+    let canvas = h
+        .engine()
+        .save_canvas(spec(json!({
+            "name": "Abort then act", "status": "active",
+            "entry": {"triggers": [{"type": "custom_event", "name": "start"}], "reentry_seconds": 0},
+            "steps": [
+                {"id": "gate", "type": "webhook", "template": "Aborts", "next": "paths"},
+                {"id": "paths", "type": "action_paths", "window_seconds": 3600, "groups": [
+                    {"name": "Clicked", "trigger": {"type": "custom_event", "name": "click"}, "next": "clicked"}
+                ]},
+                {"id": "clicked", "name": "Clicked", "type": "webhook", "template": "Stage from step"}
+            ]
+        })))
+        .expect("saves");
+    // Two entries (re-entry 0 s), both past the aborted message and waiting for the action.
+    for _ in 0..2 {
+        h.track(json!({"events": [{"external_id": "w1", "name": "start", "time": "2026-01-01T00:00:00Z"}]})).await;
+        h.settle().await;
+    }
+    let counts = h.service.job_counts().await.expect("counts");
+    assert_eq!(counts.get("aborted").copied(), Some(2), "{counts:?}");
+    let waiting = |h: &Harness| {
+        h.engine()
+            .journeys(&canvas.id)
+            .expect("journeys")
+            .into_iter()
+            .filter(|j| j.status == "active")
+            .map(|j| j.id)
+            .collect::<Vec<_>>()
+    };
+    let before = waiting(&h);
+    assert_eq!(before.len(), 2, "the abort advanced both entries");
+    h.track(
+        json!({"events": [{"external_id": "w1", "name": "click", "time": "2026-01-01T00:00:00Z"}]}),
+    )
+    .await;
+    h.settle().await;
+    assert_eq!(h.stage("w1").await, json!("Clicked"));
+    assert_eq!(
+        waiting(&h),
+        vec![before[1]],
+        "only the earliest entry advanced"
+    );
+}
