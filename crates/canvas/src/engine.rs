@@ -432,7 +432,9 @@ impl CanvasEngine {
                     if exit {
                         journey.exit_requested = true;
                     }
-                    if matches!(journey.wait, Some(Wait::Actions { .. })) {
+                    // A journey waiting for its User Update only takes the exit flag.
+                    if row.status == "active" && matches!(journey.wait, Some(Wait::Actions { .. }))
+                    {
                         let unranked_hit = match canvas
                             .step_index(&journey.step)
                             .and_then(|i| canvas.steps.get(i))
@@ -467,7 +469,9 @@ impl CanvasEngine {
         let due: Vec<(i64, String, String, String)> = tx
             .prepare_cached(
                 "SELECT id, canvas_id, braze_id, state FROM canvas_journeys
-                 WHERE status = 'active' AND wake_at <= ?1 ORDER BY wake_at, id LIMIT ?2",
+                 WHERE status = 'active' AND wake_at <= ?1
+                   AND canvas_id IN (SELECT id FROM canvases WHERE status = 'active')
+                 ORDER BY wake_at, id LIMIT ?2",
             )?
             .query_map(params![millis(now), max as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -686,24 +690,27 @@ impl Pass<'_, '_> {
         Ok(Some(profile))
     }
 
+    /// The user's journeys in the Canvas that have not exited (waiting, or waiting for an update).
     fn active_journeys(
         &self,
         canvas_id: &str,
         braze_id: &str,
     ) -> Result<Vec<JourneyRow>, EngineError> {
-        let rows: Vec<(i64, String)> = self
+        let rows: Vec<(i64, String, String)> = self
             .tx
             .prepare_cached(
-                "SELECT id, state FROM canvas_journeys WHERE canvas_id = ?1 AND braze_id = ?2 AND status = 'active' ORDER BY id",
+                "SELECT id, state, status FROM canvas_journeys WHERE canvas_id = ?1 AND braze_id = ?2 AND status IN ('active', 'updating') ORDER BY id",
             )?
-            .query_map(params![canvas_id, braze_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![canvas_id, braze_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
-            .map(|(id, state)| {
+            .map(|(id, state, status)| {
                 Ok(JourneyRow {
                     id,
                     braze_id: braze_id.to_string(),
-                    status: "active".into(),
+                    status,
                     exit_reason: None,
                     journey: decode_journey(id, &state)?,
                 })
