@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use leadwire_campaigns::eligible;
 use leadwire_profiles::track::AttrOp;
-use leadwire_profiles::{AttributeObject, Identifier, ParsedTrack, Profile};
+use leadwire_profiles::{AttributeObject, Identifier, ParsedTrack, Profile, Trigger, parse_track};
 use leadwire_store::{ChangeSource, Store, shared};
 use leadwire_webhooks::{NewJob, RenderProperties, enqueue};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -95,6 +95,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         entries INTEGER NOT NULL,
         PRIMARY KEY (canvas_id, hour)
     );
+    "#,
+    ),
+    (
+        3,
+        r#"
+    ALTER TABLE canvas_pending_updates ADD COLUMN track TEXT;
+    ALTER TABLE canvas_pending_updates ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0;
     "#,
     ),
 ];
@@ -323,20 +330,33 @@ impl CanvasEngine {
 
     /// Applies recorded User Update steps through the store, then releases their journeys.
     pub async fn apply_pending(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
-        let pending: Vec<(i64, i64, String, String)> = {
+        type Row = (i64, i64, String, String, Option<String>, i64);
+        let pending: Vec<Row> = {
             let conn = self.conn()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT id, journey_id, braze_id, ops FROM canvas_pending_updates ORDER BY id LIMIT 1000",
+                "SELECT id, journey_id, braze_id, ops, track, feed_seq FROM canvas_pending_updates ORDER BY id LIMIT 1000",
             )?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<_, _>>()?
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?
         };
         let mut applied = 0;
         // Up to 75 updates per store request (the /users/track cap), then one transaction that
         // deletes their rows and releases their journeys.
         for chunk in pending.chunks(75) {
             let mut attributes = Vec::with_capacity(chunk.len());
-            for (index, (_, _, braze_id, ops)) in chunk.iter().enumerate() {
+            for (index, (_, _, braze_id, ops, _, _)) in chunk.iter().enumerate() {
+                if ops == "[]" {
+                    continue;
+                }
                 attributes.push(AttributeObject {
                     index,
                     identifier: Identifier::BrazeId(braze_id.clone()),
@@ -356,23 +376,32 @@ impl CanvasEngine {
                         .collect(),
                 });
             }
-            let result = self
-                .store
-                .track(
-                    ParsedTrack {
-                        attributes,
-                        ..ParsedTrack::default()
-                    },
-                    ChangeSource::CanvasUserUpdate,
-                )
-                .await?;
+            let result = if attributes.is_empty() {
+                leadwire_store::TrackResult::default()
+            } else {
+                self.store
+                    .track(
+                        ParsedTrack {
+                            attributes,
+                            ..ParsedTrack::default()
+                        },
+                        ChangeSource::CanvasUserUpdate,
+                    )
+                    .await?
+            };
             for e in &result.errors {
                 let journey_id = chunk.get(e.index).map(|p| p.1);
                 tracing::warn!(?journey_id, error = %e.message, "canvas user update rejected");
             }
+            for (_, journey_id, braze_id, _, track, feed_seq) in chunk {
+                if let Some(track) = track {
+                    self.apply_events(*journey_id, braze_id, track, *feed_seq)
+                        .await?;
+                }
+            }
             let mut conn = self.conn()?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (id, journey_id, _, _) in chunk {
+            for (id, journey_id, _, _, _, _) in chunk {
                 tx.prepare_cached("DELETE FROM canvas_pending_updates WHERE id = ?1")?
                     .execute([id])?;
                 tx.prepare_cached(
@@ -384,6 +413,68 @@ impl CanvasEngine {
             applied += chunk.len();
         }
         Ok(applied)
+    }
+
+    /// A JSON-editor update's events and purchases, exactly once: each is applied unless the feed
+    /// after the position recorded with the update already holds the trigger it raises from a
+    /// Canvas user update (a crash between the store's write and the row's removal).
+    async fn apply_events(
+        &self,
+        journey_id: i64,
+        braze_id: &str,
+        track: &str,
+        feed_seq: i64,
+    ) -> Result<(), EngineError> {
+        let Ok(Json::Object(mut body)) = serde_json::from_str::<Json>(track) else {
+            tracing::warn!(
+                journey_id,
+                "canvas user update events are not JSON; skipped"
+            );
+            return Ok(());
+        };
+        for key in ["events", "purchases"] {
+            if let Some(Json::Array(items)) = body.get_mut(key) {
+                for item in items.iter_mut() {
+                    if let Json::Object(o) = item {
+                        o.insert("braze_id".into(), Json::String(braze_id.to_string()));
+                        o.insert("_update_existing_only".into(), Json::Bool(true));
+                    }
+                }
+            }
+        }
+        let mut parsed = match parse_track(&Json::Object(body)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(journey_id, error = %e, "canvas user update events rejected");
+                return Ok(());
+            }
+        };
+        for e in &parsed.errors {
+            tracing::warn!(journey_id, error = %e.message, "canvas user update event rejected");
+        }
+        parsed.attributes.clear();
+        let done: Vec<Trigger> = {
+            let conn = self.conn()?;
+            shared::triggers_after(&conn, feed_seq, 100_000)?
+                .into_iter()
+                .filter(|t| t.braze_id == braze_id && t.source == ChangeSource::CanvasUserUpdate)
+                .map(|t| t.trigger)
+                .collect()
+        };
+        parsed
+            .events
+            .retain(|e| !done.contains(&Profile::event_trigger(e)));
+        parsed
+            .purchases
+            .retain(|p| !done.contains(&Profile::purchase_trigger(p)));
+        if parsed.events.is_empty() && parsed.purchases.is_empty() {
+            return Ok(());
+        }
+        parsed.errors.clear();
+        self.store
+            .track(parsed, ChangeSource::CanvasUserUpdate)
+            .await?;
+        Ok(())
     }
 
     /// The transactional part of a pass: up to `max` triggers and `max` due journeys.
@@ -412,6 +503,7 @@ impl CanvasEngine {
                 triggers: triggers.len(),
                 ..PassReport::default()
             },
+            feed_seq: triggers.last().map_or(position, |t| t.seq),
         };
         // A Canvas enters users on triggers raised after it was created, not on the feed's history.
         let created: HashMap<String, i64> = tx
@@ -540,6 +632,14 @@ impl CanvasEngine {
             now,
             profiles: HashMap::new(),
             report: PassReport::default(),
+            feed_seq: tx
+                .query_row(
+                    "SELECT seq FROM canvas_feed_position WHERE consumer = ?1",
+                    [CONSUMER],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0),
         };
         for r in recipients {
             let Some(profile) = shared::profile_by_identifier(&tx, &r.user)? else {
@@ -666,6 +766,8 @@ struct Pass<'t, 'c> {
     /// Profiles read in this transaction, with pending updates overlaid.
     profiles: HashMap<String, Profile>,
     report: PassReport,
+    /// The feed position every trigger raised by this pass's updates will come after.
+    feed_seq: i64,
 }
 
 impl Pass<'_, '_> {
@@ -867,12 +969,23 @@ impl Pass<'_, '_> {
                     self.report.webhooks += 1;
                     self.count(canvas_id, &step_id, "webhook")?;
                 }
-                Effect::UserUpdate { step_id, ops } => {
+                Effect::UserUpdate {
+                    step_id,
+                    ops,
+                    track,
+                } => {
                     self.tx
                         .prepare_cached(
-                            "INSERT INTO canvas_pending_updates (journey_id, braze_id, ops, created_at) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO canvas_pending_updates (journey_id, braze_id, ops, track, feed_seq, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         )?
-                        .execute(params![id, braze_id, encode_ops(&ops), now])?;
+                        .execute(params![
+                            id,
+                            braze_id,
+                            encode_ops(&ops),
+                            track.map(|t| t.to_string()),
+                            self.feed_seq,
+                            now
+                        ])?;
                     if let Some(p) = self.profiles.get_mut(braze_id) {
                         journey::overlay(p, &ops);
                     }

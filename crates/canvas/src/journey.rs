@@ -77,6 +77,8 @@ pub enum Effect {
     UserUpdate {
         step_id: String,
         ops: Vec<(String, UpdateOp)>,
+        /// Events and purchases from the JSON editor, `/users/track`-shaped, without identifiers.
+        track: Option<Json>,
     },
 }
 
@@ -231,15 +233,21 @@ pub fn advance(
                     increments,
                     remove,
                     arrays,
+                    json,
                     next: n,
                 } => {
                     let ctx = liquid_context(canvas, journey, profile, now);
-                    if let Some(ops) =
+                    let resolved =
                         resolve_update(attributes, increments, remove, arrays, profile, &ctx)
-                    {
+                            .and_then(|ops| match json {
+                                None => Some((ops, None)),
+                                Some(t) => resolve_json(t, &ctx, profile, ops),
+                            });
+                    if let Some((ops, track)) = resolved {
                         effects.push(Effect::UserUpdate {
                             step_id: canvas.spec.steps[i].id.clone(),
                             ops,
+                            track,
                         });
                         if let Some(status) = boundary(canvas, journey, *n, profile, now) {
                             return done(effects, status, steps);
@@ -394,15 +402,10 @@ fn resolve_update(
         ));
     }
     for (name, by) in increments {
-        let current = attribute(profile, name);
-        let sum = current.and_then(Json::as_f64).unwrap_or(0.0) + by;
-        let integral = current.is_none_or(|c| c.is_i64() || c.is_u64()) && by.fract() == 0.0;
-        let value = if integral && sum.abs() < 9.0e15 {
-            Json::from(sum as i64)
-        } else {
-            Json::from(sum)
-        };
-        ops.push((name.clone(), UpdateOp::Set(value)));
+        ops.push((
+            name.clone(),
+            UpdateOp::Set(add_number(attribute(profile, name), *by)),
+        ));
     }
     for name in remove {
         ops.push((name.clone(), UpdateOp::Remove));
@@ -410,21 +413,103 @@ fn resolve_update(
     // As `/users/track` edits a simple array: remove, then add (moving a present value to the
     // end), keeping the newest values up to Braze's cap.
     for (name, add, del) in arrays {
-        let mut items = match attribute(profile, name) {
-            Some(Json::Array(a)) => a.clone(),
-            None | Some(Json::Null) => Vec::new(),
-            Some(other) => vec![other.clone()],
-        };
-        items.retain(|i| !del.contains(i));
-        for a in add {
-            items.retain(|i| i != a);
-            items.push(a.clone());
-        }
-        let drop = items.len().saturating_sub(MAX_ARRAY_ITEMS);
-        items.drain(..drop);
-        ops.push((name.clone(), UpdateOp::Set(Json::Array(items))));
+        ops.push((
+            name.clone(),
+            UpdateOp::Set(edit_array(attribute(profile, name), add, del)),
+        ));
     }
     Some(ops)
+}
+
+/// The JSON editor: attributes become absolute operations like the other fields (an `inc`
+/// resolved against the profile, array `add` / `remove` applied), events and purchases are kept
+/// for the store. `None` when it aborted or did not render JSON (nothing is updated).
+fn resolve_json(
+    template: &Template,
+    ctx: &Context,
+    profile: &Profile,
+    mut ops: Vec<(String, UpdateOp)>,
+) -> Option<(Vec<(String, UpdateOp)>, Option<Json>)> {
+    let text = render(template, ctx)?;
+    let Json::Object(body) = serde_json::from_str::<Json>(&text).ok()? else {
+        return None;
+    };
+    // Later objects see earlier ones' values.
+    let mut view = profile.clone();
+    if let Some(Json::Array(objects)) = body.get("attributes") {
+        for object in objects {
+            let Json::Object(fields) = object else {
+                continue;
+            };
+            let mut these = Vec::new();
+            for (name, value) in fields {
+                if matches!(
+                    name.as_str(),
+                    "external_id" | "braze_id" | "user_alias" | "_update_existing_only"
+                ) {
+                    continue;
+                }
+                let current = attribute(&view, name);
+                let op = match value {
+                    Json::Null => UpdateOp::Remove,
+                    Json::Object(o)
+                        if o.len() == 1 && o.get("inc").is_some_and(Json::is_number) =>
+                    {
+                        let by = o.get("inc").and_then(Json::as_f64).unwrap_or(0.0);
+                        UpdateOp::Set(add_number(current, by))
+                    }
+                    Json::Object(o)
+                        if !o.is_empty() && o.keys().all(|k| k == "add" || k == "remove") =>
+                    {
+                        let list = |k: &str| match o.get(k) {
+                            Some(Json::Array(a)) => a.clone(),
+                            _ => Vec::new(),
+                        };
+                        UpdateOp::Set(edit_array(current, &list("add"), &list("remove")))
+                    }
+                    other => UpdateOp::Set(other.clone()),
+                };
+                these.push((name.clone(), op));
+            }
+            overlay(&mut view, &these);
+            ops.extend(these);
+        }
+    }
+    let mut track = serde_json::Map::new();
+    for key in ["events", "purchases"] {
+        if let Some(Json::Array(items)) = body.get(key)
+            && !items.is_empty()
+        {
+            track.insert(key.to_string(), Json::Array(items.clone()));
+        }
+    }
+    Some((ops, (!track.is_empty()).then_some(Json::Object(track))))
+}
+
+fn add_number(current: Option<&Json>, by: f64) -> Json {
+    let sum = current.and_then(Json::as_f64).unwrap_or(0.0) + by;
+    let integral = current.is_none_or(|c| c.is_i64() || c.is_u64()) && by.fract() == 0.0;
+    if integral && sum.abs() < 9.0e15 {
+        Json::from(sum as i64)
+    } else {
+        Json::from(sum)
+    }
+}
+
+fn edit_array(current: Option<&Json>, add: &[Json], del: &[Json]) -> Json {
+    let mut items = match current {
+        Some(Json::Array(a)) => a.clone(),
+        None | Some(Json::Null) => Vec::new(),
+        Some(other) => vec![other.clone()],
+    };
+    items.retain(|i| !del.contains(i));
+    for a in add {
+        items.retain(|i| i != a);
+        items.push(a.clone());
+    }
+    let drop = items.len().saturating_sub(MAX_ARRAY_ITEMS);
+    items.drain(..drop);
+    Json::Array(items)
 }
 
 fn attribute<'p>(profile: &'p Profile, name: &str) -> Option<&'p Json> {

@@ -116,6 +116,10 @@ pub enum StepKind {
         /// Simple arrays: values to add and to remove (as `/users/track`'s `add` / `remove`).
         #[serde(default)]
         arrays: Map<String, Json>,
+        /// Braze's advanced JSON editor: Liquid rendering to `{"attributes": [{...}], "events":
+        /// [...], "purchases": [...]}` without identifiers (leadwire adds the user's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        json: Option<String>,
         #[serde(default)]
         next: Option<String>,
     },
@@ -259,6 +263,7 @@ pub enum Step {
         remove: Vec<String>,
         /// Attribute, values to add, values to remove.
         arrays: Vec<(String, Vec<Json>, Vec<Json>)>,
+        json: Option<std::sync::Arc<leadwire_liquid::Template>>,
         next: Option<usize>,
     },
     Webhook {
@@ -486,12 +491,14 @@ impl CanvasSpec {
                     increments,
                     remove,
                     arrays,
+                    json,
                     next: n,
                 } => {
                     if attributes.is_empty()
                         && increments.is_empty()
                         && remove.is_empty()
                         && arrays.is_empty()
+                        && json.is_none()
                     {
                         return Err(step_err(id, "a User Update step changes nothing".into()));
                     }
@@ -543,6 +550,16 @@ impl CanvasSpec {
                         increments: incs,
                         remove: remove.clone(),
                         arrays: edits,
+                        json: match json {
+                            Some(src) if src.len() > 65_536 => {
+                                return Err(step_err(
+                                    id,
+                                    "the JSON editor holds at most 65,536 characters".into(),
+                                ));
+                            }
+                            Some(src) => Some(liquid(src)?),
+                            None => None,
+                        },
                         next: next(n)?,
                     }
                 }

@@ -299,13 +299,46 @@ fn user_update_edits_simple_arrays_like_users_track() {
                     UpdateOp::Set(json!(["blog", "pricing", "webinars"]))
                 ),
                 ("fresh".into(), UpdateOp::Set(json!([1]))),
-            ]
+            ],
+            track: None,
         }]
     );
     assert!(
         try_canvas(json!([{"id": "u", "type": "user_update", "arrays": {"x": {"append": [1]}}}]))
             .err()
             .is_some_and(|e| e.contains("step 'u'"))
+    );
+}
+
+#[test]
+fn the_json_editor_renders_liquid_and_resolves_attributes_to_absolute_values() {
+    let c = canvas(json!([
+        {"id": "u", "type": "user_update", "json": r#"{% assign t = 'now' | date: "%Y-%m-%dT%H:%M:%SZ" %}{"attributes": [{"lead_score": {"inc": {{canvas_entry_properties.${points}}}}, "tags": {"add": ["mql"]}, "source": "{{canvas_entry_properties.${source}}}"}, {"lead_score": {"inc": 1}}], "events": [{"name": "scored", "time": "{{t}}"}]}"#, "next": "w"},
+        hook("w", None)
+    ]));
+    let mut j = enter(&c, t0(), Some(json!({"points": 5, "source": "ads"})));
+    let out = advance(&c, &mut j, &profile(json!({"lead_score": 45})), t0(), None);
+    assert_eq!(out.status, Status::AwaitingUpdate);
+    let Some(Effect::UserUpdate { ops, track, .. }) = out.effects.first() else {
+        panic!("an update: {:?}", out.effects);
+    };
+    assert_eq!(
+        ops,
+        &vec![
+            ("lead_score".to_string(), UpdateOp::Set(json!(50))),
+            ("tags".to_string(), UpdateOp::Set(json!(["mql"]))),
+            ("source".to_string(), UpdateOp::Set(json!("ads"))),
+            ("lead_score".to_string(), UpdateOp::Set(json!(51))),
+        ]
+    );
+    let events = track.as_ref().map(|t| t["events"].clone());
+    assert_eq!(
+        events.as_ref().map(|e| e[0]["name"].clone()),
+        Some(json!("scored"))
+    );
+    assert!(
+        events.is_some_and(|e| e[0]["time"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "Liquid rendered the time"
     );
 }
 

@@ -713,3 +713,60 @@ async fn an_aborted_webhook_advances_the_user_and_unranked_actions_advance_the_e
         "only the earliest entry advanced"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_editor_logs_events_once_even_when_reapplied_after_a_crash() {
+    let h = harness().await;
+    h.leads(&["j1".to_string()], json!({})).await;
+    h.engine()
+        .save_canvas(spec(json!({
+            "name": "Upgrade", "status": "active",
+            "entry": {"triggers": [{"type": "custom_event", "name": "signup"}]},
+            "steps": [{"id": "u", "type": "user_update",
+                       "json": "{\"attributes\": [{\"plan\": \"{{canvas_entry_properties.${plan} | default: 'pro'}}\"}], \"events\": [{\"name\": \"upgraded\", \"time\": \"2026-01-01T00:00:00Z\", \"properties\": {\"plan\": \"pro\"}}]}"}]
+        })))
+        .expect("saves");
+    // Counts the events the JSON editor logs: its changes raise triggers like any other change.
+    h.engine()
+        .save_canvas(spec(json!({
+            "name": "Count upgrades", "status": "active",
+            "entry": {"triggers": [{"type": "custom_event", "name": "upgraded"}], "reentry_seconds": 0},
+            "steps": [{"id": "n", "type": "user_update", "increments": {"upgrades": 1}}]
+        })))
+        .expect("saves");
+    h.track(json!({"events": [{"external_id": "j1", "name": "signup", "time": "2026-01-01T00:00:00Z"}]})).await;
+    // Only the transaction: the update is recorded, then the process "crashes" before applying it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.engine().pending_updates().expect("pending") == 0 {
+        h.engine().process_at(h.now(), 1000).expect("process");
+        assert!(Instant::now() < deadline, "update never recorded");
+    }
+    let row: (i64, i64, String, String, Option<String>, i64, i64) = {
+        let conn = rusqlite::Connection::open(h.dir.path().join("leadwire.db")).expect("db");
+        conn.query_row(
+            "SELECT id, journey_id, braze_id, ops, track, feed_seq, created_at FROM canvas_pending_updates",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .expect("row")
+    };
+    assert!(row.4.is_some(), "the events are recorded with the update");
+    h.restart();
+    h.settle().await;
+    let p = h.profile("j1").await;
+    assert_eq!(p.custom["plan"], json!("pro"));
+    assert_eq!(p.custom["upgrades"], json!(1));
+    // A crash after the store wrote the event but before the row was removed: applied again,
+    // the event is not logged twice.
+    {
+        let conn = rusqlite::Connection::open(h.dir.path().join("leadwire.db")).expect("db");
+        conn.execute(
+            "INSERT INTO canvas_pending_updates (id, journey_id, braze_id, ops, track, feed_seq, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![row.0, row.1, row.2, row.3, row.4, row.5, row.6],
+        )
+        .expect("reinsert");
+    }
+    h.restart();
+    h.settle().await;
+    assert_eq!(h.profile("j1").await.custom["upgrades"], json!(1));
+}
