@@ -421,6 +421,8 @@ fn resolve_update(
     Some(ops)
 }
 
+type Ops = Vec<(String, UpdateOp)>;
+
 /// The JSON editor: attributes become absolute operations like the other fields (an `inc`
 /// resolved against the profile, array `add` / `remove` applied), events and purchases are kept
 /// for the store. `None` when it aborted or did not render JSON (nothing is updated).
@@ -429,7 +431,7 @@ fn resolve_json(
     ctx: &Context,
     profile: &Profile,
     mut ops: Vec<(String, UpdateOp)>,
-) -> Option<(Vec<(String, UpdateOp)>, Option<Json>)> {
+) -> Option<(Ops, Option<Json>)> {
     let text = render(template, ctx)?;
     let Json::Object(body) = serde_json::from_str::<Json>(&text).ok()? else {
         return None;
