@@ -207,13 +207,14 @@ pub fn advance(
                     groups,
                     everyone_else,
                 } => {
+                    let view = filter_view(profile, journey);
                     next = groups
                         .iter()
-                        .find(|(f, _)| f.matches_profile(profile))
+                        .find(|(f, _)| f.matches_profile(&view))
                         .map_or(*everyone_else, |(_, n)| *n);
                 }
                 Step::DecisionSplit { filter, yes, no } => {
-                    next = if filter.matches_profile(profile) {
+                    next = if filter.matches_profile(&filter_view(profile, journey)) {
                         *yes
                     } else {
                         *no
@@ -296,6 +297,19 @@ pub fn advance(
         }
         steps += 1;
     }
+}
+
+/// What Audience Paths and Decision Splits filter on: the profile, plus the journey's Context
+/// variables as `context.${name}` (Braze allows Context-variable filters there). A custom
+/// attribute named `context` is shadowed while the journey has Context variables.
+fn filter_view<'p>(profile: &'p Profile, journey: &Journey) -> std::borrow::Cow<'p, Profile> {
+    if journey.context.is_empty() {
+        return std::borrow::Cow::Borrowed(profile);
+    }
+    let mut view = profile.clone();
+    view.custom
+        .insert("context".into(), Json::Object(journey.context.clone()));
+    std::borrow::Cow::Owned(view)
 }
 
 /// Leaving a step: exit criteria apply here; otherwise the user moves into `next`.

@@ -384,6 +384,28 @@ fn context_variables_are_typed_and_visible_later() {
 }
 
 #[test]
+fn splits_may_filter_on_context_variables() {
+    let c = canvas(json!([
+        {"id": "ctx", "type": "context", "variables": [
+            {"name": "tier", "type": "string", "value": "{% if custom_attribute.${lead_score} > 50 %}hot{% else %}cold{% endif %}"}
+        ], "next": "split"},
+        {"id": "split", "type": "decision_split", "filter": {"attribute": "context.tier", "equals": "hot"}, "yes": "hot", "no": "cold"},
+        hook("hot", None), hook("cold", None)
+    ]));
+    for (score, want) in [(60, "hot"), (10, "cold")] {
+        let mut j = enter(&c, t0(), None);
+        let out = advance(
+            &c,
+            &mut j,
+            &profile(json!({"lead_score": score})),
+            t0(),
+            None,
+        );
+        assert_eq!(webhooks(&out.effects), [want]);
+    }
+}
+
+#[test]
 fn an_exit_event_takes_effect_when_the_current_step_finishes() {
     let spec: CanvasSpec = serde_json::from_value(json!({
         "name": "C", "entry": {"triggers": [{"type": "email_added"}]},
