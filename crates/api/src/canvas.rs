@@ -225,7 +225,7 @@ pub(crate) async fn create(
             "a Canvas named '{name}' exists; update it with /canvas/update"
         )));
     }
-    let record = blocking(move || engine.save_canvas(spec)).await?;
+    let record = save(&state, &engine, spec).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -255,8 +255,26 @@ pub(crate) async fn update(
             "a Canvas's 'name' cannot change; create a new Canvas instead",
         ));
     }
-    let record = blocking(move || engine.save_canvas(spec)).await?;
+    let record = save(&state, &engine, spec).await?;
     Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
+}
+
+/// Saves a Canvas, with its inline webhooks saved as templates when the webhook service is on.
+async fn save(
+    state: &AppState,
+    engine: &Arc<CanvasEngine>,
+    spec: CanvasSpec,
+) -> Result<leadwire_canvas::CanvasRecord, ApiError> {
+    match &state.webhooks {
+        Some(webhooks) => engine
+            .save_canvas_with_webhooks(spec, webhooks)
+            .await
+            .map_err(api_error),
+        None => {
+            let engine = engine.clone();
+            blocking(move || engine.save_canvas(spec)).await
+        }
+    }
 }
 
 #[derive(Deserialize)]

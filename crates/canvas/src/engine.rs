@@ -30,12 +30,13 @@ use leadwire_campaigns::eligible;
 use leadwire_profiles::track::AttrOp;
 use leadwire_profiles::{AttributeObject, Identifier, ParsedTrack, Profile, Trigger, parse_track};
 use leadwire_store::{ChangeSource, Store, shared};
-use leadwire_webhooks::{NewJob, RenderProperties, enqueue};
+use leadwire_webhooks::templates::TemplateDefinition;
+use leadwire_webhooks::{NewJob, RenderProperties, WebhookService, enqueue};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Value as Json, json};
 
 use crate::journey::{self, Advanced, Effect, Journey, Status, UpdateOp, Wait};
-use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, Step, StepKind};
+use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, Step, StepKind, inline_template_name};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -262,9 +263,25 @@ impl CanvasEngine {
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let conn = self.conn()?;
         for step in &spec.steps {
-            if let StepKind::Webhook { template, .. } = &step.kind {
-                template_id(&conn, template).map_err(|e| {
-                    EngineError::Invalid(format!("canvas '{}', step '{}': {e}", spec.name, step.id))
+            if let StepKind::Webhook {
+                template, inline, ..
+            } = &step.kind
+            {
+                let name = match (template, inline) {
+                    (Some(t), _) => t.clone(),
+                    (None, _) => inline_template_name(&spec.name, &step.id),
+                };
+                template_id(&conn, &name).map_err(|e| {
+                    EngineError::Invalid(format!(
+                        "canvas '{}', step '{}': {}",
+                        spec.name,
+                        step.id,
+                        if inline.is_some() {
+                            "its inline webhook is not saved; save the Canvas with save_canvas_with_webhooks".to_string()
+                        } else {
+                            e.to_string()
+                        }
+                    ))
                 })?;
             }
         }
@@ -280,6 +297,60 @@ impl CanvasEngine {
             |r| r.get(0),
         )?;
         Ok(CanvasRecord { id, spec })
+    }
+
+    /// [`CanvasEngine::save_canvas`], first saving each inline webhook as a template (created
+    /// or updated under [`inline_template_name`]) so the queue can render it like any other.
+    pub async fn save_canvas_with_webhooks(
+        self: &Arc<Self>,
+        spec: CanvasSpec,
+        webhooks: &WebhookService,
+    ) -> Result<CanvasRecord, EngineError> {
+        spec.compile()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let inline: Vec<(String, Json)> = spec
+            .steps
+            .iter()
+            .filter_map(|step| match &step.kind {
+                StepKind::Webhook {
+                    template: None,
+                    inline: Some(Json::Object(def)),
+                    ..
+                } => {
+                    let mut def = def.clone();
+                    let name = inline_template_name(&spec.name, &step.id);
+                    def.insert("name".into(), Json::String(name.clone()));
+                    Some((step.id.clone(), Json::Object(def)))
+                }
+                _ => None,
+            })
+            .collect();
+        if !inline.is_empty() {
+            let existing = webhooks.list_templates(false, 100_000, 0).await?;
+            for (step_id, def) in inline {
+                let definition = TemplateDefinition::from_json(&def).map_err(|e| {
+                    EngineError::Invalid(format!(
+                        "canvas '{}', step '{step_id}': inline webhook: {e}",
+                        spec.name
+                    ))
+                })?;
+                let name = definition.template.name.clone();
+                let saved = match existing.iter().find(|t| t.definition.template.name == name) {
+                    Some(t) => webhooks.update_template(&t.id, definition).await,
+                    None => webhooks.create_template(definition).await,
+                };
+                saved.map_err(|e| {
+                    EngineError::Invalid(format!(
+                        "canvas '{}', step '{step_id}': inline webhook: {e}",
+                        spec.name
+                    ))
+                })?;
+            }
+        }
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.save_canvas(spec))
+            .await
+            .map_err(|e| EngineError::Database(format!("saving the canvas panicked: {e}")))?
     }
 
     pub fn canvases(&self) -> Result<Vec<CanvasRecord>, EngineError> {

@@ -123,8 +123,13 @@ pub enum StepKind {
         #[serde(default)]
         next: Option<String>,
     },
+    /// A Message step on the webhook channel: a saved template by name, or an inline webhook
+    /// (a template definition without a name, saved as [`inline_template_name`]).
     Webhook {
-        template: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inline: Option<Json>,
         #[serde(default)]
         next: Option<String>,
     },
@@ -563,12 +568,31 @@ impl CanvasSpec {
                         next: next(n)?,
                     }
                 }
-                StepKind::Webhook { template, next: n } => {
-                    if template.trim().is_empty() {
-                        return Err(step_err(id, "a Webhook step names no template".into()));
-                    }
+                StepKind::Webhook {
+                    template,
+                    inline,
+                    next: n,
+                } => {
+                    let template = match (template, inline) {
+                        (Some(t), None) if !t.trim().is_empty() => t.clone(),
+                        (None, Some(Json::Object(_))) => inline_template_name(&canvas, id),
+                        (None, Some(_)) => {
+                            return Err(step_err(
+                                id,
+                                "'inline' must be a webhook definition (url, method, body, headers)"
+                                    .into(),
+                            ));
+                        }
+                        _ => {
+                            return Err(step_err(
+                                id,
+                                "a Webhook step needs exactly one of 'template' (a name) and 'inline'"
+                                    .into(),
+                            ));
+                        }
+                    };
                     Step::Webhook {
-                        template: template.clone(),
+                        template,
                         next: next(n)?,
                     }
                 }
@@ -709,6 +733,11 @@ impl CanvasSpec {
             exit_filter,
         })
     }
+}
+
+/// The name an inline webhook's template is saved under.
+pub fn inline_template_name(canvas: &str, step_id: &str) -> String {
+    format!("Canvas '{canvas}' > step '{step_id}'")
 }
 
 fn cycle_without_wait(steps: &[Step]) -> Option<usize> {

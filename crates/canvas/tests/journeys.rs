@@ -770,3 +770,51 @@ async fn the_json_editor_logs_events_once_even_when_reapplied_after_a_crash() {
     h.settle().await;
     assert_eq!(h.profile("j1").await.custom["upgrades"], json!(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_webhook_is_saved_as_a_template_and_sent() {
+    let h = harness().await;
+    h.leads(&["i1".to_string()], json!({})).await;
+    let base = h.emulator.https_url().expect("https");
+    let canvas = json!({
+        "name": "Inline", "status": "active",
+        "entry": {"triggers": [{"type": "custom_event", "name": "go"}]},
+        "steps": [{"id": "patch", "name": "Inline stage", "type": "webhook", "inline": {
+            "url": format!("{base}/services/data/v60.0/sobjects/Lead/{{{{custom_attribute.${{salesforce_lead_id}}}}}}"),
+            "method": "PATCH",
+            "body": {"Lead_Stage__c": "{{campaign.${name}}}"},
+            "headers": {"Authorization": token_header(&base), "Content-Type": "application/json"}
+        }}]
+    });
+    let err = h
+        .engine()
+        .save_canvas(spec(canvas.clone()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("inline webhook is not saved"), "{err}");
+    h.engine()
+        .save_canvas_with_webhooks(spec(canvas.clone()), &h.service)
+        .await
+        .expect("saves");
+    // Saving again updates the same template rather than adding one.
+    h.engine()
+        .save_canvas_with_webhooks(spec(canvas), &h.service)
+        .await
+        .expect("saves again");
+    let named = h
+        .service
+        .list_templates(false, 1000, 0)
+        .await
+        .expect("templates")
+        .into_iter()
+        .filter(|t| t.definition.template.name == "Canvas 'Inline' > step 'patch'")
+        .count();
+    assert_eq!(named, 1);
+    h.track(
+        json!({"events": [{"external_id": "i1", "name": "go", "time": "2026-01-01T00:00:00Z"}]}),
+    )
+    .await;
+    h.settle().await;
+    assert_eq!(h.stage("i1").await, json!("Inline stage"));
+}

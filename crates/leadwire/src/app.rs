@@ -167,9 +167,9 @@ impl App {
         }
         for (file, spec) in bundle.canvases {
             let name = spec.name.clone();
-            let canvases = self.canvases.clone();
-            tokio::task::spawn_blocking(move || canvases.save_canvas(spec))
-                .await?
+            self.canvases
+                .save_canvas_with_webhooks(spec, &self.webhooks)
+                .await
                 .with_context(|| format!("{}: canvas '{name}'", file.display()))?;
             done.push(format!("canvas '{name}'"));
         }
