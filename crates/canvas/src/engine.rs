@@ -624,7 +624,15 @@ impl CanvasEngine {
                     .get(*id)
                     .is_some_and(|at| millis(record.created_at) >= *at);
                 if fresh && canvas.entered_by(&record.trigger) {
-                    pass.try_enter(id, canvas, &record.braze_id, None, Default::default())?;
+                    // Braze: an action-based entry's event properties are its
+                    // canvas_entry_properties.
+                    pass.try_enter(
+                        id,
+                        canvas,
+                        &record.braze_id,
+                        journey::properties_of(&record.trigger),
+                        Default::default(),
+                    )?;
                 }
             }
         }
@@ -1029,6 +1037,7 @@ impl Pass<'_, '_> {
                         step_id: Some(step_id.clone()),
                         properties: RenderProperties {
                             canvas_entry_properties: journey.entry_properties.clone(),
+                            event_properties: journey.event_properties.clone(),
                             canvas: Some(json!({"name": canvas.spec.name, "api_id": canvas_id})),
                             context: Some(Json::Object(journey.context.clone())),
                             campaign: Some(json!({"name": step_name})),

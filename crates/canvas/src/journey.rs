@@ -43,6 +43,10 @@ pub struct Journey {
     /// An exception event happened: the user leaves when the current step finishes.
     #[serde(default)]
     pub exit_requested: bool,
+    /// `event_properties` of the action that took the user down an Action Paths group (Braze:
+    /// usable in Message steps downstream of a group other than Everyone Else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_properties: Option<Json>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +131,7 @@ pub fn enter(
         entry_properties,
         context: Map::new(),
         exit_requested: false,
+        event_properties: None,
     }
 }
 
@@ -175,13 +180,18 @@ pub fn advance(
                 },
                 Some(Wait::Actions { until, best }),
             ) => {
-                let hit = trigger
-                    .take()
-                    .and_then(|t| groups.iter().position(|(m, _)| m.matches(t)));
+                let action = trigger.take();
+                let hit = action.and_then(|t| groups.iter().position(|(m, _)| m.matches(t)));
                 if !ranked && let Some(g) = hit {
                     journey.wait = None;
+                    journey.event_properties = action.and_then(properties_of);
                     next = groups[g].1;
                 } else {
+                    if let Some(h) = hit
+                        && best.is_none_or(|b| h < b)
+                    {
+                        journey.event_properties = action.and_then(properties_of);
+                    }
                     let best = match (best, hit) {
                         (Some(b), Some(h)) => Some(b.min(h)),
                         (b, h) => b.or(h),
@@ -193,7 +203,10 @@ pub fn advance(
                     journey.wait = None;
                     next = match best {
                         Some(b) if *ranked => groups[b].1,
-                        _ => *everyone_else,
+                        _ => {
+                            journey.event_properties = None;
+                            *everyone_else
+                        }
                     };
                 }
             }
@@ -310,6 +323,16 @@ fn filter_view<'p>(profile: &'p Profile, journey: &Journey) -> std::borrow::Cow<
     view.custom
         .insert("context".into(), Json::Object(journey.context.clone()));
     std::borrow::Cow::Owned(view)
+}
+
+/// The properties of an event or purchase, as `event_properties` / `canvas_entry_properties`.
+pub fn properties_of(trigger: &Trigger) -> Option<Json> {
+    match trigger {
+        Trigger::CustomEvent { properties, .. } | Trigger::Purchase { properties, .. } => {
+            Some(Json::Object(properties.clone()))
+        }
+        _ => None,
+    }
 }
 
 /// Leaving a step: exit criteria apply here; otherwise the user moves into `next`.

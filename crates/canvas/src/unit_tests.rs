@@ -183,6 +183,29 @@ fn unranked_action_paths_advance_at_once_on_an_action() {
 }
 
 #[test]
+fn an_action_paths_group_keeps_the_actions_properties_and_everyone_else_does_not() {
+    let c = action_paths(false);
+    let p = profile(json!({}));
+    let mut j = enter(&c, t0(), None);
+    advance(&c, &mut j, &p, t0(), None);
+    let action = Trigger::CustomEvent {
+        name: "webinar".into(),
+        properties: json!({"title": "Pipelines"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        time: String::new(),
+    };
+    advance(&c, &mut j, &p, t0(), Some(&action));
+    assert_eq!(j.event_properties, Some(json!({"title": "Pipelines"})));
+    let c = action_paths(true);
+    let mut j = enter(&c, t0(), None);
+    advance(&c, &mut j, &p, t0(), None);
+    advance(&c, &mut j, &p, t0() + Duration::seconds(600), None);
+    assert_eq!(j.event_properties, None);
+}
+
+#[test]
 fn ranked_action_paths_hold_everyone_until_the_window_ends() {
     let c = action_paths(true);
     let p = profile(json!({}));

@@ -363,22 +363,26 @@ async fn a_delay_survives_a_restart_and_fires_once() {
     h.leads(&["d1".to_string()], json!({"lead_score": 10}))
         .await;
     let canvas = h.engine().save_canvas(delayed_canvas()).expect("saves");
-    h.track(json!({"events": [{"external_id": "d1", "name": "demo_requested", "time": "2026-01-01T00:00:00Z"}]})).await;
+    h.track(json!({"events": [{"external_id": "d1", "name": "demo_requested", "time": "2026-01-01T00:00:00Z", "properties": {"suffix": " (demo)"}}]})).await;
     h.settle().await;
     assert_eq!(
         h.stage("d1").await,
-        json!("Nurturing"),
-        "campaign.name is the step name"
+        json!("Nurturing (demo)"),
+        "campaign.name is the step name; the entering event's properties are canvas_entry_properties"
     );
     // Half-way through the Delay: restart. Nothing happens before the hour is up.
     h.restart();
     h.advance_clock(chrono::Duration::minutes(30));
     h.settle().await;
-    assert_eq!(h.stage("d1").await, json!("Nurturing"));
+    assert_eq!(h.stage("d1").await, json!("Nurturing (demo)"));
     h.restart();
     h.advance_clock(chrono::Duration::minutes(31));
     h.settle().await;
-    assert_eq!(h.stage("d1").await, json!("SQL"));
+    assert_eq!(
+        h.stage("d1").await,
+        json!("SQL (demo)"),
+        "entry properties persist"
+    );
     assert_eq!(h.profile("d1").await.custom["lead_score"], json!(15));
     // Later passes (and another restart) do nothing more.
     h.restart();
