@@ -822,3 +822,43 @@ async fn an_inline_webhook_is_saved_as_a_template_and_sent() {
     h.settle().await;
     assert_eq!(h.stage("i1").await, json!("Inline stage"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_audience_is_checked_before_entry_and_re_entry_needs_its_window() {
+    let h = harness().await;
+    let users = vec!["e1".to_string(), "e2".to_string()];
+    h.leads(&users, json!({})).await;
+    h.track(json!({"attributes": [{"external_id": "e1", "vip": true}]}))
+        .await;
+    let canvas = h
+        .engine()
+        .save_canvas(spec(json!({
+            "name": "VIP only", "status": "active",
+            "entry": {"triggers": [{"type": "custom_event", "name": "visit"}],
+                      "audience": {"attribute": "vip", "equals": true},
+                      "reentry_seconds": 3600},
+            "steps": [{"id": "n", "type": "user_update", "increments": {"visits": 1}}]
+        })))
+        .expect("saves");
+    let visit = json!({"events": [
+        {"external_id": "e1", "name": "visit", "time": "2026-01-01T00:00:00Z"},
+        {"external_id": "e2", "name": "visit", "time": "2026-01-01T00:00:00Z"}
+    ]});
+    h.track(visit.clone()).await;
+    h.settle().await;
+    assert_eq!(h.profile("e1").await.custom.get("visits"), Some(&json!(1)));
+    assert_eq!(
+        h.profile("e2").await.custom.get("visits"),
+        None,
+        "not in the audience"
+    );
+    // Within the re-entry window nothing happens; after it, the user enters again.
+    h.track(visit.clone()).await;
+    h.settle().await;
+    assert_eq!(h.profile("e1").await.custom.get("visits"), Some(&json!(1)));
+    h.advance_clock(chrono::Duration::minutes(61));
+    h.track(visit).await;
+    h.settle().await;
+    assert_eq!(h.profile("e1").await.custom.get("visits"), Some(&json!(2)));
+    assert_eq!(h.engine().journeys(&canvas.id).expect("journeys").len(), 2);
+}
