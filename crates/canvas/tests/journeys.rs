@@ -267,6 +267,24 @@ impl Harness {
             self.track(json!({"attributes": attributes})).await;
         }
         self.settle().await;
+        // The created leads' ids are written back after delivery; wait for them, so later
+        // webhooks addressing the lead by that id do not race the write-back.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for id in ids {
+            while !self
+                .profile(id)
+                .await
+                .custom
+                .contains_key("salesforce_lead_id")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{id}'s lead id was not written back"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.settle().await;
     }
 }
 
