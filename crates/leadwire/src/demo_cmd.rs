@@ -189,6 +189,25 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let mut settled = app.settle(Duration::from_secs(60)).await?;
+    // A delivery is marked delivered just before its write-back reaches the profile: wait for the
+    // created leads' ids, which the Update Lead webhook addresses the lead by.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for id in ["demo-1", "demo-2"] {
+        loop {
+            let found = app
+                .store
+                .find_profiles(vec![leadwire_profiles::Identifier::ExternalId(id.into())])
+                .await?;
+            let written = found
+                .found
+                .first()
+                .is_some_and(|p| p.custom.contains_key("salesforce_lead_id"));
+            if written || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     // 4b. Engagement events: the Lead Score Points Canvas adds 25 points per event, and the Lead
     // Scoring Canvas moves whoever crosses 50 to MQL and updates their Salesforce lead.
