@@ -154,8 +154,10 @@ impl Harness {
                 .last()
                 .map_or(0, |t| t.seq);
             let counts = self.service.job_counts().await.expect("counts");
-            let busy = counts.get("queued").copied().unwrap_or(0)
-                + counts.get("in_flight").copied().unwrap_or(0);
+            let busy = ["queued", "in_flight", "write_back_pending"]
+                .iter()
+                .map(|k| counts.get(*k).copied().unwrap_or(0))
+                .sum::<u64>();
             if self.engine.position().expect("position") >= feed_end && busy == 0 {
                 return;
             }

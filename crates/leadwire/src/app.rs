@@ -199,8 +199,10 @@ impl App {
             })
             .await??;
             let counts = self.webhooks.job_counts().await?;
-            let busy = counts.get("in_flight").copied().unwrap_or(0)
-                + counts.get("queued").copied().unwrap_or(0);
+            let busy = ["in_flight", "queued", "write_back_pending"]
+                .iter()
+                .map(|k| counts.get(*k).copied().unwrap_or(0))
+                .sum::<u64>();
             if position >= feed_end && canvas_position >= feed_end && pending == 0 && busy == 0 {
                 return Ok(true);
             }

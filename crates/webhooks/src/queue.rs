@@ -455,6 +455,18 @@ impl SqliteQueue {
                 let (s, n) = row?;
                 out.insert(s, u64::try_from(n).unwrap_or(0));
             }
+            // Delivered jobs whose response fields are not on the profile yet: work still to do.
+            let pending: i64 = conn.query_row(
+                "SELECT count(*) FROM webhook_jobs WHERE write_back_pending IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if pending > 0 {
+                out.insert(
+                    "write_back_pending".into(),
+                    u64::try_from(pending).unwrap_or(0),
+                );
+            }
             Ok(out)
         })
         .await
