@@ -11,12 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadwire_campaigns::{CampaignSpec, CampaignStatus};
 use leadwire_engine::{CampaignEngine, EngineError, Recipient};
-use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::ChangeSource;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::routes::{json_body, key_info, parse_alias, require};
+use crate::routes::{json_body, key_info, require};
 use crate::{ApiError, AppState};
 
 /// Braze's cap on recipients per trigger request.
@@ -50,56 +48,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::from)
-}
-
-pub(crate) fn recipient_identifier(r: &Json, i: usize) -> Result<Identifier, ApiError> {
-    let given: Vec<&str> = ["external_user_id", "user_alias", "email"]
-        .into_iter()
-        .filter(|k| r.get(*k).is_some_and(|v| !v.is_null()))
-        .collect();
-    if given.len() != 1 {
-        return Err(ApiError::bad_request(format!(
-            "'recipients[{i}]' needs exactly one of external_user_id, user_alias or email (got {})",
-            if given.is_empty() {
-                "none".to_string()
-            } else {
-                given.join(", ")
-            }
-        )));
-    }
-    match given[0] {
-        "external_user_id" => r["external_user_id"]
-            .as_str()
-            .map(|s| Identifier::ExternalId(s.to_string()))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "'recipients[{i}].external_user_id' must be a string"
-                ))
-            }),
-        "user_alias" => Ok(Identifier::Alias(parse_alias(
-            &r["user_alias"],
-            &format!("'recipients[{i}].user_alias'"),
-        )?)),
-        _ => r["email"]
-            .as_str()
-            .map(|s| Identifier::Email(s.to_lowercase()))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("'recipients[{i}].email' must be a string"))
-            }),
-    }
-}
-
-/// The identifier as a `/users/track` object key.
-pub(crate) fn track_identity(id: &Identifier) -> Json {
-    match id {
-        Identifier::ExternalId(x) => json!({"external_id": x}),
-        Identifier::Alias(a) => {
-            json!({"user_alias": {"alias_name": a.alias_name, "alias_label": a.alias_label}})
-        }
-        Identifier::Email(e) => json!({"email": e}),
-        Identifier::BrazeId(b) => json!({"braze_id": b}),
-        Identifier::Phone(p) => json!({"phone": p}),
-    }
 }
 
 /// `POST /campaigns/trigger/send`: `attributes` are applied before the send (Braze), then one
@@ -161,33 +109,9 @@ pub(crate) async fn trigger_send(
     let mut recipients = Vec::new();
     let mut updates = Vec::new();
     for (i, r) in raw.iter().enumerate() {
-        let user = recipient_identifier(r, i)?;
-        let existing_only = r
-            .get("send_to_existing_only")
-            .and_then(Json::as_bool)
-            .unwrap_or(true);
-        let attributes = r.get("attributes").filter(|a| !a.is_null());
-        if !existing_only && attributes.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "'recipients[{i}]': send_to_existing_only false needs an 'attributes' object to create the user"
-            )));
-        }
-        if !existing_only && matches!(user, Identifier::Alias(_)) {
-            return Err(ApiError::bad_request(format!(
-                "'recipients[{i}]': send_to_existing_only false is not supported with user_alias"
-            )));
-        }
-        if let Some(Json::Object(attrs)) = attributes {
-            let mut object = track_identity(&user);
-            if let Json::Object(o) = &mut object {
-                o.extend(attrs.clone());
-                o.insert("_update_existing_only".into(), Json::Bool(existing_only));
-            }
-            updates.push(object);
-        } else if attributes.is_some() {
-            return Err(ApiError::bad_request(format!(
-                "'recipients[{i}].attributes' must be an object"
-            )));
+        let (user, update) = crate::recipients::parse(r, i)?;
+        if let Some(update) = update {
+            updates.push((i, update));
         }
         let own = r
             .get("trigger_properties")
@@ -198,18 +122,7 @@ pub(crate) async fn trigger_send(
             trigger_properties: own,
         });
     }
-    let mut errors: Vec<Json> = Vec::new();
-    if !updates.is_empty() {
-        let parsed = parse_track(&json!({"attributes": updates}))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let result = state.store.track(parsed, ChangeSource::Api).await?;
-        errors.extend(
-            result
-                .errors
-                .iter()
-                .map(|e| json!({"type": e.message, "input_array": "recipients", "index": e.index})),
-        );
-    }
+    let mut errors = crate::recipients::apply_attributes(&state, updates).await?;
     let (dispatch_id, missing) = blocking(move || {
         engine.trigger_send(
             &campaign_id,

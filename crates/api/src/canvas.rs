@@ -11,12 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use leadwire_canvas::{CanvasEngine, CanvasSpec, CanvasStatus, EngineError, EntryRecipient};
-use leadwire_profiles::parse_track;
-use leadwire_store::ChangeSource;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::campaigns::{recipient_identifier, track_identity};
 use crate::routes::{json_body, key_info, require};
 use crate::{ApiError, AppState};
 
@@ -129,32 +126,9 @@ pub(crate) async fn trigger_send(
     let mut recipients = Vec::new();
     let mut updates = Vec::new();
     for (i, r) in raw.iter().enumerate() {
-        let user = recipient_identifier(r, i)?;
-        let existing_only = r
-            .get("send_to_existing_only")
-            .and_then(Json::as_bool)
-            .unwrap_or(true);
-        let attributes = r.get("attributes").filter(|a| !a.is_null());
-        if !existing_only && attributes.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "'recipients[{i}]': send_to_existing_only false needs an 'attributes' object to create the user"
-            )));
-        }
-        match attributes {
-            Some(Json::Object(attrs)) => {
-                let mut object = track_identity(&user);
-                if let Json::Object(o) = &mut object {
-                    o.extend(attrs.clone());
-                    o.insert("_update_existing_only".into(), Json::Bool(existing_only));
-                }
-                updates.push(object);
-            }
-            Some(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "'recipients[{i}].attributes' must be an object"
-                )));
-            }
-            None => {}
+        let (user, update) = crate::recipients::parse(r, i)?;
+        if let Some(update) = update {
+            updates.push((i, update));
         }
         let at = format!("recipients[{i}].");
         recipients.push(EntryRecipient {
@@ -163,18 +137,7 @@ pub(crate) async fn trigger_send(
             context: object_field(r, "context", &at)?,
         });
     }
-    let mut errors: Vec<Json> = Vec::new();
-    if !updates.is_empty() {
-        let parsed = parse_track(&json!({"attributes": updates}))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let result = state.store.track(parsed, ChangeSource::Api).await?;
-        errors.extend(
-            result
-                .errors
-                .iter()
-                .map(|e| json!({"type": e.message, "input_array": "recipients", "index": e.index})),
-        );
-    }
+    let mut errors = crate::recipients::apply_attributes(&state, updates).await?;
     let id = record.id.clone();
     let (dispatch_id, missing) = blocking(move || {
         engine.trigger_send(

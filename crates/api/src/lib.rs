@@ -10,6 +10,7 @@ mod campaigns;
 mod canvas;
 mod error;
 mod ratelimit;
+mod recipients;
 mod routes;
 mod webhooks;
 
