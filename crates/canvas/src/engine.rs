@@ -220,21 +220,11 @@ impl CanvasEngine {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
         )?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS canvas_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
-        let current: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM canvas_schema_migrations",
-            [],
-            |r| r.get(0),
+        leadwire_store::shared::apply_migrations(
+            &mut conn,
+            "canvas_schema_migrations",
+            MIGRATIONS,
         )?;
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(sql)?;
-            tx.execute(
-                "INSERT INTO canvas_schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                params![version, millis(Utc::now())],
-            )?;
-            tx.commit()?;
-        }
         // Also for files migrated before the table was part of version 1.
         conn.execute_batch("CREATE TABLE IF NOT EXISTS canvas_feed_position (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL)")?;
         Ok(CanvasEngine {

@@ -125,21 +125,7 @@ impl CampaignEngine {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
         )?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS engine_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
-        let current: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM engine_schema_migrations",
-            [],
-            |r| r.get(0),
-        )?;
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(sql)?;
-            tx.execute(
-                "INSERT INTO engine_schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                params![version, millis(Utc::now())],
-            )?;
-            tx.commit()?;
-        }
+        shared::apply_migrations(&mut conn, "engine_schema_migrations", MIGRATIONS)?;
         Ok(CampaignEngine {
             conn: Mutex::new(conn),
             limiters: Mutex::new(HashMap::new()),

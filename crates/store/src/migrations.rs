@@ -66,21 +66,5 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 )];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            rusqlite::params![version, chrono::Utc::now().to_rfc3339()],
-        )?;
-        tx.commit()?;
-        tracing::info!(version, "applied migration");
-    }
-    Ok(())
+    crate::shared::apply_migrations(conn, "schema_migrations", MIGRATIONS)
 }

@@ -886,6 +886,40 @@ fn array_order(name: &str) -> u8 {
 pub mod shared {
     use super::*;
 
+    /// Applies the `(version, SQL)` migrations not yet recorded in the `ledger` table, each in its
+    /// own IMMEDIATE transaction that re-checks the ledger, so two processes starting on the same
+    /// file cannot apply one twice. Every component keeps its own ledger on the shared file.
+    pub fn apply_migrations(
+        conn: &mut Connection,
+        ledger: &str,
+        migrations: &[(i64, &str)],
+    ) -> Result<(), StoreError> {
+        if ledger.is_empty() || !ledger.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(StoreError::Database(format!(
+                "'{ledger}' is not a valid migrations table name"
+            )));
+        }
+        conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {ledger} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"))?;
+        for (version, sql) in migrations {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let applied: bool = tx.query_row(
+                &format!("SELECT EXISTS(SELECT 1 FROM {ledger} WHERE version = ?1)"),
+                [version],
+                |r| r.get(0),
+            )?;
+            if !applied {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    &format!("INSERT INTO {ledger} (version, applied_at) VALUES (?1, ?2)"),
+                    params![version, Utc::now().to_rfc3339()],
+                )?;
+                tracing::info!(ledger, version, "applied migration");
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
     /// The profile with this braze id, as of the caller's transaction.
     pub fn profile_by_braze_id(
         conn: &Connection,

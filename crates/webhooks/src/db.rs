@@ -101,25 +101,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, WebhookError> {
 
 /// Applies the migrations not yet applied, each in its own transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), WebhookError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS webhooks_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )?;
-    for (version, sql) in MIGRATIONS {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let applied: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM webhooks_schema_migrations WHERE version = ?1)",
-            [version],
-            |r| r.get(0),
-        )?;
-        if !applied {
-            tx.execute_batch(sql)?;
-            tx.execute(
-                "INSERT INTO webhooks_schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                rusqlite::params![version, millis(SystemTime::now())],
-            )?;
-        }
-        tx.commit()?;
-    }
+    leadwire_store::shared::apply_migrations(conn, "webhooks_schema_migrations", MIGRATIONS)?;
     Ok(())
 }
 
