@@ -423,6 +423,43 @@ impl CampaignEngine {
         }
     }
 
+    /// Whether everything triggered so far has been handled: the campaign consumer has read the
+    /// whole feed and no webhook job is queued, in flight or waiting for its write-back. Read in
+    /// one transaction on this connection, so the three facts are from the same instant.
+    pub fn idle(&self) -> Result<bool, EngineError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let feed_end: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM triggers", [], |r| {
+                r.get(0)
+            })?;
+        let position: i64 = tx
+            .query_row(
+                "SELECT seq FROM feed_positions WHERE consumer = ?1",
+                [CONSUMER],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let outstanding: i64 = tx.query_row(
+            "SELECT count(*) FROM webhook_jobs WHERE state IN ('queued', 'in_flight') OR write_back_pending IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(position >= feed_end && outstanding == 0)
+    }
+
+    /// The newest trigger's position in the feed.
+    pub fn feed_end(&self) -> Result<i64, EngineError> {
+        let conn = self.conn()?;
+        Ok(
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM triggers", [], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
     /// Where the feed consumer stands (for tests and status).
     pub fn position(&self) -> Result<i64, EngineError> {
         let conn = self.conn()?;

@@ -182,14 +182,13 @@ impl App {
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<bool> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let feed_end = self
-                .store
-                .triggers_after(0, usize::MAX / 2)
-                .await?
-                .last()
-                .map_or(0, |t| t.seq);
+            // Read on the engines' own connections: the campaign engine reports the feed, its
+            // position and the webhook jobs in one transaction.
             let engine = self.engine.clone();
-            let position = tokio::task::spawn_blocking(move || engine.position()).await??;
+            let (campaigns_idle, feed_end) = tokio::task::spawn_blocking(move || {
+                Ok::<_, leadwire_engine::EngineError>((engine.idle()?, engine.feed_end()?))
+            })
+            .await??;
             let canvases = self.canvases.clone();
             let (canvas_position, pending) = tokio::task::spawn_blocking(move || {
                 Ok::<_, leadwire_canvas::EngineError>((
@@ -198,12 +197,7 @@ impl App {
                 ))
             })
             .await??;
-            let counts = self.webhooks.job_counts().await?;
-            let busy = ["in_flight", "queued", "write_back_pending"]
-                .iter()
-                .map(|k| counts.get(*k).copied().unwrap_or(0))
-                .sum::<u64>();
-            if position >= feed_end && canvas_position >= feed_end && pending == 0 && busy == 0 {
+            if campaigns_idle && canvas_position >= feed_end && pending == 0 {
                 return Ok(true);
             }
             if std::time::Instant::now() > deadline {
