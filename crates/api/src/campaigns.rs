@@ -14,7 +14,7 @@ use leadwire_engine::{CampaignEngine, EngineError, Recipient};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::routes::{json_body, key_info, require};
+use crate::routes::{json_body, key_info, require, required_str};
 use crate::{ApiError, AppState};
 
 /// Braze's cap on recipients per trigger request.
@@ -60,11 +60,7 @@ pub(crate) async fn trigger_send(
     require(key_info(&ext)?, "campaigns.trigger.send")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let campaign_id = body
-        .get("campaign_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'campaign_id' is required"))?
-        .to_string();
+    let campaign_id = required_str(&body, "campaign_id")?;
     let broadcast = body
         .get("broadcast")
         .and_then(Json::as_bool)
@@ -185,11 +181,7 @@ pub(crate) async fn update(
     require(key_info(&ext)?, "campaigns.write")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let id = body
-        .get("campaign_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'campaign_id' is required"))?
-        .to_string();
+    let id = required_str(&body, "campaign_id")?;
     let existing = engine.campaign(&id).map_err(ApiError::from)?;
     let spec = spec_from(&body)?;
     if spec.name != existing.spec.name {
@@ -239,11 +231,7 @@ async fn set_status(
     require(key_info(&ext)?, "campaigns.write")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let id = body
-        .get("campaign_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'campaign_id' is required"))?
-        .to_string();
+    let id = required_str(&body, "campaign_id")?;
     let record = blocking(move || engine.set_status(&id, status)).await?;
     Ok(axum::Json(json!({"message": "success", "campaign": record.to_json()})).into_response())
 }

@@ -14,7 +14,7 @@ use leadwire_canvas::{CanvasEngine, CanvasSpec, CanvasStatus, EngineError, Entry
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::routes::{json_body, key_info, require};
+use crate::routes::{json_body, key_info, require, required_str};
 use crate::{ApiError, AppState};
 
 /// Braze's cap on recipients per trigger request.
@@ -74,11 +74,7 @@ pub(crate) async fn trigger_send(
     require(key_info(&ext)?, "canvas.trigger.send")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let canvas_id = body
-        .get("canvas_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'canvas_id' is required"))?
-        .to_string();
+    let canvas_id = required_str(&body, "canvas_id")?;
     let context = object_field(&body, "context", "")?;
     let entry_properties = object_field(&body, "canvas_entry_properties", "")?;
     if body.get("broadcast").and_then(Json::as_bool) == Some(true) {
@@ -206,11 +202,7 @@ pub(crate) async fn update(
     require(key_info(&ext)?, "canvas.write")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let id = body
-        .get("canvas_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'canvas_id' is required"))?
-        .to_string();
+    let id = required_str(&body, "canvas_id")?;
     let existing = engine.canvas(&id).map_err(api_error)?;
     let spec = spec_from(&body)?;
     if spec.name != existing.spec.name {
@@ -279,11 +271,7 @@ async fn set_status(
     require(key_info(&ext)?, "canvas.write")?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
-    let id = body
-        .get("canvas_id")
-        .and_then(Json::as_str)
-        .ok_or_else(|| ApiError::bad_request("'canvas_id' is required"))?
-        .to_string();
+    let id = required_str(&body, "canvas_id")?;
     let record = blocking(move || engine.set_status(&id, status)).await?;
     Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
 }

@@ -164,6 +164,14 @@ async fn track(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
+/// A required string field of a JSON body, or a 400 naming it.
+pub(crate) fn required_str(body: &Json, key: &str) -> Result<String, ApiError> {
+    body.get(key)
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request(format!("'{key}' is required")))
+}
+
 pub(crate) fn parse_alias(value: &Json, path: &str) -> Result<UserAlias, ApiError> {
     match (
         value.get("alias_name").and_then(Json::as_str),

@@ -231,6 +231,15 @@ pub fn load_file(
             .unwrap_or("")
             .to_string();
         let name_line = line_of_key(&text, "name");
+        // A serde error names the field in backticks: point at that field's line, else the name's.
+        let field_error = |kind: &str, message: &str| {
+            let field = field_in(message);
+            let line = field
+                .as_deref()
+                .and_then(|f| line_of_key(&text, f))
+                .or(name_line);
+            err(line, field, format!("{kind} '{name}': {message}"))
+        };
         match kind.as_ref().and_then(Json::as_str) {
             Some("webhook_template") => bundle
                 .templates
@@ -239,15 +248,7 @@ pub fn load_file(
                 match serde_json::from_value::<CredentialDoc>(Json::Object(map)) {
                     Ok(c) => bundle.credentials.push((file.to_path_buf(), c)),
                     Err(e) => {
-                        let field = field_in(&e.to_string());
-                        errors.push(err(
-                            field
-                                .as_deref()
-                                .and_then(|f| line_of_key(&text, f))
-                                .or(name_line),
-                            field,
-                            format!("credential '{name}': {e}"),
-                        ));
+                        errors.push(field_error("credential", &e.to_string()));
                     }
                 }
             }
@@ -257,15 +258,7 @@ pub fn load_file(
                     Err(e) => errors.push(err(name_line, None, e.to_string())),
                 },
                 Err(e) => {
-                    let field = field_in(&e.to_string());
-                    errors.push(err(
-                        field
-                            .as_deref()
-                            .and_then(|f| line_of_key(&text, f))
-                            .or(name_line),
-                        field,
-                        format!("campaign '{name}': {e}"),
-                    ));
+                    errors.push(field_error("campaign", &e.to_string()));
                 }
             },
             Some("canvas") => match serde_json::from_value::<CanvasSpec>(Json::Object(map)) {
@@ -274,15 +267,7 @@ pub fn load_file(
                     Err(e) => errors.push(err(name_line, None, e.to_string())),
                 },
                 Err(e) => {
-                    let field = field_in(&e.to_string());
-                    errors.push(err(
-                        field
-                            .as_deref()
-                            .and_then(|f| line_of_key(&text, f))
-                            .or(name_line),
-                        field,
-                        format!("canvas '{name}': {e}"),
-                    ));
+                    errors.push(field_error("canvas", &e.to_string()));
                 }
             },
             Some(other) => errors.push(err(
