@@ -73,7 +73,8 @@ impl HostLimits {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // Paused time: the waits below end at once, and nothing else could end them.
+    #[tokio::test(start_paused = true)]
     async fn a_saturated_host_does_not_block_others() {
         let limits = HostLimits::new(2, 10);
         let a1 = limits.acquire("slow.example", Duration::ZERO).await;
@@ -101,7 +102,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_global_bound_applies_across_hosts() {
         let limits = HostLimits::new(5, 2);
         let _a = limits.acquire("a", Duration::ZERO).await;

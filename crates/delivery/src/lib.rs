@@ -4,13 +4,15 @@
 //! Pure parts: [`webhook`] (compile and render), [`retry`] (classification and backoff),
 //! [`circuit`] (per-host breaker), [`ssrf`] (address classification), [`redact`]. The shell:
 //! [`hostlimit`] (semaphores), [`sender`] (one HTTP attempt), [`worker`] (the loop over a
-//! [`worker::JobQueue`]).
+//! [`worker::JobQueue`]); the shell reads the time from a [`clock::Clock`], so tests move it by
+//! hand.
 //!
 //! This crate must not depend on any storage: durable jobs, the activity log and profile
 //! write-back are the [`worker::JobQueue`], [`worker::ActivitySink`] and [`worker::WriteBack`]
 //! traits, implemented by the store (and in memory here, for tests and the benchmark).
 
 pub mod circuit;
+pub mod clock;
 pub mod hostlimit;
 pub mod memory;
 pub mod redact;

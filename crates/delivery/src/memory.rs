@@ -1,14 +1,17 @@
 //! In-memory implementations of the worker's traits, for this crate's tests, the benchmark and
 //! embedding without a store: [`MemoryQueue`] (leases, due times, final states, queue-to-done
-//! latencies), [`MemoryActivity`] and [`MemoryWriteBack`].
+//! latencies), [`MemoryActivity`] and [`MemoryWriteBack`]. The queue's due times and leases follow
+//! its [`Clock`], so tests share one [`ManualClock`](crate::clock::ManualClock) with the sender.
 //!
 //! Not durable by design; must not be used where a crash must lose nothing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
+
+use crate::clock::{self, Clock};
 
 use crate::sender::AttemptReport;
 use crate::worker::{
@@ -50,18 +53,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn instant_at(when: SystemTime) -> Instant {
-    let now = Instant::now();
-    match when.duration_since(SystemTime::now()) {
-        Ok(ahead) => now + ahead,
-        Err(_) => now,
-    }
-}
-
-#[derive(Default)]
 pub struct MemoryQueue {
     state: Mutex<State>,
     notify: Notify,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        MemoryQueue {
+            state: Mutex::default(),
+            notify: Notify::new(),
+            clock: clock::system(),
+        }
+    }
 }
 
 impl MemoryQueue {
@@ -69,8 +74,23 @@ impl MemoryQueue {
         MemoryQueue::default()
     }
 
+    /// Due times and leases follow `clock` (give the worker's sender the same one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> MemoryQueue {
+        self.clock = clock;
+        self
+    }
+
+    /// The worker hands over calendar times; they become instants on the same clock.
+    fn instant_at(&self, when: SystemTime) -> Instant {
+        let now = self.clock.now();
+        match when.duration_since(self.clock.system_now()) {
+            Ok(ahead) => now + ahead,
+            Err(_) => now,
+        }
+    }
+
     pub fn push(&self, job: Job) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut s = lock(&self.state);
         s.seq += 1;
         let seq = s.seq;
@@ -117,7 +137,8 @@ impl MemoryQueue {
         if state.is_final()
             && let Some(at) = s.enqueued.remove(&job.id)
         {
-            s.latencies.push(at.elapsed());
+            let now = self.clock.now();
+            s.latencies.push(now.saturating_duration_since(at));
         }
         s.states.insert(job.id.clone(), state);
         Ok(())
@@ -145,7 +166,7 @@ impl MemoryQueue {
 
 impl JobQueue for MemoryQueue {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, QueueError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut s = lock(&self.state);
         // Expired leases come back (a crashed or stuck worker).
         let expired: Vec<String> = s
@@ -199,7 +220,7 @@ impl JobQueue for MemoryQueue {
         let mut next = job.clone();
         next.attempts_made = report.attempt;
         next.previous_delay = report.next_delay;
-        self.reschedule(next, instant_at(when))
+        self.reschedule(next, self.instant_at(when))
     }
 
     async fn fail(&self, job: &Job, failure: &Failure) -> Result<(), QueueError> {
@@ -213,12 +234,12 @@ impl JobQueue for MemoryQueue {
     }
 
     async fn release(&self, job: &Job, not_before: SystemTime) -> Result<(), QueueError> {
-        self.reschedule(job.clone(), instant_at(not_before))
+        self.reschedule(job.clone(), self.instant_at(not_before))
     }
 
     async fn wait_for_work(&self, max: Duration) {
         let wait = match self.next_due() {
-            Some(at) => at.saturating_duration_since(Instant::now()).min(max),
+            Some(at) => at.saturating_duration_since(self.clock.now()).min(max),
             None => max,
         };
         let _ = tokio::time::timeout(wait, self.notify.notified()).await;
@@ -281,7 +302,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::clock::ManualClock;
     use crate::webhook::{Body, Method, ValueTyping, WebhookTemplate};
+
+    fn queue() -> (MemoryQueue, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        (MemoryQueue::new().with_clock(clock.clone()), clock)
+    }
 
     fn job(id: &str) -> Job {
         let template = WebhookTemplate {
@@ -305,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_due_jobs_once_and_reclaims_expired_leases() {
-        let q = MemoryQueue::new();
+        let (q, clock) = queue();
         q.push(job("a"));
         q.push(job("b"));
         let first = q.claim(1, Duration::from_millis(30)).await.expect("claim");
@@ -318,7 +345,15 @@ mod tests {
                 .expect("claim")
                 .is_empty()
         );
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        clock.advance(Duration::from_millis(29));
+        assert!(
+            q.claim(10, Duration::from_secs(60))
+                .await
+                .expect("claim")
+                .is_empty(),
+            "the lease still holds"
+        );
+        clock.advance(Duration::from_millis(1));
         let again = q.claim(10, Duration::from_secs(60)).await.expect("claim");
         assert_eq!(again.len(), 1, "the expired lease comes back");
         assert_eq!(again[0].id, first[0].id);
@@ -327,14 +362,14 @@ mod tests {
 
     #[tokio::test]
     async fn release_delays_and_settling_needs_a_lease() {
-        let q = MemoryQueue::new();
+        let (q, clock) = queue();
         q.push(job("a"));
         let j = q
             .claim(1, Duration::from_secs(60))
             .await
             .expect("claim")
             .remove(0);
-        q.release(&j, SystemTime::now() + Duration::from_millis(50))
+        q.release(&j, clock.system_now() + Duration::from_millis(50))
             .await
             .expect("release");
         assert!(
@@ -349,7 +384,7 @@ mod tests {
                 .is_err(),
             "not leased any more"
         );
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(Duration::from_millis(50));
         let j = q
             .claim(1, Duration::from_secs(60))
             .await
@@ -360,6 +395,6 @@ mod tests {
             .expect("complete");
         assert_eq!(q.state("a"), Some(JobState::Aborted { reason: "x".into() }));
         assert_eq!(q.unfinished(), 0);
-        assert_eq!(q.latencies().len(), 1);
+        assert_eq!(q.latencies(), vec![Duration::from_millis(50)]);
     }
 }

@@ -3,12 +3,13 @@
 //! and an [`AttemptReport`] with secrets already redacted, the classification and the next delay.
 //!
 //! This is the impure shell around `retry`, `circuit`, `ssrf`, `hostlimit` and `redact`: it reads
-//! the clocks and does the I/O. Must not know templates' syntax, queues or storage.
+//! the [`Clock`] and does the I/O. Must not know templates' syntax, queues or storage.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::circuit::{Admission, CircuitBreakers};
+use crate::clock::{self, Clock};
 use crate::hostlimit::HostLimits;
 use crate::redact::Redactor;
 use crate::retry::{
@@ -179,6 +180,7 @@ pub struct Sender {
     limits: Arc<HostLimits>,
     circuits: Arc<CircuitBreakers>,
     redactor: Arc<Redactor>,
+    clock: Arc<dyn Clock>,
 }
 
 fn reqwest_method(method: Method) -> reqwest::Method {
@@ -223,7 +225,19 @@ impl Sender {
             limits,
             circuits,
             redactor,
+            clock: clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clocks (tests move a
+    /// [`ManualClock`](crate::clock::ManualClock)). The worker uses its sender's clock too.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn config(&self) -> &SenderConfig {
@@ -282,8 +296,8 @@ impl Sender {
         previous_delay: Option<Duration>,
         random: f64,
     ) -> Dispatch {
-        let started_at = SystemTime::now();
-        let started = Instant::now();
+        let started_at = self.clock.system_now();
+        let started = self.clock.now();
         let headers = self.headers_as_sent(request, delivery_id);
         let logged = self.logged_request(request, &headers);
         let report = |result: AttemptResult, error: Option<String>| {
@@ -293,7 +307,7 @@ impl Sender {
                 delivery_id: delivery_id.to_owned(),
                 attempt,
                 started_at,
-                duration: started.elapsed(),
+                duration: self.clock.now().saturating_duration_since(started),
                 request: logged.clone(),
                 response: None,
                 result,
@@ -328,14 +342,14 @@ impl Sender {
             return Dispatch::HostBusy;
         };
 
-        if let Admission::Rejected { until } = self.circuits.admit(&host, Instant::now()) {
+        if let Admission::Rejected { until } = self.circuits.admit(&host, self.clock.now()) {
             let mut r = report(
                 AttemptResult::CircuitOpen,
                 Some(format!(
                     "598 Host Unhealthy: too many recent failures at {host}; requests are paused"
                 )),
             );
-            let wait = until.saturating_duration_since(Instant::now());
+            let wait = until.saturating_duration_since(self.clock.now());
             r.next_delay = r.next_delay.map(|d| d.max(wait));
             return attempted(r);
         }
@@ -375,7 +389,7 @@ impl Sender {
                 };
                 let r = report(result, Some(message));
                 if result != AttemptResult::Refused {
-                    self.circuits.record(&host, Instant::now(), true);
+                    self.circuits.record(&host, self.clock.now(), true);
                 }
                 return attempted(r);
             }
@@ -428,14 +442,14 @@ impl Sender {
         let result = AttemptResult::Status(status);
         let classification = classify(result);
         self.circuits
-            .record(&host, Instant::now(), classification.is_host_failure());
+            .record(&host, self.clock.now(), classification.is_host_failure());
         let next = self.next_delay(classification, attempt, retry_after, previous_delay, random);
         let text = String::from_utf8_lossy(&body);
         let report = AttemptReport {
             delivery_id: delivery_id.to_owned(),
             attempt,
             started_at,
-            duration: started.elapsed(),
+            duration: self.clock.now().saturating_duration_since(started),
             request: logged,
             response: Some(LoggedResponse {
                 status,
@@ -474,7 +488,7 @@ impl Sender {
                 reason,
                 retry_after,
                 previous_delay,
-                now: SystemTime::now(),
+                now: self.clock.system_now(),
                 random,
             },
         )

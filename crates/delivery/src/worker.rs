@@ -287,7 +287,8 @@ pub enum ExecutionOutcome {
 }
 
 /// The worker. Construct with [`Worker::new`], optionally add a connected_content client, then
-/// call [`Worker::try_execute_job`] (tests) or [`Worker::run`] (service).
+/// call [`Worker::try_execute_job`] (tests) or [`Worker::run`] (service). It reads the time from
+/// its sender's [`Clock`](crate::clock::Clock), so one clock drives a whole delivery pipeline.
 pub struct Worker<Q, A, W> {
     queue: Arc<Q>,
     activity: Arc<A>,
@@ -389,7 +390,7 @@ impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
         report: Option<&AttemptReport>,
     ) -> ActivityEntry {
         ActivityEntry {
-            at: SystemTime::now(),
+            at: self.sender.clock().system_now(),
             kind,
             campaign_id: job.campaign_id.clone(),
             step_id: job.step_id.clone(),
@@ -449,7 +450,10 @@ impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
         let attempt = match dispatch {
             Dispatch::HostBusy => {
                 self.queue
-                    .release(&job, SystemTime::now() + self.config.busy_host_delay)
+                    .release(
+                        &job,
+                        self.sender.clock().system_now() + self.config.busy_host_delay,
+                    )
                     .await?;
                 return Ok(ExecutionOutcome::Deferred);
             }
@@ -494,7 +498,7 @@ impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
                     ))
                     .await;
                 self.queue
-                    .retry_at(&job, SystemTime::now() + after, report)
+                    .retry_at(&job, self.sender.clock().system_now() + after, report)
                     .await?;
                 Ok(ExecutionOutcome::Retrying { after })
             }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use leadwire_delivery::memory::JobState;
 use leadwire_delivery::redact::Redactor;
@@ -127,7 +128,12 @@ async fn salesforce() -> Salesforce {
     );
     let connected = Arc::new(ConnectedContent::new(
         Arc::new(fetcher),
-        ConnectedContentConfig::default(),
+        ConnectedContentConfig {
+            // Braze's 2 s limit is a real-time race on a busy machine (a debug-build TLS
+            // handshake); here the limit only guards against a hang.
+            timeout: Duration::from_secs(20),
+            ..ConnectedContentConfig::default()
+        },
     ));
     let Rig {
         worker,
@@ -135,6 +141,7 @@ async fn salesforce() -> Salesforce {
         activity,
         write_back,
         circuits,
+        clock,
     } = rig;
     let rig = Rig {
         worker: worker.with_connected_content(connected),
@@ -142,6 +149,7 @@ async fn salesforce() -> Salesforce {
         activity,
         write_back,
         circuits,
+        clock,
     };
     Salesforce {
         emulator,

@@ -1,4 +1,9 @@
-//! Shared rigs: a scripted HTTP server on port 0, the sender and worker wiring, queue draining.
+//! Shared rigs: a scripted HTTP server on port 0, the sender and worker wiring on a
+//! [`ManualClock`], queue draining that moves that clock instead of sleeping.
+//!
+//! Real time only bounds real I/O here (the request timeout, the drain's hang guard); due times,
+//! cool-downs and `Retry-After` run on the manual clock, so no outcome depends on how fast the
+//! machine is.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
+use leadwire_delivery::clock::ManualClock;
 use leadwire_delivery::hostlimit::HostLimits;
 use leadwire_delivery::memory::{MemoryActivity, MemoryQueue, MemoryWriteBack};
 use leadwire_delivery::redact::Redactor;
@@ -152,6 +158,8 @@ pub struct Rig {
     pub activity: Arc<MemoryActivity>,
     pub write_back: Arc<MemoryWriteBack>,
     pub circuits: Arc<CircuitBreakers>,
+    /// Drives the sender, the worker and the queue; only tests move it.
+    pub clock: Arc<ManualClock>,
 }
 
 pub struct RigOptions {
@@ -169,7 +177,8 @@ impl Default for RigOptions {
                 .allow_host("localhost")
                 .allow_net("127.0.0.1".parse().expect("net")),
             circuit: CircuitConfig::default(),
-            timeout: Duration::from_secs(5),
+            // Loopback answers at once; this only guards against a hung request on a busy machine.
+            timeout: Duration::from_secs(20),
             extra_ca_pem: vec![],
             redactor: Redactor::new(),
         }
@@ -187,6 +196,7 @@ pub fn rig(options: RigOptions) -> Rig {
     )
     .expect("client");
     let circuits = Arc::new(CircuitBreakers::new(options.circuit));
+    let clock = Arc::new(ManualClock::new());
     let sender = Sender::new(
         client,
         SenderConfig {
@@ -198,8 +208,9 @@ pub fn rig(options: RigOptions) -> Rig {
         Arc::new(HostLimits::new(8, 64)),
         circuits.clone(),
         Arc::new(options.redactor),
-    );
-    let queue = Arc::new(MemoryQueue::new());
+    )
+    .with_clock(clock.clone());
+    let queue = Arc::new(MemoryQueue::new().with_clock(clock.clone()));
     let activity = Arc::new(MemoryActivity::new());
     let write_back = Arc::new(MemoryWriteBack::new());
     let worker = Worker::new(
@@ -216,6 +227,7 @@ pub fn rig(options: RigOptions) -> Rig {
         activity,
         write_back,
         circuits,
+        clock,
     }
 }
 
@@ -247,8 +259,10 @@ pub fn job(id: &str, template: &Arc<CompiledWebhook>) -> Job {
         .with_campaign(Some("campaign-1".into()), Some("step-1".into()))
 }
 
-/// Executes jobs until none is left unfinished; returns every outcome in order.
+/// Executes jobs until none is left unfinished; returns every outcome in order. When no job is
+/// due, moves the rig's clock to the next due time (a retry's wait takes no real time).
 pub async fn drain(rig: &Rig) -> Vec<ExecutionOutcome> {
+    // Real time, only against hanging forever.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut outcomes = Vec::new();
     while rig.queue.unfinished() > 0 {
@@ -257,12 +271,11 @@ pub async fn drain(rig: &Rig) -> Vec<ExecutionOutcome> {
             "queue did not drain: {outcomes:?}"
         );
         match rig.worker.try_execute_job().await.expect("queue works") {
-            ExecutionOutcome::EmptyQueue => {
-                let wait = rig.queue.next_due().map_or(Duration::from_millis(5), |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
-                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-            }
+            ExecutionOutcome::EmptyQueue => match rig.queue.next_due() {
+                Some(at) => rig.clock.advance_to(at),
+                // Executed jobs are always settled, so an unfinished one is pending.
+                None => panic!("unfinished jobs but none pending: {outcomes:?}"),
+            },
             other => outcomes.push(other),
         }
     }
