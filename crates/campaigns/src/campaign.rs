@@ -185,7 +185,7 @@ pub fn eligible(
 
 /// The delivery speed limit as slots: the n-th send of a minute-long window goes out no earlier
 /// than the window that still has room. Pure: the caller keeps the state between calls.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateLimiter {
     window_start: Option<DateTime<Utc>>,
     used: u32,

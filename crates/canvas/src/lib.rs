@@ -6,9 +6,10 @@
 //! - [`journey`]: the step state machine, `advance()`: one user's journey moved as far as it can go,
 //!   returning effects (webhooks to enqueue, user updates to apply) and whether the user waits or
 //!   leaves. Pure: no clock, no I/O.
-//! - [`engine`]: [`CanvasEngine`], which keeps every journey durable in leadwire's SQLite file,
-//!   consumes the trigger feed exactly once and enqueues webhooks in the same transaction. It knows
-//!   SQL, the store's shared reads and the webhook queue's `enqueue`; it must not speak HTTP.
+//! - [`engine`]: [`CanvasEngine`], a consumer of the feed runner (`leadwire-engine`) that keeps
+//!   every journey durable in the store, consumes the trigger feed exactly once and enqueues
+//!   webhooks and applies User Updates in the same transaction. It knows the store's transaction
+//!   API; it must not speak HTTP or write SQL.
 //!
 //! The pure modules must not know SQL, HTTP or how webhooks are delivered.
 
@@ -16,7 +17,8 @@ pub mod engine;
 pub mod journey;
 pub mod spec;
 
-pub use engine::{CanvasEngine, CanvasRecord, EngineError, EntryRecipient, PassReport};
+pub use engine::{CanvasEngine, CanvasRecord, EntryRecipient, JourneyRow};
+pub use leadwire_engine::{EngineError, PassReport};
 pub use journey::{Advanced, Effect, ExitReason, Journey, Status, UpdateOp, Wait, advance, enter};
 pub use spec::{CanvasError, CanvasSpec, CanvasStatus, CompiledCanvas, StepKind, StepSpec};
 

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::routing::post;
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
 use leadwire_delivery::hostlimit::HostLimits;
-use leadwire_delivery::memory::{MemoryActivity, MemoryQueue, MemoryWriteBack};
+use leadwire_delivery::memory::{MemoryActivity, MemoryQueue};
 use leadwire_delivery::redact::Redactor;
 use leadwire_delivery::sender::{ClientSettings, Sender, SenderConfig, guarded_client};
 use leadwire_delivery::ssrf::{GuardedFetcher, SsrfPolicy};
@@ -103,7 +103,7 @@ fn template(url: &str, authorization: Option<String>) -> Arc<CompiledWebhook> {
     )
 }
 
-type BenchWorker = Worker<MemoryQueue, MemoryActivity, MemoryWriteBack>;
+type BenchWorker = Worker<MemoryQueue, MemoryActivity>;
 
 fn worker(client: reqwest::Client, connected: Option<Arc<ConnectedContent>>) -> Arc<BenchWorker> {
     let sender = Sender::new(
@@ -117,7 +117,6 @@ fn worker(client: reqwest::Client, connected: Option<Arc<ConnectedContent>>) -> 
     let mut w = Worker::new(
         Arc::new(MemoryQueue::new()),
         Arc::new(MemoryActivity::new()),
-        Arc::new(MemoryWriteBack::new()),
         Arc::new(sender),
         WorkerConfig {
             concurrency: CONCURRENCY,

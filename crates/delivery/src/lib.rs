@@ -8,7 +8,7 @@
 //! hand.
 //!
 //! This crate must not depend on any storage: durable jobs, the activity log and profile
-//! write-back are the [`worker::JobQueue`], [`worker::ActivitySink`] and [`worker::WriteBack`]
+//! write-back are the [`worker::JobQueue`] (which takes the write-back with the completion) and [`worker::ActivitySink`]
 //! traits, implemented by the store (and in memory here, for tests and the benchmark).
 
 pub mod circuit;

@@ -1,6 +1,6 @@
 //! In-memory implementations of the worker's traits, for this crate's tests, the benchmark and
 //! embedding without a store: [`MemoryQueue`] (leases, due times, final states, queue-to-done
-//! latencies), [`MemoryActivity`] and [`MemoryWriteBack`]. The queue's due times and leases follow
+//! latencies) and [`MemoryActivity`]. The queue's due times and leases follow
 //! its [`Clock`], so tests share one [`ManualClock`](crate::clock::ManualClock) with the sender.
 //!
 //! Not durable by design; must not be used where a crash must lose nothing.
@@ -16,7 +16,6 @@ use crate::clock::{self, Clock};
 use crate::sender::AttemptReport;
 use crate::worker::{
     ActivityEntry, ActivitySink, Completion, Failure, FailureKind, Job, JobQueue, QueueError,
-    WriteBack, WriteBackError,
 };
 
 /// Where a job stands.
@@ -57,6 +56,8 @@ pub struct MemoryQueue {
     state: Mutex<State>,
     notify: Notify,
     clock: Arc<dyn Clock>,
+    /// `(user_id, attribute, value)` written back by deliveries, in order.
+    written_back: Mutex<Vec<(String, String, serde_json::Value)>>,
 }
 
 impl Default for MemoryQueue {
@@ -65,6 +66,7 @@ impl Default for MemoryQueue {
             state: Mutex::default(),
             notify: Notify::new(),
             clock: clock::system(),
+            written_back: Mutex::default(),
         }
     }
 }
@@ -72,6 +74,11 @@ impl Default for MemoryQueue {
 impl MemoryQueue {
     pub fn new() -> MemoryQueue {
         MemoryQueue::default()
+    }
+
+    /// `(user_id, attribute, value)` saved by deliveries' write-back rules, in order.
+    pub fn written_back(&self) -> Vec<(String, String, serde_json::Value)> {
+        lock(&self.written_back).clone()
     }
 
     /// Due times and leases follow `clock` (give the worker's sender the same one).
@@ -200,10 +207,16 @@ impl JobQueue for MemoryQueue {
 
     async fn complete(&self, job: &Job, completion: Completion<'_>) -> Result<(), QueueError> {
         let state = match completion {
-            Completion::Delivered(report) => JobState::Delivered {
-                status: report.response.as_ref().map_or(0, |r| r.status),
-                attempts: report.attempt,
-            },
+            Completion::Delivered { report, write_back } => {
+                let mut saved = lock(&self.written_back);
+                for (name, value) in write_back {
+                    saved.push((job.user_id.clone(), name, value));
+                }
+                JobState::Delivered {
+                    status: report.response.as_ref().map_or(0, |r| r.status),
+                    attempts: report.attempt,
+                }
+            }
             Completion::Aborted { reason } => JobState::Aborted {
                 reason: reason.to_owned(),
             },
@@ -264,36 +277,6 @@ impl MemoryActivity {
 impl ActivitySink for MemoryActivity {
     async fn record(&self, entry: ActivityEntry) {
         lock(&self.entries).push(entry);
-    }
-}
-
-/// Keeps written-back attributes per user.
-#[derive(Default)]
-pub struct MemoryWriteBack {
-    saved: Mutex<Vec<(String, String, serde_json::Value)>>,
-}
-
-impl MemoryWriteBack {
-    pub fn new() -> MemoryWriteBack {
-        MemoryWriteBack::default()
-    }
-    /// `(user_id, attribute, value)` in the order saved.
-    pub fn saved(&self) -> Vec<(String, String, serde_json::Value)> {
-        lock(&self.saved).clone()
-    }
-}
-
-impl WriteBack for MemoryWriteBack {
-    async fn write_back(
-        &self,
-        job: &Job,
-        attributes: Vec<(String, serde_json::Value)>,
-    ) -> Result<(), WriteBackError> {
-        let mut saved = lock(&self.saved);
-        for (name, value) in attributes {
-            saved.push((job.user_id.clone(), name, value));
-        }
-        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The delivery worker: claims jobs from a [`JobQueue`], renders each job's webhook for its user,
 //! sends it through the [`Sender`], and settles the job (delivered, aborted, retry at a time,
 //! failed), reporting every abort, render error, failed attempt, retry and terminal failure to an
-//! [`ActivitySink`] and a successful response's configured fields to a [`WriteBack`].
+//! [`ActivitySink`], and a successful response's configured fields go with the job's completion.
 //!
 //! The core is [`Worker::try_execute_job`] (claim one, run it, say what happened) so tests can
 //! drain a queue step by step; [`Worker::run`] is the same with bounded concurrency.
@@ -74,9 +74,15 @@ impl Job {
 }
 
 /// How a job ended well.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Completion<'a> {
-    Delivered(&'a AttemptReport),
+    /// Sent and accepted. `write_back` holds the response fields the template's rules picked
+    /// out, to be saved on the user's profile in the same commit that settles the job, so a
+    /// crash can never leave one without the other.
+    Delivered {
+        report: &'a AttemptReport,
+        write_back: Vec<(String, serde_json::Value)>,
+    },
     /// `abort_message`: nothing was sent, by design.
     Aborted {
         reason: &'a str,
@@ -182,34 +188,6 @@ pub trait ActivitySink: Send + Sync + 'static {
     fn record(&self, entry: ActivityEntry) -> impl Future<Output = ()> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("write-back: {0}")]
-pub struct WriteBackError(pub String);
-
-/// Saves fields of a successful response onto the user's profile (raising the usual
-/// attribute-change triggers). Called before the job is completed.
-pub trait WriteBack: Send + Sync + 'static {
-    fn write_back(
-        &self,
-        job: &Job,
-        attributes: Vec<(String, serde_json::Value)>,
-    ) -> impl Future<Output = Result<(), WriteBackError>> + Send;
-}
-
-/// A [`WriteBack`] that drops everything (templates without write-back rules).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoWriteBack;
-
-impl WriteBack for NoWriteBack {
-    async fn write_back(
-        &self,
-        _job: &Job,
-        _attributes: Vec<(String, serde_json::Value)>,
-    ) -> Result<(), WriteBackError> {
-        Ok(())
-    }
-}
-
 /// Picks the rules' fields out of a JSON response body (dotted paths). Pure.
 pub fn extract_write_back(
     rules: &[WriteBackRule],
@@ -289,10 +267,9 @@ pub enum ExecutionOutcome {
 /// The worker. Construct with [`Worker::new`], optionally add a connected_content client, then
 /// call [`Worker::try_execute_job`] (tests) or [`Worker::run`] (service). It reads the time from
 /// its sender's [`Clock`](crate::clock::Clock), so one clock drives a whole delivery pipeline.
-pub struct Worker<Q, A, W> {
+pub struct Worker<Q, A> {
     queue: Arc<Q>,
     activity: Arc<A>,
-    write_back: Arc<W>,
     sender: Arc<Sender>,
     connected: Option<Arc<ConnectedContent>>,
     config: WorkerConfig,
@@ -310,21 +287,19 @@ fn splitmix(state: &AtomicU64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
+impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
     pub fn new(
         queue: Arc<Q>,
         activity: Arc<A>,
-        write_back: Arc<W>,
         sender: Arc<Sender>,
         config: WorkerConfig,
-    ) -> Worker<Q, A, W> {
+    ) -> Worker<Q, A> {
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Worker {
             queue,
             activity,
-            write_back,
             sender,
             connected: None,
             config,
@@ -463,28 +438,24 @@ impl<Q: JobQueue, A: ActivitySink, W: WriteBack> Worker<Q, A, W> {
         match (report.classification, report.next_delay) {
             (Classification::Success, _) => {
                 let rules = job.template.write_back();
+                let mut write_back = Vec::new();
                 if !rules.is_empty() {
-                    let saved = match extract_write_back(rules, &attempt.response_body) {
-                        Ok(attributes) => self
-                            .write_back
-                            .write_back(&job, attributes)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(message) = saved {
-                        self.activity
-                            .record(self.entry(
-                                &job,
-                                ActivityKind::WriteBackFailed,
-                                message,
-                                Some(report),
-                            ))
-                            .await;
+                    match extract_write_back(rules, &attempt.response_body) {
+                        Ok(attributes) => write_back = attributes,
+                        Err(message) => {
+                            self.activity
+                                .record(self.entry(
+                                    &job,
+                                    ActivityKind::WriteBackFailed,
+                                    message,
+                                    Some(report),
+                                ))
+                                .await;
+                        }
                     }
                 }
                 self.queue
-                    .complete(&job, Completion::Delivered(report))
+                    .complete(&job, Completion::Delivered { report, write_back })
                     .await?;
                 Ok(ExecutionOutcome::Delivered)
             }

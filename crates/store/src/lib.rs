@@ -1,24 +1,36 @@
-//! leadwire's storage, behind one interface: profiles, aliases, events, purchases, the trigger feed
-//! and API keys. The embedded default is SQLite in one file ([`SqliteStore`]); a PostgreSQL backend
-//! implements the same [`Store`] trait, so callers never name a backend.
+//! leadwire's storage, and the only crate that opens the database or writes SQL.
 //!
-//! Every applied change writes its triggers in the same transaction as the change, so a trigger
-//! never fires for a change that was rolled back and no change loses its trigger.
+//! Everything leadwire keeps — profiles, aliases, events, purchases, the trigger feed and the feed
+//! consumers' positions, API keys, webhook templates, credentials, jobs and the activity log,
+//! campaigns and their sends, Canvases and their journeys — is reached through [`Store`]:
 //!
-//! This crate knows profiles (from `leadwire-profiles`) and SQL; it must not know HTTP, JSON request
-//! shapes, templates or campaigns.
+//! - [`Store::transact`] runs a closure over a [`Tx`] of typed operations and commits it as a
+//!   whole, or rolls it back when the closure returns an error. A job's settle and the write-back
+//!   it causes, a journey step and the User Update it makes, a trigger's consumption and the sends
+//!   it decides: each is one `transact`.
+//! - [`Store::read`] runs a closure over a consistent read-only snapshot.
+//!
+//! Backends live beneath (`sqlite` today; the transaction API names no backend type, so a
+//! PostgreSQL backend slots in without other crates changing). On SQLite every write transaction
+//! goes to one writer thread, which group-commits whatever is waiting (a savepoint each).
+//!
+//! This crate knows profiles (from `leadwire-profiles`) and SQL; it must not know HTTP, request
+//! JSON shapes, Liquid, delivery rules, campaign or Canvas rules: specs, journey states and render
+//! properties are stored as the JSON their owners give it.
 
-mod migrations;
+mod model;
 mod sqlite;
+
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use leadwire_profiles::{Identifier, MinorError, ParsedTrack, Profile, Trigger, UserAlias};
-use serde::Serialize;
+use leadwire_profiles::{Identifier, ParsedTrack};
 
-pub use sqlite::{SqliteConfig, SqliteStore, shared};
+pub use model::*;
+pub use sqlite::SqliteConfig;
+pub use sqlite::Tx;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -33,129 +45,192 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: String, reason: String },
+    /// A uniqueness rule was broken (a name already taken); the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{what} '{id}' does not exist")]
+    NotFound { what: &'static str, id: String },
+    /// The transaction is read-only (from [`Store::read`]) and the operation writes.
+    #[error("this operation writes, but the transaction is read-only")]
+    ReadOnly,
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
+/// What wakes whoever waits for new work: the trigger feed's end and new or rescheduled jobs.
+/// Fired by the backend after the commit that caused it, never before.
+pub struct Signals {
+    feed: tokio::sync::watch::Sender<i64>,
+    jobs: tokio::sync::Notify,
 }
 
-/// What `/users/track` did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TrackResult {
-    pub attributes_processed: usize,
-    pub events_processed: usize,
-    pub purchases_processed: usize,
-    pub errors: Vec<MinorError>,
-}
-
-/// Who changed a profile: the API, a CSV import, a canvas User Update step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeSource {
-    Api,
-    Import,
-    CanvasUserUpdate,
-    /// Fields of a webhook's response saved onto the profile (e.g. the created Lead's id).
-    WriteBack,
-}
-
-impl ChangeSource {
-    fn as_str(self) -> &'static str {
-        match self {
-            ChangeSource::Api => "api",
-            ChangeSource::Import => "import",
-            ChangeSource::CanvasUserUpdate => "canvas_user_update",
-            ChangeSource::WriteBack => "write_back",
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            feed: tokio::sync::watch::Sender::new(0),
+            jobs: tokio::sync::Notify::new(),
         }
     }
 
-    fn parse(s: &str) -> ChangeSource {
-        match s {
-            "import" => ChangeSource::Import,
-            "canvas_user_update" => ChangeSource::CanvasUserUpdate,
-            "write_back" => ChangeSource::WriteBack,
-            _ => ChangeSource::Api,
+    /// A receiver that changes whenever triggers are committed (its value: the feed's end).
+    pub fn feed(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.feed.subscribe()
+    }
+
+    /// Waits until jobs were enqueued or rescheduled, or `max` passed.
+    pub async fn jobs_ready(&self, max: std::time::Duration) {
+        let _ = tokio::time::timeout(max, self.jobs.notified()).await;
+    }
+
+    /// Wakes a job waiter (after work became due by time rather than by a write).
+    pub fn wake_jobs(&self) {
+        self.jobs.notify_one();
+    }
+
+    pub(crate) fn committed(&self, feed_end: Option<i64>, jobs: bool) {
+        if let Some(end) = feed_end {
+            self.feed.send_if_modified(|v| {
+                let grew = end > *v;
+                *v = (*v).max(end);
+                grew
+            });
+        }
+        if jobs {
+            self.jobs.notify_one();
         }
     }
 }
 
-/// One entry of the trigger feed, in the order changes were applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TriggerRecord {
-    /// Position in the feed; strictly increasing. Read the next page with `triggers_after(seq)`.
-    pub seq: i64,
-    pub braze_id: String,
-    pub external_id: Option<String>,
-    pub source: ChangeSource,
-    pub trigger: Trigger,
-    pub created_at: DateTime<Utc>,
+/// leadwire's database. Cheap to clone; every clone shares one backend.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<sqlite::SqliteBackend>,
+    signals: Arc<Signals>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAlias {
-    /// The identified user to attach the alias to; `None` creates an alias-only user.
-    pub external_id: Option<String>,
-    pub alias: UserAlias,
-}
+impl Store {
+    /// Opens (creating and migrating as needed) the embedded SQLite database.
+    pub fn open_sqlite(config: SqliteConfig) -> Result<Store, StoreError> {
+        let signals = Arc::new(Signals::new());
+        let backend = sqlite::SqliteBackend::open(config, signals.clone())?;
+        let store = Store {
+            backend: Arc::new(backend),
+            signals,
+        };
+        Ok(store)
+    }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct IdentifyRequest {
-    pub external_id: String,
-    pub alias: UserAlias,
-}
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
 
-/// Profiles found for a list of identifiers, and the identifiers that matched nobody.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FoundProfiles {
-    pub found: Vec<Profile>,
-    pub missing: Vec<Identifier>,
-}
+    /// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back (its
+    /// changes only) when it returns `Err`. The answer arrives after the commit.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.backend.transact(f).await
+    }
 
-/// A stored API key's metadata. The key itself is never stored, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ApiKeyInfo {
-    pub id: String,
-    pub name: String,
-    pub permissions: Vec<String>,
-}
+    /// Runs `f` over a consistent read-only snapshot, off the async threads.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || backend.read(f))
+            .await
+            .map_err(|e| E::from(StoreError::Database(format!("a read task stopped: {e}"))))?
+    }
 
-/// Storage for everything leadwire keeps. Implementations apply each request's objects atomically
-/// per object, in Braze's order (attributes, then events, then purchases).
-pub trait Store: Send + Sync + 'static {
-    fn track(
+    /// [`Store::read`] on the calling thread, for synchronous callers already off the async
+    /// threads (the renderer's credential lookups).
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        self.backend.read(f)
+    }
+
+    // Conveniences over `transact`/`read` for the REST API's one-shot calls.
+
+    pub async fn track(
         &self,
         request: ParsedTrack,
         source: ChangeSource,
-    ) -> BoxFuture<'_, Result<TrackResult, StoreError>>;
-    /// Profiles for identifiers; identifiers that match nobody are returned in the second list.
-    fn find_profiles(
-        &self,
-        ids: Vec<Identifier>,
-    ) -> BoxFuture<'_, Result<FoundProfiles, StoreError>>;
-    /// Deletes the users; returns how many were deleted.
-    fn delete_users(&self, ids: Vec<Identifier>) -> BoxFuture<'_, Result<usize, StoreError>>;
-    /// Adds aliases; returns one error message per alias that could not be added, by index.
-    fn add_aliases(
+    ) -> Result<TrackResult, StoreError> {
+        self.transact(move |tx| tx.track(&request, source)).await
+    }
+
+    pub async fn find_profiles(&self, ids: Vec<Identifier>) -> Result<FoundProfiles, StoreError> {
+        self.read(move |tx| {
+            let mut out = FoundProfiles::default();
+            for id in ids {
+                match tx.profile(&id)? {
+                    Some(p) => out.found.push(p),
+                    None => out.missing.push(id),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn delete_users(&self, ids: Vec<Identifier>) -> Result<usize, StoreError> {
+        self.transact(move |tx| tx.delete_users(&ids)).await
+    }
+
+    pub async fn add_aliases(
         &self,
         aliases: Vec<NewAlias>,
-    ) -> BoxFuture<'_, Result<Vec<(usize, String)>, StoreError>>;
-    /// Identifies alias-only users as `external_id` (merging them into an existing user if any).
-    fn identify(
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        self.transact(move |tx| tx.add_aliases(&aliases)).await
+    }
+
+    pub async fn identify(
         &self,
         requests: Vec<IdentifyRequest>,
-    ) -> BoxFuture<'_, Result<Vec<(usize, String)>, StoreError>>;
-    fn triggers_after(
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        self.transact(move |tx| tx.identify(&requests)).await
+    }
+
+    pub async fn triggers_after(
         &self,
         position: i64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<TriggerRecord>, StoreError>>;
-    fn create_api_key(
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.read(move |tx| tx.triggers_after(position, limit))
+            .await
+    }
+
+    pub async fn create_api_key(
         &self,
         name: String,
         permissions: Vec<String>,
-    ) -> BoxFuture<'_, Result<String, StoreError>>;
-    fn api_key(&self, key: String) -> BoxFuture<'_, Result<Option<ApiKeyInfo>, StoreError>>;
-    fn profile_count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    ) -> Result<String, StoreError> {
+        self.transact(move |tx| tx.create_api_key(&name, &permissions))
+            .await
+    }
+
+    /// The key's metadata; keys never change after creation (as in Braze), so hits are cached.
+    pub async fn api_key(&self, key: String) -> Result<Option<ApiKeyInfo>, StoreError> {
+        let hash = model::hash_key(&key);
+        if let Some(hit) = self.backend.cached_key(&hash) {
+            return Ok(Some(hit));
+        }
+        let h = hash.clone();
+        let info = self.read(move |tx| tx.api_key_by_hash(&h)).await?;
+        if let Some(info) = &info {
+            self.backend.cache_key(hash, info.clone());
+        }
+        Ok(info)
+    }
+
+    pub async fn profile_count(&self) -> Result<u64, StoreError> {
+        self.read(|tx| tx.profile_count()).await
+    }
 }

@@ -1,17 +1,17 @@
-//! The SQLite store through its `Store` interface, on a fresh database file per test.
+//! The store through its API, on a fresh database file per test.
 
 use leadwire_profiles::{Identifier, Trigger, UserAlias, parse_track};
-use leadwire_store::{ChangeSource, IdentifyRequest, NewAlias, SqliteConfig, SqliteStore, Store};
+use leadwire_store::{ChangeSource, IdentifyRequest, NewAlias, SqliteConfig, Store};
 use serde_json::json;
 
-fn fresh() -> (tempfile::TempDir, SqliteStore) {
+fn fresh() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store =
-        SqliteStore::open(SqliteConfig::new(dir.path().join("data/leadwire.db"))).expect("opens");
+        Store::open_sqlite(SqliteConfig::new(dir.path().join("data/leadwire.db"))).expect("opens");
     (dir, store)
 }
 
-async fn track(store: &SqliteStore, body: serde_json::Value) -> leadwire_store::TrackResult {
+async fn track(store: &Store, body: serde_json::Value) -> leadwire_store::TrackResult {
     store
         .track(
             parse_track(&body).expect("valid request"),
@@ -86,7 +86,7 @@ async fn data_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("leadwire.db");
     {
-        let store = SqliteStore::open(SqliteConfig::new(&path)).expect("opens");
+        let store = Store::open_sqlite(SqliteConfig::new(&path)).expect("opens");
         track(
             &store,
             json!({"attributes": [{"external_id": "u1", "first_name": "José"}]}),
@@ -94,7 +94,7 @@ async fn data_survives_reopening() {
         .await;
     }
     let store =
-        SqliteStore::open(SqliteConfig::new(&path)).expect("reopens and migrates idempotently");
+        Store::open_sqlite(SqliteConfig::new(&path)).expect("reopens and migrates idempotently");
     let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
         .await
@@ -162,7 +162,7 @@ async fn aliases_identify_and_delete() {
 async fn api_keys_are_stored_hashed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("leadwire.db");
-    let store = SqliteStore::open(SqliteConfig::new(&path)).expect("opens");
+    let store = Store::open_sqlite(SqliteConfig::new(&path)).expect("opens");
     let key = store
         .create_api_key("ci".into(), vec!["users.track".into()])
         .await
@@ -236,7 +236,7 @@ async fn a_failed_object_keeps_earlier_changes_to_the_same_user() {
     );
     // Read through a fresh store so the check sees the database, not the writer's cache.
     drop(store);
-    let store = SqliteStore::open(SqliteConfig::new(_dir.path().join("data/leadwire.db")))
+    let store = Store::open_sqlite(SqliteConfig::new(_dir.path().join("data/leadwire.db")))
         .expect("reopens");
     let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
@@ -245,4 +245,187 @@ async fn a_failed_object_keeps_earlier_changes_to_the_same_user() {
     assert_eq!(found[0].custom["score"], 1);
     assert_eq!(found[0].custom["plan"], "pro");
     assert_eq!(found[0].custom["nick"], "x");
+}
+
+fn job_for(template_id: &str, user: &str) -> leadwire_store::NewJob {
+    leadwire_store::NewJob {
+        template_id: template_id.into(),
+        user: Identifier::ExternalId(user.into()),
+        campaign_id: Some("cmp_1".into()),
+        step_id: None,
+        properties: json!({}),
+        not_before: None,
+    }
+}
+
+#[tokio::test]
+async fn a_failed_transaction_undoes_only_its_own_changes() {
+    let (_dir, store) = fresh();
+    track(&store, json!({"attributes": [{"external_id": "u1", "score": 1}]})).await;
+    // Two transactions in flight together (one group commit): one fails after writing.
+    let failing = store.transact(|tx| {
+        tx.track(
+            &parse_track(&json!({"attributes": [{"external_id": "u1", "score": 99}]}))
+                .expect("valid"),
+            ChangeSource::Api,
+        )?;
+        Err::<(), _>(leadwire_store::StoreError::Conflict("changed my mind".into()))
+    });
+    let passing = store.transact(|tx| {
+        tx.track(
+            &parse_track(&json!({"attributes": [{"external_id": "u2", "score": 2}]}))
+                .expect("valid"),
+            ChangeSource::Api,
+        )
+    });
+    let (failed, passed) = tokio::join!(failing, passing);
+    assert!(matches!(failed, Err(leadwire_store::StoreError::Conflict(_))));
+    assert_eq!(passed.expect("applies").attributes_processed, 1);
+    let found = store
+        .find_profiles(vec![
+            Identifier::ExternalId("u1".into()),
+            Identifier::ExternalId("u2".into()),
+        ])
+        .await
+        .expect("reads");
+    let score = |i: usize| found.found[i].custom.get("score").cloned();
+    assert_eq!(score(0), Some(json!(1)), "the failed transaction left u1 alone");
+    assert_eq!(score(1), Some(json!(2)));
+    // Its trigger went with it: only u1's first change and u2's are in the feed.
+    let feed = store.triggers_after(0, 100).await.expect("feed");
+    assert_eq!(feed.len(), 2, "{feed:?}");
+}
+
+#[tokio::test]
+async fn jobs_are_claimed_once_and_settled_by_their_claim_only() {
+    let (_dir, store) = fresh();
+    track(&store, json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]})).await;
+    let template = store
+        .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
+        .await
+        .expect("template");
+    let t = template.clone();
+    let enqueued = store
+        .transact(move |tx| tx.enqueue_job(&job_for(&t, "u1")))
+        .await
+        .expect("enqueues");
+    let lease = std::time::Duration::from_secs(60);
+    let now = std::time::SystemTime::now();
+    let first = store
+        .transact(move |tx| tx.claim_jobs(now, lease, 10))
+        .await
+        .expect("claims");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].claim.id, enqueued.job_id);
+    let again = store
+        .transact(move |tx| tx.claim_jobs(now, lease, 10))
+        .await
+        .expect("claims");
+    assert!(again.is_empty(), "a leased job is not claimed twice");
+    // After the lease ran out a second claim takes it; the first claim's settle then changes
+    // nothing.
+    let later = now + lease + std::time::Duration::from_secs(1);
+    let second = store
+        .transact(move |tx| tx.claim_jobs(later, lease, 10))
+        .await
+        .expect("claims");
+    assert_eq!(second.len(), 1);
+    let (old, new) = (first[0].claim, second[0].claim);
+    let delivered = leadwire_store::Settlement::Delivered {
+        attempts: 1,
+        status: Some(201),
+    };
+    let d = delivered.clone();
+    assert!(!store.transact(move |tx| tx.settle_job(old, &d)).await.expect("settles"));
+    assert!(store.transact(move |tx| tx.settle_job(new, &delivered)).await.expect("settles"));
+    let counts = store.read(|tx| tx.job_counts()).await.expect("counts");
+    assert_eq!(counts.get(&leadwire_store::JobState::Delivered), Some(&1));
+}
+
+#[tokio::test]
+async fn a_settle_and_the_profile_write_it_causes_commit_together() {
+    let (_dir, store) = fresh();
+    track(&store, json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]})).await;
+    let template = store
+        .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
+        .await
+        .expect("template");
+    store
+        .transact(move |tx| tx.enqueue_job(&job_for(&template, "u1")))
+        .await
+        .expect("enqueues");
+    let now = std::time::SystemTime::now();
+    let claimed = store
+        .transact(move |tx| tx.claim_jobs(now, std::time::Duration::from_secs(60), 1))
+        .await
+        .expect("claims");
+    let claim = claimed[0].claim;
+    // The write-back fails after the settle: both roll back, the job stays claimable.
+    let result = store
+        .transact(move |tx| {
+            tx.settle_job(
+                claim,
+                &leadwire_store::Settlement::Delivered {
+                    attempts: 1,
+                    status: Some(201),
+                },
+            )?;
+            tx.track(
+                &parse_track(&json!({"attributes": [{"external_id": "u1", "lead_id": "00Q1"}]}))
+                    .expect("valid"),
+                ChangeSource::WriteBack,
+            )?;
+            Err::<(), _>(leadwire_store::StoreError::Database("disk on fire".into()))
+        })
+        .await;
+    assert!(result.is_err());
+    let counts = store.read(|tx| tx.job_counts()).await.expect("counts");
+    assert_eq!(counts.get(&leadwire_store::JobState::InFlight), Some(&1));
+    let found = store
+        .find_profiles(vec![Identifier::ExternalId("u1".into())])
+        .await
+        .expect("reads");
+    assert_eq!(found.found[0].custom.get("lead_id"), None);
+}
+
+#[tokio::test]
+async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() {
+    use leadwire_store::Consumer;
+    let (_dir, store) = fresh();
+    for i in 0..5 {
+        track(&store, json!({"attributes": [{"external_id": format!("u{i}"), "score": i}]})).await;
+    }
+    let end = store.read(|tx| tx.feed_end()).await.expect("end");
+    assert_eq!(end, 5);
+    store
+        .transact(move |tx| tx.set_feed_position(Consumer::Campaigns, end))
+        .await
+        .expect("moves");
+    let keep_after = chrono::Utc::now() + chrono::Duration::hours(1);
+    let pruned = store
+        .transact(move |tx| tx.prune_feed(keep_after, 1000))
+        .await
+        .expect("prunes");
+    assert_eq!(pruned, 0, "the Canvas consumer has not read anything yet");
+    store
+        .transact(|tx| tx.set_feed_position(Consumer::Canvases, 3))
+        .await
+        .expect("moves");
+    let pruned = store
+        .transact(move |tx| tx.prune_feed(keep_after, 1000))
+        .await
+        .expect("prunes");
+    assert_eq!(pruned, 3, "up to the slowest consumer");
+    let rest = store.triggers_after(0, 100).await.expect("feed");
+    assert_eq!(rest.iter().map(|t| t.seq).collect::<Vec<_>>(), [4, 5]);
+    // Positions only move forward.
+    store
+        .transact(|tx| tx.set_feed_position(Consumer::Campaigns, 1))
+        .await
+        .expect("moves");
+    let at = store
+        .read(|tx| tx.feed_position(Consumer::Campaigns))
+        .await
+        .expect("reads");
+    assert_eq!(at, 5);
 }

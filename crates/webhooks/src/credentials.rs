@@ -1,17 +1,15 @@
 //! Braze's Connected Content credentials (`:basic_auth NAME`, `:auth_credentials NAME`), so a
 //! client secret need not sit in a template. Secrets are written here and read only by the
-//! renderer ([`SqliteCredentials`] as `leadwire_liquid::CredentialStore`) and the redactor;
+//! renderer ([`Credentials`] as `leadwire_liquid::CredentialStore`) and the redactor;
 //! every listing returns [`CredentialInfo`], which has no secret in it.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use leadwire_liquid::{CredentialStore, TokenCredential};
-use rusqlite::{OptionalExtension, params};
+use leadwire_store::{CredentialKind, CredentialRow, Store};
 use serde_json::{Value as Json, json};
 
 use crate::WebhookError;
-use crate::db::{Db, from_millis, millis};
 
 /// A credential to save. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,151 +102,122 @@ impl CredentialInfo {
     }
 }
 
-/// The credentials table.
-pub struct SqliteCredentials {
-    db: Arc<Db>,
+/// The credentials, over the store.
+pub struct Credentials {
+    store: Store,
 }
 
-impl SqliteCredentials {
-    pub(crate) fn new(db: Arc<Db>) -> SqliteCredentials {
-        SqliteCredentials { db }
+fn info(row: CredentialRow) -> CredentialInfo {
+    CredentialInfo {
+        kind: row.kind.as_str(),
+        header_names: row.headers.into_iter().map(|(k, _)| k).collect(),
+        name: row.name,
+        username: row.username,
+        allowed_domain: row.allowed_domain,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+impl Credentials {
+    pub(crate) fn new(store: Store) -> Credentials {
+        Credentials { store }
     }
 
     /// Creates or replaces a credential.
-    pub(crate) fn save(&self, credential: &NewCredential) -> Result<CredentialInfo, WebhookError> {
+    pub(crate) async fn save(&self, credential: &NewCredential) -> Result<CredentialInfo, WebhookError> {
         credential.check()?;
-        let now = millis(SystemTime::now());
-        let (kind, username, secret, headers, domain) = match credential {
+        let row = match credential.clone() {
             NewCredential::Basic {
-                username, password, ..
-            } => (
-                "basic",
-                Some(username.clone()),
-                Some(password.clone()),
-                "[]".to_owned(),
-                None,
-            ),
+                name,
+                username,
+                password,
+            } => CredentialRow {
+                name,
+                kind: CredentialKind::Basic,
+                username: Some(username),
+                secret: Some(password),
+                headers: Vec::new(),
+                allowed_domain: None,
+                created_at: SystemTime::now(),
+                updated_at: SystemTime::now(),
+            },
             NewCredential::Token {
+                name,
                 headers,
                 allowed_domain,
-                ..
-            } => (
-                "token",
-                None,
-                None,
-                Json::Array(headers.iter().map(|(k, v)| json!([k, v])).collect()).to_string(),
-                allowed_domain.clone(),
-            ),
+            } => CredentialRow {
+                name,
+                kind: CredentialKind::Token,
+                username: None,
+                secret: None,
+                headers,
+                allowed_domain,
+                created_at: SystemTime::now(),
+                updated_at: SystemTime::now(),
+            },
         };
-        let conn = self.db.lock();
-        conn.execute(
-            "INSERT INTO webhook_credentials (name, kind, username, secret, headers, allowed_domain, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-             ON CONFLICT(name) DO UPDATE SET kind = ?2, username = ?3, secret = ?4, headers = ?5, allowed_domain = ?6, updated_at = ?7",
-            params![credential.name(), kind, username, secret, headers, domain, now],
-        )?;
-        drop(conn);
-        self.list()?
-            .into_iter()
-            .find(|c| c.name == credential.name())
+        let name = row.name.clone();
+        let saved = self
+            .store
+            .transact(move |tx| {
+                tx.put_credential(&row)?;
+                tx.credential(&name)
+            })
+            .await?;
+        saved
+            .map(info)
             .ok_or_else(|| WebhookError::Database("the saved credential vanished".into()))
     }
 
-    pub(crate) fn list(&self) -> Result<Vec<CredentialInfo>, WebhookError> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare(
-            "SELECT name, kind, username, headers, allowed_domain, created_at, updated_at FROM webhook_credentials ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let kind: String = r.get(1)?;
-            let headers: String = r.get(3)?;
-            Ok(CredentialInfo {
-                name: r.get(0)?,
-                kind: if kind == "basic" { "basic" } else { "token" },
-                username: r.get(2)?,
-                header_names: header_pairs(&headers).into_iter().map(|(k, _)| k).collect(),
-                allowed_domain: r.get(4)?,
-                created_at: from_millis(r.get(5)?),
-                updated_at: from_millis(r.get(6)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    pub(crate) async fn list(&self) -> Result<Vec<CredentialInfo>, WebhookError> {
+        let rows = self.store.read(|tx| tx.credentials()).await?;
+        Ok(rows.into_iter().map(info).collect())
     }
 
     /// Every secret value (passwords, token header values), for the redactor.
     pub(crate) fn secrets(&self) -> Result<Vec<String>, WebhookError> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare("SELECT secret, headers FROM webhook_credentials")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
-        })?;
+        let rows = self.store.read_blocking(|tx| tx.credentials())?;
         let mut out = Vec::new();
         for row in rows {
-            let (secret, headers) = row?;
-            out.extend(secret);
-            out.extend(header_pairs(&headers).into_iter().map(|(_, v)| {
+            out.extend(row.secret);
+            out.extend(row.headers.into_iter().map(|(_, v)| {
                 // `Bearer abc` is redacted as `abc` too.
                 v.split_once(' ').map_or(v.clone(), |(_, t)| t.to_owned())
             }));
         }
         Ok(out)
     }
-}
 
-fn header_pairs(text: &str) -> Vec<(String, String)> {
-    let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.get(0)?.as_str()?.to_owned(),
-                p.get(1)?.as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-impl CredentialStore for SqliteCredentials {
-    fn basic_auth(&self, name: &str) -> Option<(String, String)> {
-        let conn = self.db.lock();
-        let row = conn
-            .query_row(
-                "SELECT username, secret FROM webhook_credentials WHERE name = ?1 AND kind = 'basic'",
-                [name],
-                |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional();
-        match row {
-            Ok(Some((Some(u), Some(p)))) => Some((u, p)),
-            Ok(_) => None,
+    fn lookup(&self, name: &str) -> Option<CredentialRow> {
+        match self.store.read_blocking(|tx| tx.credential(name)) {
+            Ok(row) => row,
             Err(e) => {
                 tracing::warn!(credential = name, error = %e, "reading a credential failed");
                 None
             }
         }
     }
+}
+
+impl CredentialStore for Credentials {
+    fn basic_auth(&self, name: &str) -> Option<(String, String)> {
+        match self.lookup(name)? {
+            CredentialRow {
+                kind: CredentialKind::Basic,
+                username: Some(u),
+                secret: Some(p),
+                ..
+            } => Some((u, p)),
+            _ => None,
+        }
+    }
 
     fn token_auth(&self, name: &str) -> Option<TokenCredential> {
-        let conn = self.db.lock();
-        let row = conn
-            .query_row(
-                "SELECT headers, allowed_domain FROM webhook_credentials WHERE name = ?1 AND kind = 'token'",
-                [name],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional();
-        match row {
-            Ok(Some((headers, allowed_domain))) => Some(TokenCredential {
-                headers: header_pairs(&headers),
-                allowed_domain,
-            }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(credential = name, error = %e, "reading a credential failed");
-                None
-            }
-        }
+        let row = self.lookup(name)?;
+        (row.kind == CredentialKind::Token).then_some(TokenCredential {
+            headers: row.headers,
+            allowed_domain: row.allowed_domain,
+        })
     }
 }

@@ -1,7 +1,6 @@
 //! [`WebhookService`]: templates, credentials, preview and test send, the activity log, the
-//! durable queue and the delivery worker, over one database file and one `Store`.
+//! durable queue and the delivery worker, over the `Store`.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -17,25 +16,21 @@ use leadwire_delivery::worker::{Worker, WorkerConfig};
 use leadwire_http_client::HttpFetcher;
 use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context};
 use leadwire_profiles::Identifier;
-use leadwire_store::Store;
+use leadwire_store::{
+    ActivityQuery, ActivityRecord, ActivityRow, ActivityType, Enqueued, JobInfo, JobState, NewJob,
+    Store,
+};
 use serde_json::{Value as Json, json};
 
 use crate::WebhookError;
-use crate::activity::{
-    ActivityQuery, ActivityRecord, ActivityRow, SqliteActivity, redact_request, redact_response,
-    request_json, response_json,
-};
-use crate::credentials::{CredentialInfo, NewCredential, SqliteCredentials};
-use crate::db::{Db, blocking, open};
-use crate::queue::{Enqueued, JobInfo, NewJob, RenderProperties, SqliteQueue, render_context};
-use crate::templates::{TemplateDefinition, TemplateRecord};
-use crate::writeback::SqliteWriteBack;
+use crate::activity::{Activity, redact_request, redact_response, request_json, response_json};
+use crate::credentials::{CredentialInfo, Credentials, NewCredential};
+use crate::queue::{RenderProperties, StoreQueue, render_context};
+use crate::templates::{TemplateDefinition, TemplateRecord, record};
 
 /// Settings, resolved once at start-up.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// `DATA_DIR/leadwire.db`, the store's file.
-    pub database: PathBuf,
     pub worker: WorkerConfig,
     pub sender: SenderConfig,
     pub ssrf: SsrfPolicy,
@@ -50,9 +45,8 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    pub fn new(database: impl Into<PathBuf>) -> WebhookConfig {
+    pub fn new() -> WebhookConfig {
         WebhookConfig {
-            database: database.into(),
             worker: WorkerConfig::default(),
             sender: SenderConfig::default(),
             ssrf: SsrfPolicy::strict(),
@@ -65,7 +59,13 @@ impl WebhookConfig {
     }
 }
 
-type DeliveryWorker = Worker<SqliteQueue, SqliteActivity, SqliteWriteBack>;
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig::new()
+    }
+}
+
+type DeliveryWorker = Worker<StoreQueue, Activity>;
 
 /// Which template to render.
 #[derive(Debug, Clone)]
@@ -184,14 +184,12 @@ struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Everything about webhooks, over one database file and one `Store`.
+/// Everything about webhooks, over the `Store`.
 pub struct WebhookService {
-    store: Arc<dyn Store>,
-    db: Arc<Db>,
-    credentials: Arc<SqliteCredentials>,
-    queue: Arc<SqliteQueue>,
-    activity: Arc<SqliteActivity>,
-    write_back: Arc<SqliteWriteBack>,
+    store: Store,
+    credentials: Arc<Credentials>,
+    queue: Arc<StoreQueue>,
+    activity: Arc<Activity>,
     sender: Arc<Sender>,
     connected: Arc<ConnectedContent>,
     worker: Arc<DeliveryWorker>,
@@ -200,38 +198,13 @@ pub struct WebhookService {
 }
 
 impl WebhookService {
-    /// Opens the database (migrating this crate's tables), builds the HTTP client and worker,
-    /// and applies write-backs a crash left pending. Call inside a Tokio runtime. The worker
+    /// Builds the HTTP client and worker over the store. Call inside a Tokio runtime. The worker
     /// does not run until [`WebhookService::start`].
     pub async fn open(
         config: WebhookConfig,
-        store: Arc<dyn Store>,
+        store: Store,
     ) -> Result<Arc<WebhookService>, WebhookError> {
-        let path = config.database.clone();
-        let conns = tokio::task::spawn_blocking(move || {
-            let mut first = open(&path)?;
-            crate::db::migrate(&mut first)?;
-            Ok::<_, WebhookError>([
-                first,
-                open(&path)?,
-                open(&path)?,
-                open(&path)?,
-                open(&path)?,
-            ])
-        })
-        .await
-        .map_err(|e| WebhookError::Setup(e.to_string()))??;
-        let [
-            main,
-            queue_conn,
-            activity_conn,
-            credentials_conn,
-            settle_conn,
-        ] = conns;
-        let db = Arc::new(Db::new(main));
-        let queue_db = Arc::new(Db::new(queue_conn));
-        let credentials = Arc::new(SqliteCredentials::new(Arc::new(Db::new(credentials_conn))));
-
+        let credentials = Arc::new(Credentials::new(store.clone()));
         let policy = Arc::new(config.ssrf.clone());
         let settings = ClientSettings {
             extra_ca_pem: config.extra_ca_pem.clone(),
@@ -240,7 +213,11 @@ impl WebhookService {
         let client = guarded_client(&settings, policy.clone())
             .map_err(|e| WebhookError::Setup(e.to_string()))?;
         let mut redactor = Redactor::new();
-        for s in credentials.secrets()? {
+        let creds = credentials.clone();
+        let secrets = tokio::task::spawn_blocking(move || creds.secrets())
+            .await
+            .map_err(|e| WebhookError::Setup(e.to_string()))??;
+        for s in secrets {
             redactor = redactor.with_secret(s);
         }
         let sender = Arc::new(Sender::new(
@@ -262,29 +239,12 @@ impl WebhookService {
             ConnectedContent::new(Arc::new(fetcher), config.connected_content.clone())
                 .with_credentials(credentials.clone()),
         );
-        let queue = Arc::new(SqliteQueue::new(
-            queue_db.clone(),
-            settle_conn,
-            store.clone(),
-        )?);
-        let activity = Arc::new(SqliteActivity::new(
-            Arc::new(Db::new(activity_conn)),
-            credentials.clone(),
-            redactor,
-        ));
-        let write_back = Arc::new(SqliteWriteBack::new(queue_db, store.clone()));
-        let recovered = write_back.recover().await?;
-        if recovered > 0 {
-            tracing::info!(
-                jobs = recovered,
-                "applied write-backs left pending by an earlier stop"
-            );
-        }
+        let queue = Arc::new(StoreQueue::new(store.clone()));
+        let activity = Arc::new(Activity::new(store.clone(), credentials.clone(), redactor));
         let worker = Arc::new(
             Worker::new(
                 queue.clone(),
                 activity.clone(),
-                write_back.clone(),
                 sender.clone(),
                 config.worker.clone(),
             )
@@ -292,11 +252,9 @@ impl WebhookService {
         );
         Ok(Arc::new(WebhookService {
             store,
-            db,
             credentials,
             queue,
             activity,
-            write_back,
             sender,
             connected,
             worker,
@@ -309,20 +267,16 @@ impl WebhookService {
         &self.config
     }
 
-    pub fn queue(&self) -> &Arc<SqliteQueue> {
+    pub fn queue(&self) -> &Arc<StoreQueue> {
         &self.queue
     }
 
-    pub fn activity_log(&self) -> &Arc<SqliteActivity> {
+    pub fn activity_log(&self) -> &Arc<Activity> {
         &self.activity
     }
 
-    pub fn write_back(&self) -> &Arc<SqliteWriteBack> {
-        &self.write_back
-    }
-
     /// The worker, for tests that drain the queue with `try_execute_job`.
-    pub fn worker(&self) -> &Arc<Worker<SqliteQueue, SqliteActivity, SqliteWriteBack>> {
+    pub fn worker(&self) -> &Arc<DeliveryWorker> {
         &self.worker
     }
 
@@ -333,12 +287,31 @@ impl WebhookService {
         definition: TemplateDefinition,
     ) -> Result<TemplateRecord, WebhookError> {
         definition.compile_checked()?;
-        blocking(&self.db, move |c| crate::templates::insert(c, &definition)).await
+        let text = definition.to_json().to_string();
+        let row = self
+            .store
+            .transact(move |tx| {
+                let id = tx.insert_template(
+                    &definition.template.name,
+                    &definition.description,
+                    &text,
+                )?;
+                tx.template(&id)
+            })
+            .await?;
+        record(row.ok_or_else(|| WebhookError::Database("the saved template vanished".into()))?)
     }
 
     pub async fn template(&self, id: &str) -> Result<TemplateRecord, WebhookError> {
-        let id = id.to_owned();
-        blocking(&self.db, move |c| crate::templates::get(c, &id)).await
+        let key = id.to_owned();
+        let row = self.store.read(move |tx| tx.template(&key)).await?;
+        match row {
+            Some(row) => record(row),
+            None => Err(WebhookError::NotFound {
+                what: "template",
+                id: id.to_owned(),
+            }),
+        }
     }
 
     pub async fn update_template(
@@ -347,16 +320,49 @@ impl WebhookService {
         definition: TemplateDefinition,
     ) -> Result<TemplateRecord, WebhookError> {
         definition.compile_checked()?;
-        let id = id.to_owned();
-        blocking(&self.db, move |c| {
-            crate::templates::update(c, &id, &definition)
-        })
-        .await
+        let text = definition.to_json().to_string();
+        let key = id.to_owned();
+        let row = self
+            .store
+            .transact(move |tx| {
+                if !tx.update_template(
+                    &key,
+                    &definition.template.name,
+                    &definition.description,
+                    &text,
+                )? {
+                    return Ok(None);
+                }
+                tx.template(&key)
+            })
+            .await?;
+        match row {
+            Some(row) => record(row),
+            None => Err(WebhookError::NotFound {
+                what: "template",
+                id: id.to_owned(),
+            }),
+        }
     }
 
     pub async fn archive_template(&self, id: &str) -> Result<TemplateRecord, WebhookError> {
-        let id = id.to_owned();
-        blocking(&self.db, move |c| crate::templates::archive(c, &id)).await
+        let key = id.to_owned();
+        let row = self
+            .store
+            .transact(move |tx| {
+                if !tx.archive_template(&key)? {
+                    return Ok(None);
+                }
+                tx.template(&key)
+            })
+            .await?;
+        match row {
+            Some(row) => record(row),
+            None => Err(WebhookError::NotFound {
+                what: "template",
+                id: id.to_owned(),
+            }),
+        }
     }
 
     pub async fn list_templates(
@@ -365,10 +371,11 @@ impl WebhookService {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<TemplateRecord>, WebhookError> {
-        blocking(&self.db, move |c| {
-            crate::templates::list(c, include_archived, limit, offset)
-        })
-        .await
+        let rows = self
+            .store
+            .read(move |tx| tx.templates(include_archived, limit, offset))
+            .await?;
+        rows.into_iter().map(record).collect()
     }
 
     // ----- credentials -----
@@ -377,29 +384,23 @@ impl WebhookService {
         &self,
         credential: NewCredential,
     ) -> Result<CredentialInfo, WebhookError> {
-        let creds = self.credentials.clone();
-        tokio::task::spawn_blocking(move || creds.save(&credential))
-            .await
-            .map_err(|e| WebhookError::Database(e.to_string()))?
+        self.credentials.save(&credential).await
     }
 
     pub async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, WebhookError> {
-        let creds = self.credentials.clone();
-        tokio::task::spawn_blocking(move || creds.list())
-            .await
-            .map_err(|e| WebhookError::Database(e.to_string()))?
+        self.credentials.list().await
     }
 
     // ----- jobs -----
 
-    /// Enqueues a job in a transaction of its own (see [`crate::enqueue`] for the one that
-    /// joins a caller's transaction) and wakes the worker.
+    /// Enqueues a job in a transaction of its own (engines enqueue inside their own with
+    /// `Tx::enqueue_job`); the worker wakes when it commits.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, WebhookError> {
-        self.queue.enqueue(job).await
+        Ok(self.store.transact(move |tx| tx.enqueue_job(&job)).await?)
     }
 
-    pub async fn job_counts(&self) -> Result<std::collections::HashMap<String, u64>, WebhookError> {
-        self.queue.counts().await
+    pub async fn job_counts(&self) -> Result<std::collections::HashMap<JobState, u64>, WebhookError> {
+        Ok(self.store.read(|tx| tx.job_counts()).await?)
     }
 
     pub async fn jobs(
@@ -407,7 +408,10 @@ impl WebhookService {
         campaign_id: Option<String>,
         limit: usize,
     ) -> Result<Vec<JobInfo>, WebhookError> {
-        self.queue.jobs(campaign_id, limit).await
+        Ok(self
+            .store
+            .read(move |tx| tx.jobs(campaign_id.as_deref(), limit))
+            .await?)
     }
 
     // ----- activity -----
@@ -536,7 +540,7 @@ impl WebhookService {
                    request: Option<&LoggedRequest>,
                    response: Option<&LoggedResponse>| ActivityRow {
             at: SystemTime::now(),
-            kind: "test_send".into(),
+            kind: ActivityType::TestSend,
             campaign_id: campaign_id.clone(),
             step_id: None,
             user_id: user.clone(),

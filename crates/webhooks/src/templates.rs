@@ -20,11 +20,10 @@ use std::time::SystemTime;
 use leadwire_delivery::webhook::{
     Body, CompileError, Method, ValueTyping, WebhookTemplate, WriteBackRule,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use leadwire_store::TemplateRow;
 use serde_json::{Map, Value as Json, json};
 
 use crate::WebhookError;
-use crate::db::{from_millis, millis};
 
 /// One reason a template does not compile, for an editor: the field, and where in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,155 +285,19 @@ pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, bool, i64, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-fn record(
-    (id, definition, archived, created, updated): (String, String, bool, i64, i64),
-) -> Result<TemplateRecord, WebhookError> {
-    let json: Json = serde_json::from_str(&definition).map_err(|e| {
-        WebhookError::Database(format!("template {id}: stored definition is not JSON: {e}"))
+/// A stored row as a template record (its definition parsed again).
+pub(crate) fn record(row: TemplateRow) -> Result<TemplateRecord, WebhookError> {
+    let json: Json = serde_json::from_str(&row.definition).map_err(|e| {
+        WebhookError::Database(format!("template {}: stored definition is not JSON: {e}", row.id))
     })?;
     Ok(TemplateRecord {
         definition: TemplateDefinition::from_json(&json)
-            .map_err(|e| WebhookError::Database(format!("template {id}: {e}")))?,
-        id,
-        archived,
-        created_at: from_millis(created),
-        updated_at: from_millis(updated),
+            .map_err(|e| WebhookError::Database(format!("template {}: {e}", row.id)))?,
+        id: row.id,
+        archived: row.archived,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     })
-}
-
-const COLUMNS: &str = "id, definition, archived, created_at, updated_at";
-
-pub(crate) fn insert(
-    conn: &Connection,
-    definition: &TemplateDefinition,
-) -> Result<TemplateRecord, WebhookError> {
-    let now = millis(SystemTime::now());
-    let id: String = conn.query_row("SELECT 'wt_' || lower(hex(randomblob(8)))", [], |r| {
-        r.get(0)
-    })?;
-    let text = definition.to_json().to_string();
-    match conn.execute(
-        "INSERT INTO webhook_templates (id, name, description, definition, archived, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
-        params![id, definition.template.name, definition.description, text, now],
-    ) {
-        Ok(_) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            return Err(WebhookError::Conflict(format!(
-                "a template named '{}' already exists; choose another name or update it",
-                definition.template.name
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    get(conn, &id)
-}
-
-pub(crate) fn get(conn: &Connection, id: &str) -> Result<TemplateRecord, WebhookError> {
-    let row = conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM webhook_templates WHERE id = ?1"),
-            [id],
-            row_to_record,
-        )
-        .optional()?;
-    match row {
-        Some(row) => record(row),
-        None => Err(WebhookError::NotFound {
-            what: "template",
-            id: id.to_owned(),
-        }),
-    }
-}
-
-pub(crate) fn update(
-    conn: &Connection,
-    id: &str,
-    definition: &TemplateDefinition,
-) -> Result<TemplateRecord, WebhookError> {
-    let now = millis(SystemTime::now());
-    let changed = conn
-        .execute(
-            "UPDATE webhook_templates SET name = ?2, description = ?3, definition = ?4, updated_at = max(?5, updated_at + 1) WHERE id = ?1",
-            params![
-                id,
-                definition.template.name,
-                definition.description,
-                definition.to_json().to_string(),
-                now
-            ],
-        )
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                WebhookError::Conflict(format!(
-                    "a template named '{}' already exists",
-                    definition.template.name
-                ))
-            }
-            e => e.into(),
-        })?;
-    if changed == 0 {
-        return Err(WebhookError::NotFound {
-            what: "template",
-            id: id.to_owned(),
-        });
-    }
-    get(conn, id)
-}
-
-pub(crate) fn archive(conn: &Connection, id: &str) -> Result<TemplateRecord, WebhookError> {
-    let now = millis(SystemTime::now());
-    let changed = conn.execute(
-        "UPDATE webhook_templates SET archived = 1, updated_at = max(?2, updated_at + 1) WHERE id = ?1",
-        params![id, now],
-    )?;
-    if changed == 0 {
-        return Err(WebhookError::NotFound {
-            what: "template",
-            id: id.to_owned(),
-        });
-    }
-    get(conn, id)
-}
-
-pub(crate) fn list(
-    conn: &Connection,
-    include_archived: bool,
-    limit: usize,
-    offset: usize,
-) -> Result<Vec<TemplateRecord>, WebhookError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM webhook_templates WHERE (?1 OR archived = 0) ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt
-        .query_map(
-            params![
-                include_archived,
-                i64::try_from(limit).unwrap_or(i64::MAX),
-                i64::try_from(offset).unwrap_or(0)
-            ],
-            row_to_record,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(record).collect()
-}
-
-/// The template's `updated_at` in ms, to key a compile cache.
-pub(crate) fn version(conn: &Connection, id: &str) -> Result<Option<(i64, bool)>, WebhookError> {
-    Ok(conn
-        .query_row(
-            "SELECT updated_at, archived FROM webhook_templates WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
 }
 
 #[cfg(test)]

@@ -139,7 +139,6 @@ async fn salesforce() -> Salesforce {
         worker,
         queue,
         activity,
-        write_back,
         circuits,
         clock,
     } = rig;
@@ -147,7 +146,6 @@ async fn salesforce() -> Salesforce {
         worker: worker.with_connected_content(connected),
         queue,
         activity,
-        write_back,
         circuits,
         clock,
     };
@@ -187,7 +185,7 @@ async fn seed_create_lead_then_update_to_mql() {
     assert_eq!(lead["Company"], "Analytical Engines Ltd");
     let id = lead["Id"].as_str().expect("id").to_owned();
     assert_eq!(
-        sf.rig.write_back.saved(),
+        sf.rig.queue.written_back(),
         vec![(
             "u-ada".to_owned(),
             "salesforce_lead_id".to_owned(),

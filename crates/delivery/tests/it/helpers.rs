@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
 use leadwire_delivery::clock::ManualClock;
 use leadwire_delivery::hostlimit::HostLimits;
-use leadwire_delivery::memory::{MemoryActivity, MemoryQueue, MemoryWriteBack};
+use leadwire_delivery::memory::{MemoryActivity, MemoryQueue};
 use leadwire_delivery::redact::Redactor;
 use leadwire_delivery::retry::{Jitter, RetrySchedule};
 use leadwire_delivery::sender::{ClientSettings, Sender, SenderConfig, guarded_client};
@@ -153,10 +153,9 @@ pub fn fast_schedule() -> RetrySchedule {
 }
 
 pub struct Rig {
-    pub worker: Worker<MemoryQueue, MemoryActivity, MemoryWriteBack>,
+    pub worker: Worker<MemoryQueue, MemoryActivity>,
     pub queue: Arc<MemoryQueue>,
     pub activity: Arc<MemoryActivity>,
-    pub write_back: Arc<MemoryWriteBack>,
     pub circuits: Arc<CircuitBreakers>,
     /// Drives the sender, the worker and the queue; only tests move it.
     pub clock: Arc<ManualClock>,
@@ -212,11 +211,9 @@ pub fn rig(options: RigOptions) -> Rig {
     .with_clock(clock.clone());
     let queue = Arc::new(MemoryQueue::new().with_clock(clock.clone()));
     let activity = Arc::new(MemoryActivity::new());
-    let write_back = Arc::new(MemoryWriteBack::new());
     let worker = Worker::new(
         queue.clone(),
         activity.clone(),
-        write_back.clone(),
         Arc::new(sender),
         WorkerConfig::default(),
     )
@@ -225,7 +222,6 @@ pub fn rig(options: RigOptions) -> Rig {
         worker,
         queue,
         activity,
-        write_back,
         circuits,
         clock,
     }

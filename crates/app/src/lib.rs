@@ -1,0 +1,248 @@
+//! The running leadwire, wired in one place: the [`Store`], the [`WebhookService`] and its
+//! workers, the feed runners with the campaign and Canvas engines, and the REST API, started and
+//! stopped together. The binary's `serve` and `demo`, the integration tests and the benchmarks all
+//! start leadwire through [`App::start`], so no harness wires it differently.
+//!
+//! Must not parse command lines or read files other than through its typed [`AppConfig`]; that is
+//! the binary's job.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use leadwire_canvas::CanvasEngine;
+use leadwire_config::{Bundle, CredentialDoc};
+use leadwire_engine::{CampaignEngine, FeedRunner};
+use leadwire_store::{Consumer, SqliteConfig, Store};
+use leadwire_webhooks::credentials::NewCredential;
+use leadwire_webhooks::templates::TemplateDefinition;
+use leadwire_webhooks::{WebhookConfig, WebhookService};
+
+/// Everything leadwire needs to start, resolved and checked once.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The embedded database file (`DATA_DIR/leadwire.db`).
+    pub database: PathBuf,
+    pub webhooks: WebhookConfig,
+    /// Whether the feed runners and delivery workers run (off: an API-only or maintenance
+    /// process that still reads and writes the store).
+    pub workers: bool,
+}
+
+impl AppConfig {
+    /// The defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> AppConfig {
+        AppConfig {
+            database: data_dir.into().join("leadwire.db"),
+            webhooks: WebhookConfig::new(),
+            workers: true,
+        }
+    }
+}
+
+/// Opens the store alone (commands that need nothing else: `api-keys create`, `users import`).
+pub fn open_store(database: &std::path::Path) -> anyhow::Result<Store> {
+    Store::open_sqlite(SqliteConfig::new(database))
+        .with_context(|| format!("opening the store at {}", database.display()))
+}
+
+struct Task {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+fn spawn_runner<C: leadwire_engine::FeedConsumer>(runner: FeedRunner<C>) -> Task {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+    Task { stop, handle }
+}
+
+pub struct App {
+    pub store: Store,
+    pub webhooks: Arc<WebhookService>,
+    pub campaigns: Arc<CampaignEngine>,
+    pub canvases: Arc<CanvasEngine>,
+    tasks: Vec<Task>,
+}
+
+impl App {
+    /// Opens everything and, unless `config.workers` is off, starts the feed runners and the
+    /// delivery workers. Call inside a Tokio runtime.
+    pub async fn start(config: AppConfig) -> anyhow::Result<App> {
+        let path = config.database.clone();
+        let store = tokio::task::spawn_blocking(move || open_store(&path)).await??;
+        let webhooks = WebhookService::open(config.webhooks.clone(), store.clone())
+            .await
+            .context("starting webhook delivery")?;
+        let campaigns = Arc::new(CampaignEngine::new(store.clone()));
+        let canvases = Arc::new(CanvasEngine::new(store.clone()));
+        let mut tasks = Vec::new();
+        if config.workers {
+            webhooks.start();
+            tasks.push(spawn_runner(FeedRunner::new(store.clone(), campaigns.clone())));
+            tasks.push(spawn_runner(FeedRunner::new(store.clone(), canvases.clone())));
+        }
+        Ok(App {
+            store,
+            webhooks,
+            campaigns,
+            canvases,
+            tasks,
+        })
+    }
+
+    /// The campaign engine's feed runner (tests drive passes by hand with `pass_at`).
+    pub fn campaign_runner(&self) -> FeedRunner<CampaignEngine> {
+        FeedRunner::new(self.store.clone(), self.campaigns.clone())
+    }
+
+    /// The Canvas engine's feed runner.
+    pub fn canvas_runner(&self) -> FeedRunner<CanvasEngine> {
+        FeedRunner::new(self.store.clone(), self.canvases.clone())
+    }
+
+    /// The services the REST API serves.
+    pub fn services(&self) -> leadwire_api::Services {
+        leadwire_api::Services {
+            webhooks: Some(self.webhooks.clone()),
+            campaigns: Some(self.campaigns.clone()),
+            canvases: Some(self.canvases.clone()),
+        }
+    }
+
+    /// Serves the REST API with every service behind it.
+    pub async fn serve_api(
+        &self,
+        listen: SocketAddr,
+        config: leadwire_api::ApiConfig,
+    ) -> anyhow::Result<leadwire_api::RunningApi> {
+        leadwire_api::serve_with_services(listen, self.store.clone(), config, self.services())
+            .await
+            .with_context(|| format!("listening on {listen}"))
+    }
+
+    /// Stops the feed runners and the workers, letting jobs in flight finish.
+    pub async fn stop(mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.stop.send(());
+            let _ = task.handle.await;
+        }
+        self.webhooks.stop().await;
+    }
+
+    /// Saves every credential, template (created or updated by name), campaign and Canvas of a
+    /// bundle. Returns one line per object saved.
+    pub async fn apply(&self, bundle: Bundle) -> anyhow::Result<Vec<String>> {
+        let mut done = Vec::new();
+        for (file, doc) in bundle.credentials {
+            let credential = match doc {
+                CredentialDoc::Basic {
+                    name,
+                    username,
+                    password,
+                } => NewCredential::Basic {
+                    name,
+                    username,
+                    password,
+                },
+                CredentialDoc::Token {
+                    name,
+                    headers,
+                    allowed_domain,
+                } => NewCredential::Token {
+                    name,
+                    headers: headers.into_iter().collect(),
+                    allowed_domain,
+                },
+            };
+            let name = credential.name().to_string();
+            self.webhooks
+                .save_credential(credential)
+                .await
+                .with_context(|| format!("{}: credential '{name}'", file.display()))?;
+            done.push(format!("credential '{name}'"));
+        }
+        let existing = self.webhooks.list_templates(false, 10_000, 0).await?;
+        for (file, json) in bundle.templates {
+            let definition = TemplateDefinition::from_json(&json)
+                .with_context(|| format!("{}: template", file.display()))?;
+            let name = definition.template.name.clone();
+            let found = existing.iter().find(|t| t.definition.template.name == name);
+            let result = match found {
+                Some(t) => self
+                    .webhooks
+                    .update_template(&t.id, definition)
+                    .await
+                    .map(|_| "updated"),
+                None => self
+                    .webhooks
+                    .create_template(definition)
+                    .await
+                    .map(|_| "created"),
+            };
+            let verb = result.with_context(|| format!("{}: template '{name}'", file.display()))?;
+            done.push(format!("template '{name}' {verb}"));
+        }
+        for (file, spec) in bundle.campaigns {
+            let name = spec.name.clone();
+            self.campaigns
+                .save_campaign(spec)
+                .await
+                .with_context(|| format!("{}: campaign '{name}'", file.display()))?;
+            done.push(format!("campaign '{name}'"));
+        }
+        for (file, spec) in bundle.canvases {
+            let name = spec.name.clone();
+            self.canvases
+                .save_canvas_with_webhooks(spec, &self.webhooks)
+                .await
+                .with_context(|| format!("{}: canvas '{name}'", file.display()))?;
+            done.push(format!("canvas '{name}'"));
+        }
+        Ok(done)
+    }
+
+    /// Whether everything triggered so far has been handled: both consumers have read the whole
+    /// feed, no journey is due and no send is queued or in flight (sends scheduled later by a
+    /// rate limit and journeys waiting on a Delay excepted). Read from one snapshot, so the facts
+    /// are from the same instant.
+    pub async fn idle(&self) -> anyhow::Result<bool> {
+        let now = chrono::Utc::now();
+        let idle = self
+            .store
+            .read(move |tx| {
+                let end = tx.feed_end()?;
+                let mut caught_up = true;
+                for consumer in Consumer::ALL {
+                    caught_up &= tx.feed_position(consumer)? >= end;
+                }
+                let due_jobs = match tx.next_job_due()? {
+                    Some(at) => at <= std::time::SystemTime::now(),
+                    None => false,
+                };
+                Ok::<_, leadwire_store::StoreError>(
+                    caught_up && !due_jobs && tx.in_flight_jobs()? == 0 && tx.due_journey_count(now)? == 0,
+                )
+            })
+            .await?;
+        Ok(idle)
+    }
+
+    /// Waits until [`App::idle`], or `timeout` passes; returns whether it settled.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.idle().await? {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer thread with group commit, a
+//! small pool of read-only connections.
+//!
+//! Every write transaction ([`crate::Store::transact`]) is a closure sent to the writer thread,
+//! which takes every closure waiting in its queue, runs each in a savepoint of one transaction
+//! (so one closure's failure undoes only its own changes) and commits once; answers go out after
+//! the commit. Profiles the writer has written stay in its cache, moved (not copied) through each
+//! transaction, so an update does not re-read what the writer already knows. Reads
+//! ([`crate::Store::read`]) run on a pooled read-only connection inside a deferred transaction,
+//! so everything one closure reads is from the same instant.
+
+mod activity;
+mod campaigns;
+mod canvas;
+mod feed;
+mod jobs;
+mod profiles;
+mod schema;
+mod templates;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use leadwire_profiles::Profile;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{ApiKeyInfo, Signals, StoreError};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ReadOnly =>
+            {
+                StoreError::ReadOnly
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; created with its directory on first start.
+    pub path: PathBuf,
+    /// Most transactions committed together.
+    pub max_batch: usize,
+    /// Profiles kept in the writer's cache; past it the cache starts over.
+    pub cache_capacity: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            path: path.into(),
+            max_batch: 256,
+            cache_capacity: 200_000,
+        }
+    }
+}
+
+/// What a closure's run leaves for after the commit: the answer to send (given the commit's
+/// outcome), and whether to keep (release) or undo (roll back) its savepoint.
+type Deliver = Box<dyn FnOnce(Option<StoreError>) + Send>;
+type WriteJob = Box<dyn FnOnce(&mut Tx<'_>) -> (bool, Deliver) + Send>;
+
+pub(crate) struct SqliteBackend {
+    jobs: mpsc::Sender<WriteJob>,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    keys: Mutex<HashMap<String, ApiKeyInfo>>,
+}
+
+impl SqliteBackend {
+    pub(crate) fn open(
+        config: SqliteConfig,
+        signals: Arc<Signals>,
+    ) -> Result<SqliteBackend, StoreError> {
+        let mut conn = schema::open(&config.path, false)?;
+        schema::migrate(&mut conn)?;
+        let feed_end = feed::end(&conn)?;
+        signals.committed(Some(feed_end), false);
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            cache: RefCell::new(Cache::new(config.cache_capacity)),
+            max_batch: config.max_batch.max(1),
+            signals,
+        };
+        std::thread::Builder::new()
+            .name("leadwire-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteBackend {
+            jobs: tx,
+            path: config.path,
+            readers: Mutex::new(Vec::new()),
+            keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: WriteJob = Box::new(move |tx: &mut Tx<'_>| match f(tx) {
+            Ok(value) => {
+                let deliver: Deliver = Box::new(move |commit_error| {
+                    let _ = reply.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(E::from(e)),
+                    });
+                });
+                (true, deliver)
+            }
+            Err(e) => {
+                let deliver: Deliver = Box::new(move |_| {
+                    let _ = reply.send(Err(e));
+                });
+                (false, deliver)
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| E::from(StoreError::Closed))?;
+        answer.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    pub(crate) fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let pooled = self.readers.lock().ok().and_then(|mut r| r.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => schema::open(&self.path, true).map_err(E::from)?,
+        };
+        conn.execute_batch("BEGIN DEFERRED")
+            .map_err(|e| E::from(e.into()))?;
+        let mut pending = Pending::default();
+        let mut tx = Tx {
+            conn: &conn,
+            cache: None,
+            pending: &mut pending,
+            local: Pending::default(),
+            now: Utc::now(),
+            effects: Effects::default(),
+        };
+        let out = f(&mut tx);
+        let _ = conn.execute_batch("COMMIT");
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < 8
+        {
+            readers.push(conn);
+        }
+        out
+    }
+
+    pub(crate) fn cached_key(&self, hash: &str) -> Option<ApiKeyInfo> {
+        self.keys.lock().ok().and_then(|k| k.get(hash).cloned())
+    }
+
+    pub(crate) fn cache_key(&self, hash: String, info: ApiKeyInfo) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(hash, info);
+        }
+    }
+}
+
+/// One transaction's view: the connection, the writer's profile cache (none on a read
+/// snapshot), the profiles changed so far in this batch and in this transaction.
+pub struct Tx<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) cache: Option<&'a RefCell<Cache>>,
+    pub(crate) pending: &'a mut Pending,
+    pub(crate) local: Pending,
+    /// The transaction's time: every row it writes carries it.
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) effects: Effects,
+}
+
+impl Tx<'_> {
+    /// The time this transaction started (what it stamps on the rows it writes).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+/// What a committed transaction wakes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Effects {
+    pub(crate) feed_end: Option<i64>,
+    pub(crate) jobs: bool,
+}
+
+impl Effects {
+    fn absorb(&mut self, other: Effects) {
+        self.feed_end = self.feed_end.max(other.feed_end);
+        self.jobs |= other.jobs;
+    }
+}
+
+/// Profiles the writer knows, and the external-id index into them.
+pub(crate) struct Cache {
+    profiles: HashMap<i64, Profile>,
+    external: HashMap<String, i64>,
+    capacity: usize,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Cache {
+        Cache {
+            profiles: HashMap::new(),
+            external: HashMap::new(),
+            capacity,
+        }
+    }
+
+    fn put(&mut self, id: i64, profile: Profile) {
+        if self.profiles.len() >= self.capacity && !self.profiles.contains_key(&id) {
+            // Simple and bounded: start over rather than track recency.
+            self.profiles.clear();
+            self.external.clear();
+        }
+        if let Some(ext) = &profile.external_id {
+            self.external.insert(ext.clone(), id);
+        }
+        self.profiles.insert(id, profile);
+    }
+
+    /// Moves a profile out; its external-id index entry stays valid (ids do not move).
+    pub(crate) fn take(&mut self, id: i64) -> Option<Profile> {
+        self.profiles.remove(&id)
+    }
+
+    pub(crate) fn external(&self, ext: &str) -> Option<i64> {
+        self.external.get(ext).copied()
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(p) = self.profiles.remove(&id)
+            && let Some(ext) = p.external_id
+        {
+            self.external.remove(&ext);
+        }
+    }
+}
+
+/// Profiles changed inside the current transaction, applied to the cache only after commit.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) profiles: HashMap<i64, Option<Profile>>,
+}
+
+impl Pending {
+    fn absorb(&mut self, other: Pending) {
+        self.profiles.extend(other.profiles);
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    cache: RefCell<Cache>,
+    max_batch: usize,
+    signals: Arc<Signals>,
+}
+
+impl Writer {
+    fn run(self, rx: mpsc::Receiver<WriteJob>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(batch);
+        }
+    }
+
+    fn apply_batch(&self, batch: Vec<WriteJob>) {
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "cannot begin a write transaction");
+            // Run nothing: each closure's answer is an error.
+            for job in batch {
+                drop(job);
+            }
+            return;
+        }
+        let mut pending = Pending::default();
+        let mut effects = Effects::default();
+        let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Err(e) = self.conn.execute_batch("SAVEPOINT tx") {
+                tracing::error!(error = %e, "cannot open a savepoint");
+                drop(job);
+                continue;
+            }
+            let mut tx = Tx {
+                conn: &self.conn,
+                cache: Some(&self.cache),
+                pending: &mut pending,
+                local: Pending::default(),
+                now: Utc::now(),
+                effects: Effects::default(),
+            };
+            let (keep, deliver) = job(&mut tx);
+            let Tx {
+                local,
+                effects: own,
+                ..
+            } = tx;
+            if keep {
+                let _ = self.conn.execute_batch("RELEASE tx");
+                pending.absorb(local);
+                effects.absorb(own);
+                delivers.push(deliver);
+            } else {
+                let _ = self.conn.execute_batch("ROLLBACK TO tx; RELEASE tx");
+                deliver(None);
+            }
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                let mut cache = self.cache.borrow_mut();
+                for (id, p) in pending.profiles {
+                    match p {
+                        Some(p) => cache.put(id, p),
+                        None => cache.remove(id),
+                    }
+                }
+                drop(cache);
+                self.signals.committed(effects.feed_end, effects.jobs);
+                delivers.into_iter().for_each(|d| d(None));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch is rolled back");
+                let _ = self.conn.execute_batch("ROLLBACK");
+                let msg = e.to_string();
+                delivers
+                    .into_iter()
+                    .for_each(|d| d(Some(StoreError::Database(msg.clone()))));
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (how times are stored).
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+pub(crate) fn utc_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_utc_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A random id with a prefix (`wt_…`, `cmp_…`), 16 hex digits.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+/// `Some(StoreError::Conflict(message))` when `e` broke a uniqueness rule.
+pub(crate) fn conflict(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(message())
+        }
+        _ => e.into(),
+    }
+}
+
+pub(crate) fn json_text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+pub(crate) fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
