@@ -9,8 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use leadwire_delivery::ssrf::{IpNet, SsrfPolicy};
 use leadwire_profiles::Identifier;
-use leadwire_store::Store;
-use leadwire_webhooks::activity::ActivityQuery;
+use leadwire_store::{ActivityQuery, ActivityType, Store};
 use leadwire_webhooks::service::{PreviewUser, RenderRequest, TemplateSource, TestSend};
 use leadwire_webhooks::templates::TemplateDefinition;
 use leadwire_webhooks::{RenderProperties, WebhookConfig, WebhookService};
@@ -60,8 +59,8 @@ impl DeliveryArgs {
     }
 
     /// Resolves the arguments into the service's typed configuration.
-    pub fn config(&self, data: &DataDir) -> anyhow::Result<WebhookConfig> {
-        let mut config = WebhookConfig::new(data.data_dir.join("leadwire.db"));
+    pub fn config(&self) -> anyhow::Result<WebhookConfig> {
+        let mut config = WebhookConfig::new();
         let mut policy = SsrfPolicy::strict();
         for host in &self.allow_hosts {
             policy = match host.parse::<IpNet>() {
@@ -87,15 +86,13 @@ impl DeliveryArgs {
 
 /// Opens the webhook service on the store (the worker is not started).
 pub async fn open_service(
-    data: &DataDir,
     delivery: &DeliveryArgs,
-    store: Arc<dyn Store>,
+    store: Store,
 ) -> anyhow::Result<Arc<WebhookService>> {
-    let config = delivery.config(data)?;
-    let path = config.database.display().to_string();
+    let config = delivery.config()?;
     WebhookService::open(config, store)
         .await
-        .with_context(|| format!("opening webhooks in {path}"))
+        .context("opening webhook delivery")
 }
 
 #[derive(Args)]
@@ -161,8 +158,8 @@ pub fn test_send(args: TestSendArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let out = runtime.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
-        let service = open_service(&args.data, &args.delivery, store).await?;
+        let store = args.data.open_store()?;
+        let service = open_service(&args.delivery, store).await?;
         if args.preview {
             let result = service.preview(request).await?;
             return anyhow::Ok(result.to_json());
@@ -192,8 +189,8 @@ pub struct TailArgs {
     #[arg(long)]
     user: Option<String>,
     /// Only this type: aborted, render_error, retrying, failed, write_back_failed, test_send.
-    #[arg(long = "type")]
-    kind: Option<String>,
+    #[arg(long = "type", value_parser = parse_activity_type)]
+    kind: Option<ActivityType>,
     /// Entries from the last this many minutes to start with.
     #[arg(long, default_value_t = 60)]
     since_minutes: u64,
@@ -207,13 +204,16 @@ pub struct TailArgs {
     data: DataDir,
 }
 
+fn parse_activity_type(s: &str) -> Result<ActivityType, String> {
+    s.parse()
+}
+
 pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
     let ActivityCommand::Tail(args) = cmd;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(args.data.open_store()?);
+        let store = args.data.open_store()?;
         let service = open_service(
-            &args.data,
             &DeliveryArgs {
                 concurrency: 1,
                 per_host_concurrency: 1,
@@ -235,7 +235,7 @@ pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
                 .activity(ActivityQuery {
                     campaign_id: args.campaign.clone(),
                     user_id: args.user.clone(),
-                    kind: args.kind.clone(),
+                    kind: args.kind,
                     since: after.is_none().then_some(since),
                     until: None,
                     after_id: Some(after.unwrap_or(0)),
@@ -245,9 +245,10 @@ pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
                 .context("reading the activity log")?;
             for e in &entries {
                 if args.json {
-                    println!("{}", e.to_json());
+                    println!("{}", leadwire_webhooks::activity::record_json(e));
                 } else {
-                    let status = e
+                    let row = &e.row;
+                    let status = row
                         .response
                         .as_ref()
                         .and_then(|r| r.get("status"))
@@ -255,13 +256,13 @@ pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
                         .unwrap_or_default();
                     println!(
                         "{} {:<17} campaign={} user={} attempt={}{} {}",
-                        leadwire_webhooks::templates::rfc3339(e.at),
-                        e.kind,
-                        e.campaign_id.as_deref().unwrap_or("-"),
-                        e.user_id,
-                        e.attempt.map_or("-".to_owned(), |a| a.to_string()),
+                        leadwire_webhooks::templates::rfc3339(row.at),
+                        row.kind.as_str(),
+                        row.campaign_id.as_deref().unwrap_or("-"),
+                        row.user_id,
+                        row.attempt.map_or("-".to_owned(), |a| a.to_string()),
                         status,
-                        e.message
+                        row.message
                     );
                 }
                 after = Some(e.id);

@@ -67,16 +67,16 @@ fn start_server(data: &Path, ca: &Path, port: u16, log: &Path) -> Child {
     child
 }
 
-fn counts(db: &Path) -> HashMap<String, i64> {
-    let conn = rusqlite::Connection::open(db).expect("db");
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-    let mut stmt = conn
-        .prepare("SELECT state, count(*) FROM webhook_jobs GROUP BY state")
-        .expect("query");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
+/// Job counts by state, read through the store's API (another process on the same file).
+async fn counts(db: &Path) -> HashMap<String, i64> {
+    let store = leadwire_app::open_store(db).expect("store");
+    store
+        .read(|tx| tx.job_counts())
+        .await
         .expect("counts")
+        .into_iter()
+        .map(|(state, n)| (state.as_str().to_owned(), i64::try_from(n).unwrap_or(0)))
+        .collect()
 }
 
 fn open_jobs(c: &HashMap<String, i64>) -> i64 {
@@ -165,28 +165,27 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
         })
         .expect("faults");
 
-    // Enqueue inside one transaction of our own, as a campaign would (the outbox pattern).
+    // Enqueue inside one transaction of our own, as a campaign would (the outbox pattern),
+    // through the store's API from this process.
     {
-        let mut conn = rusqlite::Connection::open(&db).expect("db");
-        conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .expect("tx");
-        for i in 0..JOBS {
-            leadwire_webhooks::enqueue(
-                &tx,
-                &NewJob {
-                    template_id: template_id.clone(),
-                    user: Identifier::ExternalId(format!("user-{i:03}")),
-                    campaign_id: Some("crash".into()),
-                    step_id: None,
-                    properties: RenderProperties::default(),
-                    not_before: None,
-                },
-            )
+        let store = leadwire_app::open_store(&db).expect("store");
+        let template_id = template_id.clone();
+        store
+            .transact(move |tx| {
+                for i in 0..JOBS {
+                    tx.enqueue_job(&NewJob {
+                        template_id: template_id.clone(),
+                        user: Identifier::ExternalId(format!("user-{i:03}")),
+                        campaign_id: Some("crash".into()),
+                        step_id: None,
+                        properties: RenderProperties::default().to_json(),
+                        not_before: None,
+                    })?;
+                }
+                Ok::<_, leadwire_store::StoreError>(())
+            })
+            .await
             .expect("enqueue");
-        }
-        tx.commit().expect("commit");
     }
 
     // Kill -9 once some leads exist and jobs are still in flight.
@@ -200,7 +199,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
     }
     server.kill().expect("SIGKILL");
     let _ = server.wait();
-    let at_kill = counts(&db);
+    let at_kill = counts(&db).await;
     let leads_at_kill = emulator.lead_count();
     assert!(
         at_kill.get("in_flight").copied().unwrap_or(0) > 0,
@@ -218,7 +217,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
     let mut server = start_server(&data, &ca, port, &log);
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
-        let c = counts(&db);
+        let c = counts(&db).await;
         if open_jobs(&c) == 0 {
             break c;
         }

@@ -2,18 +2,18 @@
 //! feed, the campaign engine, the durable queue, the webhook worker, a request received by a local
 //! sink — and trigger-to-delivery latency (p50/p99) at fixed offered loads, next to the raw HTTP
 //! rate of a pooled client against the same sink in the same run.
-//! `cargo bench -p leadwire-engine --bench campaign_e2e`; `BENCH_USERS` (default 20000).
+//! leadwire is started through `App::start`, as `leadwire serve` starts it.
+//! `cargo bench -p leadwire-app --bench e2e`; `BENCH_USERS` (default 20000). Run under
+//! `taskset -c 0,1` and without it to compare 2 cores with all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use leadwire_app::{App, AppConfig};
 use leadwire_delivery::ssrf::SsrfPolicy;
-use leadwire_engine::CampaignEngine;
-use leadwire_store::{SqliteConfig, SqliteStore, Store};
 use leadwire_webhooks::templates::TemplateDefinition;
-use leadwire_webhooks::{WebhookConfig, WebhookService};
 use serde_json::{Value as Json, json};
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -56,7 +56,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let users: usize = std::env::var("BENCH_USERS")
         .ok()
@@ -89,46 +89,36 @@ async fn main() {
     };
 
     let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("leadwire.db");
-    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
-    let mut wh = WebhookConfig::new(&db);
-    wh.ssrf = SsrfPolicy::strict().allow_host("127.0.0.1");
-    wh.worker.concurrency = 128;
-    let webhooks = WebhookService::open(wh, store.clone())
-        .await
-        .expect("webhooks");
+    let mut config = AppConfig::new(dir.path());
+    config.webhooks.ssrf = SsrfPolicy::strict().allow_host("127.0.0.1");
+    config.webhooks.worker.concurrency = 128;
+    let app = App::start(config).await.expect("leadwire starts");
     let template = json!({"name": "Create Lead", "url": url, "method": "POST",
         "body": {"lastName": "{{${last_name}}}", "email": "{{${email_address}}}", "company": "{{custom_attribute.${company}}}"},
         "headers": {"Content-Type": "application/json"}});
-    webhooks
+    app.webhooks
         .create_template(TemplateDefinition::from_json(&template).expect("def"))
         .await
         .expect("template");
-    let queue = webhooks.queue().clone();
-    let engine = Arc::new(
-        CampaignEngine::open(&db)
-            .expect("engine")
-            .with_on_enqueue(Arc::new(move || queue.notify())),
-    );
-    engine
+    app.campaigns
         .save_campaign(serde_json::from_value(json!({"name": "New lead", "status": "active", "trigger": {"type": "email_added"}, "template": "Create Lead"})).expect("spec"))
+        .await
         .expect("campaign");
-    webhooks.start();
-    tokio::spawn(engine.clone().run(std::future::pending::<()>()));
-    let key = store
+    let key = app
+        .store
         .create_api_key("bench".into(), vec!["users.track".into()])
         .await
         .expect("key");
-    let api = leadwire_api::serve(
-        "127.0.0.1:0".parse().expect("addr"),
-        store.clone(),
-        leadwire_api::ApiConfig {
-            rate_limit: u64::MAX / 2,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("api");
+    let api = app
+        .serve_api(
+            "127.0.0.1:0".parse().expect("addr"),
+            leadwire_api::ApiConfig {
+                rate_limit: u64::MAX / 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("api");
     let track_url = format!("{}/users/track", api.url());
     let client = reqwest::Client::new();
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
