@@ -84,7 +84,10 @@ async fn main() {
 
     // 2. Through HTTP: the real server, real connections.
     let key = store
-        .create_api_key("bench".into(), vec!["users.track".into()])
+        .create_api_key(
+            "bench".into(),
+            vec![leadwire_api::Permission::UsersTrack.as_str().into()],
+        )
         .await
         .expect("key");
     let api = leadwire_api::serve(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::routes::{json_body, key_info, require, required_str};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Permission};
 
 /// Braze's cap on recipients per trigger request.
 const MAX_RECIPIENTS: usize = 50;
@@ -57,7 +57,7 @@ pub(crate) async fn trigger_send(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.trigger.send")?;
+    require(key_info(&ext)?, Permission::CampaignsTriggerSend)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let campaign_id = required_str(&body, "campaign_id")?;
@@ -149,7 +149,7 @@ pub(crate) async fn create(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.write")?;
+    require(key_info(&ext)?, Permission::CampaignsWrite)?;
     let engine = engine(&state)?.clone();
     let spec = spec_from(&json_body(body, state.config.max_body_bytes)?)?;
     let name = spec.name.clone();
@@ -178,7 +178,7 @@ pub(crate) async fn update(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.write")?;
+    require(key_info(&ext)?, Permission::CampaignsWrite)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = required_str(&body, "campaign_id")?;
@@ -203,7 +203,7 @@ pub(crate) async fn details(
     ext: axum::http::Extensions,
     query: Result<Query<IdQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.read")?;
+    require(key_info(&ext)?, Permission::CampaignsRead)?;
     let Query(q) = query.map_err(|_| ApiError::bad_request("give ?campaign_id=ID"))?;
     let record = engine(&state)?.campaign(&q.campaign_id)?;
     Ok(axum::Json(json!({"message": "success", "campaign": record.to_json()})).into_response())
@@ -213,7 +213,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.read")?;
+    require(key_info(&ext)?, Permission::CampaignsRead)?;
     let campaigns: Vec<Json> = engine(&state)?
         .campaigns()?
         .iter()
@@ -228,7 +228,7 @@ async fn set_status(
     body: Result<Bytes, BytesRejection>,
     status: CampaignStatus,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "campaigns.write")?;
+    require(key_info(&ext)?, Permission::CampaignsWrite)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = required_str(&body, "campaign_id")?;

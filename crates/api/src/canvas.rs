@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::routes::{json_body, key_info, require, required_str};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Permission};
 
 /// Braze's cap on recipients per trigger request.
 const MAX_RECIPIENTS: usize = 50;
@@ -71,7 +71,7 @@ pub(crate) async fn trigger_send(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.trigger.send")?;
+    require(key_info(&ext)?, Permission::CanvasTriggerSend)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let canvas_id = required_str(&body, "canvas_id")?;
@@ -170,7 +170,7 @@ pub(crate) async fn create(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.write")?;
+    require(key_info(&ext)?, Permission::CanvasWrite)?;
     let engine = engine(&state)?.clone();
     let spec = spec_from(&json_body(body, state.config.max_body_bytes)?)?;
     let name = spec.name.clone();
@@ -199,7 +199,7 @@ pub(crate) async fn update(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.write")?;
+    require(key_info(&ext)?, Permission::CanvasWrite)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = required_str(&body, "canvas_id")?;
@@ -242,7 +242,7 @@ pub(crate) async fn details(
     ext: axum::http::Extensions,
     query: Result<Query<IdQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.read")?;
+    require(key_info(&ext)?, Permission::CanvasRead)?;
     let Query(q) = query.map_err(|_| ApiError::bad_request("give ?canvas_id=ID"))?;
     let record = engine(&state)?.canvas(&q.canvas_id).map_err(api_error)?;
     Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
@@ -252,7 +252,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.read")?;
+    require(key_info(&ext)?, Permission::CanvasRead)?;
     let canvases: Vec<Json> = engine(&state)?
         .canvases()
         .map_err(api_error)?
@@ -268,7 +268,7 @@ async fn set_status(
     body: Result<Bytes, BytesRejection>,
     status: CanvasStatus,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "canvas.write")?;
+    require(key_info(&ext)?, Permission::CanvasWrite)?;
     let engine = engine(&state)?.clone();
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = required_str(&body, "canvas_id")?;

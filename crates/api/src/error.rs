@@ -3,6 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::Permission;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400 with Braze's fatal-error body; `errors` lists per-object problems when there are any.
@@ -14,7 +16,7 @@ pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("API key lacks permission {0}")]
-    Forbidden(&'static str),
+    Forbidden(Permission),
     #[error("rate limited")]
     RateLimited,
     #[error("request body too large")]

@@ -9,13 +9,15 @@
 mod campaigns;
 mod canvas;
 mod error;
+mod permission;
 mod ratelimit;
 mod recipients;
 mod routes;
 mod webhooks;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use leadwire_canvas::CanvasEngine;
@@ -24,6 +26,7 @@ use leadwire_store::Store;
 use leadwire_webhooks::WebhookService;
 
 pub use error::ApiError;
+pub use permission::{Permission, UnknownPermission};
 pub use ratelimit::RateLimiter;
 
 /// API settings, resolved once at start-up.
@@ -58,6 +61,8 @@ pub struct AppState {
     pub campaigns: Option<Arc<CampaignEngine>>,
     /// Canvases and `/canvas/trigger/send`; `None` answers those endpoints with 503.
     pub canvases: Option<Arc<CanvasEngine>>,
+    /// Keys whose unknown permission names were already logged (once per key, not per request).
+    warned_keys: Arc<Mutex<HashSet<String>>>,
 }
 
 /// The optional services behind the API beyond users (webhooks, campaigns, canvases).
@@ -102,6 +107,7 @@ pub fn router_with_services(
         webhooks: services.webhooks,
         campaigns: services.campaigns,
         canvases: services.canvases,
+        warned_keys: Arc::default(),
     };
     routes::router(state)
 }

@@ -14,7 +14,8 @@ use leadwire_store::{ApiKeyInfo, ChangeSource, IdentifyRequest, NewAlias};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::{ApiError, AppState};
+use crate::permission::Granted;
+use crate::{ApiError, AppState, Permission};
 
 /// Braze's cap on identifiers per export/delete/alias request.
 const MAX_IDS_PER_REQUEST: usize = 50;
@@ -73,7 +74,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     };
     let decision = state.limiter.check(&info.id);
     let mut response = if decision.allowed {
-        request.extensions_mut().insert(info);
+        request.extensions_mut().insert(granted(&state, &info));
         next.run(request).await
     } else {
         ApiError::RateLimited.into_response()
@@ -89,19 +90,40 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-pub(crate) fn require(info: &ApiKeyInfo, permission: &'static str) -> Result<(), ApiError> {
-    if info.permissions.iter().any(|p| p == permission) {
+/// The key's stored permission names as [`Permission`]s; names this version does not know grant
+/// nothing and are logged once per key.
+fn granted(state: &AppState, info: &ApiKeyInfo) -> Granted {
+    let (granted, unknown) = Granted::parse(&info.permissions);
+    if !unknown.is_empty() {
+        let first_time = state
+            .warned_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(info.id.clone());
+        if first_time {
+            tracing::warn!(
+                key_id = %info.id,
+                key_name = %info.name,
+                unknown = %unknown.join(", "),
+                "API key has permissions this leadwire does not know; ignoring them"
+            );
+        }
+    }
+    granted
+}
+
+pub(crate) fn require(granted: &Granted, permission: Permission) -> Result<(), ApiError> {
+    if granted.allows(permission) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(permission))
     }
 }
 
-pub(crate) fn key_info(
-    request_extensions: &axum::http::Extensions,
-) -> Result<&ApiKeyInfo, ApiError> {
+/// What the request's key may do (set by [`authenticate`]).
+pub(crate) fn key_info(request_extensions: &axum::http::Extensions) -> Result<&Granted, ApiError> {
     request_extensions
-        .get::<ApiKeyInfo>()
+        .get::<Granted>()
         .ok_or(ApiError::Unauthorized)
 }
 
@@ -128,7 +150,7 @@ async fn track(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "users.track")?;
+    require(key_info(&ext)?, Permission::UsersTrack)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let parsed = parse_track(&body).map_err(|e| match e {
         TrackError::TooMany { kind, count } => ApiError::bad_request(format!(
@@ -229,7 +251,7 @@ async fn export_ids(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "users.export.ids")?;
+    require(key_info(&ext)?, Permission::UsersExportIds)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let mut ids: Vec<Identifier> = string_list(&body, "external_ids")?
         .into_iter()
@@ -290,7 +312,7 @@ async fn delete_users(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "users.delete")?;
+    require(key_info(&ext)?, Permission::UsersDelete)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let mut ids: Vec<Identifier> = string_list(&body, "external_ids")?
         .into_iter()
@@ -339,7 +361,7 @@ async fn alias_new(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "users.alias.new")?;
+    require(key_info(&ext)?, Permission::UsersAliasNew)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let items = object_list(&body, "user_aliases")?;
     check_count(items.len())?;
@@ -363,7 +385,7 @@ async fn identify(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "users.identify")?;
+    require(key_info(&ext)?, Permission::UsersIdentify)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let items = object_list(&body, "aliases_to_identify")?;
     check_count(items.len())?;
@@ -410,7 +432,7 @@ async fn trigger_feed(
     ext: axum::http::Extensions,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "triggers.read")?;
+    require(key_info(&ext)?, Permission::TriggersRead)?;
     let Query(q) = query.map_err(|e| {
         ApiError::bad_request(format!("bad query string: {e}; use ?after=N&limit=M"))
     })?;

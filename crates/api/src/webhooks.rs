@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::routes::{json_body, key_info, require};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Permission};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -82,7 +82,7 @@ async fn create(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.write")?;
+    require(key_info(&ext)?, Permission::TemplatesWrite)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     if body.get("template_id").is_some() {
         return Err(ApiError::bad_request(
@@ -110,7 +110,7 @@ async fn info(
     ext: axum::http::Extensions,
     query: Result<Query<InfoQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.read")?;
+    require(key_info(&ext)?, Permission::TemplatesRead)?;
     let q = qs(query, "?template_id=ID")?;
     let record = service(&state)?.template(&q.template_id).await?;
     let mut out = record.to_json();
@@ -130,7 +130,7 @@ async fn list(
     ext: axum::http::Extensions,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.read")?;
+    require(key_info(&ext)?, Permission::TemplatesRead)?;
     let q = qs(query, "?include_archived=true&limit=100&offset=0")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let records = service(&state)?
@@ -152,7 +152,7 @@ async fn update(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.write")?;
+    require(key_info(&ext)?, Permission::TemplatesWrite)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = template_id(&body)?;
     let definition = TemplateDefinition::from_json(&body)?;
@@ -168,7 +168,7 @@ async fn archive(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.write")?;
+    require(key_info(&ext)?, Permission::TemplatesWrite)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = template_id(&body)?;
     let record = service(&state)?.archive_template(&id).await?;
@@ -221,7 +221,7 @@ async fn preview(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.read")?;
+    require(key_info(&ext)?, Permission::TemplatesRead)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let request = render_request(&body)?;
     let result = service(&state)?.preview(request).await?;
@@ -235,7 +235,7 @@ async fn test_send(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "templates.write")?;
+    require(key_info(&ext)?, Permission::TemplatesWrite)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let request = render_request(&body)?;
     let result = service(&state)?.test_send(request).await?;
@@ -268,7 +268,7 @@ async fn credential_create(
     ext: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "credentials.write")?;
+    require(key_info(&ext)?, Permission::CredentialsWrite)?;
     let body = json_body(body, state.config.max_body_bytes)?;
     let name = str_field(&body, "name")?
         .ok_or_else(|| ApiError::bad_request("'name' is required"))?
@@ -311,7 +311,7 @@ async fn credential_list(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "credentials.read")?;
+    require(key_info(&ext)?, Permission::CredentialsRead)?;
     let list = service(&state)?.list_credentials().await?;
     let credentials: Vec<Json> = list.iter().map(|c| c.to_json()).collect();
     Ok(axum::Json(json!({"message": "success", "credentials": credentials})).into_response())
@@ -348,7 +348,7 @@ async fn activity(
     ext: axum::http::Extensions,
     query: Result<Query<ActivityParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, "activity.read")?;
+    require(key_info(&ext)?, Permission::ActivityRead)?;
     let q = qs(
         query,
         "?campaign_id=&user_id=&type=&since=RFC3339&until=RFC3339&after_id=N&limit=M",

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use leadwire_api::{ApiConfig, RunningApi};
+use leadwire_api::{ApiConfig, Permission, RunningApi};
 use leadwire_store::{SqliteConfig, SqliteStore, Store};
 use serde_json::{Value as Json, json};
 
@@ -14,13 +14,13 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-const ALL: [&str; 6] = [
-    "users.track",
-    "users.export.ids",
-    "users.delete",
-    "users.alias.new",
-    "users.identify",
-    "triggers.read",
+const ALL: [Permission; 6] = [
+    Permission::UsersTrack,
+    Permission::UsersExportIds,
+    Permission::UsersDelete,
+    Permission::UsersAliasNew,
+    Permission::UsersIdentify,
+    Permission::TriggersRead,
 ];
 
 async fn spawn_app_with(config: ApiConfig) -> App {
@@ -29,7 +29,10 @@ async fn spawn_app_with(config: ApiConfig) -> App {
         SqliteStore::open(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store"),
     );
     let key = store
-        .create_api_key("test".into(), ALL.iter().map(|s| s.to_string()).collect())
+        .create_api_key(
+            "test".into(),
+            ALL.iter().map(|p| p.as_str().to_owned()).collect(),
+        )
         .await
         .expect("key");
     let api = leadwire_api::serve("127.0.0.1:0".parse().expect("addr"), store.clone(), config)
@@ -113,7 +116,10 @@ async fn keys_and_permissions_are_enforced() {
     );
     let limited = app
         .store
-        .create_api_key("ro".into(), vec!["users.export.ids".into()])
+        .create_api_key(
+            "ro".into(),
+            vec![Permission::UsersExportIds.as_str().into()],
+        )
         .await
         .expect("key");
     let (status, _, body) = app
@@ -128,6 +134,26 @@ async fn keys_and_permissions_are_enforced() {
         body["message"],
         "Access Denied: this API key lacks the 'users.track' permission"
     );
+
+    // A stored name this version does not know grants nothing and breaks nothing.
+    let odd = app
+        .store
+        .create_api_key(
+            "odd".into(),
+            vec![
+                "reports.read".into(),
+                Permission::UsersTrack.as_str().into(),
+            ],
+        )
+        .await
+        .expect("key");
+    let track = json!({"attributes": [{"external_id": "u", "x": 1}]});
+    let (status, _, body) = app.post_as(&odd, "/users/track", track).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = app
+        .post_as(&odd, "/users/export/ids", json!({"external_ids": ["u"]}))
+        .await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use leadwire_api::Permission;
 use leadwire_store::{SqliteConfig, SqliteStore, Store};
 
 fn skip_or_fail(reason: &str) {
@@ -97,9 +98,13 @@ async fn braze_client_from_pypi_works_against_leadwire() {
     let dir = tempfile::tempdir().expect("dir");
     let store =
         Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).expect("store"));
-    let perms = ["users.track", "users.export.ids", "users.delete"]
-        .map(String::from)
-        .to_vec();
+    let perms = [
+        Permission::UsersTrack,
+        Permission::UsersExportIds,
+        Permission::UsersDelete,
+    ]
+    .map(|p| p.as_str().to_owned())
+    .to_vec();
     let key = store
         .create_api_key("python".into(), perms)
         .await

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadwire_api::Services;
+use leadwire_api::{Permission, Services};
 use leadwire_delivery::ssrf::SsrfPolicy;
 use leadwire_engine::CampaignEngine;
 use leadwire_salesforce_emulator::schema::CustomFieldSpec;
@@ -56,16 +56,19 @@ async fn campaigns_over_http() {
     );
     webhooks.start();
     let perms = [
-        "users.track",
-        "campaigns.read",
-        "campaigns.write",
-        "campaigns.trigger.send",
+        Permission::UsersTrack,
+        Permission::CampaignsRead,
+        Permission::CampaignsWrite,
+        Permission::CampaignsTriggerSend,
     ]
-    .map(String::from)
+    .map(|p| p.as_str().to_owned())
     .to_vec();
     let key = store.create_api_key("t".into(), perms).await.expect("key");
     let weak = store
-        .create_api_key("weak".into(), vec!["campaigns.read".into()])
+        .create_api_key(
+            "weak".into(),
+            vec![Permission::CampaignsRead.as_str().into()],
+        )
         .await
         .expect("key");
     let services = Services {

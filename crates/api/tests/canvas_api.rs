@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use leadwire_api::Services;
+use leadwire_api::{Permission, Services};
 use leadwire_canvas::CanvasEngine;
 use leadwire_profiles::Identifier;
 use leadwire_store::{SqliteConfig, SqliteStore, Store};
@@ -24,14 +24,18 @@ async fn canvases_over_http() {
     let key = store
         .create_api_key(
             "t".into(),
-            ["canvas.read", "canvas.write", "canvas.trigger.send"]
-                .map(String::from)
-                .to_vec(),
+            [
+                Permission::CanvasRead,
+                Permission::CanvasWrite,
+                Permission::CanvasTriggerSend,
+            ]
+            .map(|p| p.as_str().to_owned())
+            .to_vec(),
         )
         .await
         .expect("key");
     let weak = store
-        .create_api_key("weak".into(), vec!["canvas.read".into()])
+        .create_api_key("weak".into(), vec![Permission::CanvasRead.as_str().into()])
         .await
         .expect("key");
     let api = leadwire_api::serve_with_services(

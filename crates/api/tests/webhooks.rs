@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadwire_api::{ApiConfig, RunningApi};
+use leadwire_api::{ApiConfig, Permission, RunningApi};
 use leadwire_delivery::retry::{Jitter, RetrySchedule};
 use leadwire_delivery::ssrf::SsrfPolicy;
 use leadwire_delivery::worker::ExecutionOutcome;
@@ -19,17 +19,17 @@ use leadwire_store::{SqliteConfig, SqliteStore, Store};
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::{Value as Json, json};
 
-const PERMISSIONS: [&str; 10] = [
-    "users.track",
-    "users.export.ids",
-    "triggers.read",
-    "templates.read",
-    "templates.write",
-    "credentials.read",
-    "credentials.write",
-    "activity.read",
-    "users.delete",
-    "users.identify",
+const PERMISSIONS: [Permission; 10] = [
+    Permission::UsersTrack,
+    Permission::UsersExportIds,
+    Permission::TriggersRead,
+    Permission::TemplatesRead,
+    Permission::TemplatesWrite,
+    Permission::CredentialsRead,
+    Permission::CredentialsWrite,
+    Permission::ActivityRead,
+    Permission::UsersDelete,
+    Permission::UsersIdentify,
 ];
 
 struct App {
@@ -55,7 +55,7 @@ async fn spawn_app() -> App {
     let key = store
         .create_api_key(
             "test".into(),
-            PERMISSIONS.iter().map(|s| s.to_string()).collect(),
+            PERMISSIONS.iter().map(|p| p.as_str().to_owned()).collect(),
         )
         .await
         .expect("key");
@@ -583,7 +583,7 @@ async fn webhook_endpoints_need_permissions_and_a_service() {
         SqliteStore::open(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store"),
     );
     let key = store
-        .create_api_key("t".into(), vec!["templates.read".into()])
+        .create_api_key("t".into(), vec![Permission::TemplatesRead.as_str().into()])
         .await
         .expect("key");
     let api = leadwire_api::serve(

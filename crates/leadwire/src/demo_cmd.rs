@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use leadwire_api::Permission;
 use leadwire_salesforce_emulator::schema::CustomFieldSpec;
 use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig,
@@ -148,15 +149,15 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .create_api_key(
             "demo".into(),
             [
-                "users.track",
-                "users.export.ids",
-                "triggers.read",
-                "templates.read",
-                "activity.read",
-                "campaigns.read",
-                "campaigns.trigger.send",
+                Permission::UsersTrack,
+                Permission::UsersExportIds,
+                Permission::TriggersRead,
+                Permission::TemplatesRead,
+                Permission::ActivityRead,
+                Permission::CampaignsRead,
+                Permission::CampaignsTriggerSend,
             ]
-            .map(String::from)
+            .map(|p| p.as_str().to_owned())
             .to_vec(),
         )
         .await?;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Subcommand};
+use leadwire_api::Permission;
 use leadwire_store::{SqliteConfig, SqliteStore, Store};
 
 /// Where leadwire keeps its state, shared by every command that opens the store.
@@ -45,10 +47,14 @@ pub enum ApiKeysCommand {
     Create {
         #[command(flatten)]
         data: DataDir,
-        /// A permission such as users.track, users.export.ids, users.delete, users.alias.new,
-        /// users.identify, triggers.read, campaigns.trigger.send, canvas.trigger.send (repeatable).
-        #[arg(long = "permission", required = true)]
-        permissions: Vec<String>,
+        /// A permission to grant, as Braze names it (repeatable).
+        #[arg(
+            long = "permission",
+            value_name = "PERMISSION",
+            required = true,
+            value_parser = permission_parser()
+        )]
+        permissions: Vec<Permission>,
         /// A name to recognise the key by.
         #[arg(long, default_value = "default")]
         name: String,
@@ -65,24 +71,12 @@ pub enum UsersCommand {
     },
 }
 
-/// Every permission a key can carry; anything else is a typo worth refusing.
-const PERMISSIONS: [&str; 15] = [
-    "users.track",
-    "users.export.ids",
-    "users.delete",
-    "users.alias.new",
-    "users.identify",
-    "triggers.read",
-    "campaigns.trigger.send",
-    "canvas.trigger.send",
-    "templates.read",
-    "templates.write",
-    "credentials.read",
-    "credentials.write",
-    "activity.read",
-    "campaigns.read",
-    "campaigns.write",
-];
+/// `--permission`: one of [`Permission::ALL`] (so `--help` lists them and a typo is refused with
+/// the valid names).
+fn permission_parser() -> impl clap::builder::TypedValueParser<Value = Permission> {
+    PossibleValuesParser::new(Permission::ALL.iter().map(|p| p.as_str()))
+        .try_map(|name| name.parse::<Permission>())
+}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -121,24 +115,17 @@ pub fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {
         permissions,
         name,
     } = cmd;
-    if let Some(bad) = permissions
-        .iter()
-        .find(|p| !PERMISSIONS.contains(&p.as_str()))
-    {
-        anyhow::bail!(
-            "unknown permission '{bad}'; known: {}",
-            PERMISSIONS.join(", ")
-        );
-    }
+    // The store keeps Braze's names as strings.
+    let names: Vec<String> = permissions.iter().map(|p| p.as_str().to_owned()).collect();
     let runtime = tokio::runtime::Runtime::new()?;
     let key = runtime.block_on(async {
         let store = data.open_store()?;
         store
-            .create_api_key(name.clone(), permissions.clone())
+            .create_api_key(name.clone(), names.clone())
             .await
             .context("creating the key")
     })?;
-    println!("created API key '{name}' with {}", permissions.join(", "));
+    println!("created API key '{name}' with {}", names.join(", "));
     println!("{key}");
     Ok(())
 }

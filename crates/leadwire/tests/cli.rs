@@ -186,3 +186,71 @@ fn apply_loads_the_worked_example() {
             .contains("template 'Salesforce Sales Cloud > Create Lead' updated")
     );
 }
+
+#[test]
+fn api_keys_create_grants_canvas_permissions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = leadwire()
+        .args(["api-keys", "create", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--permission",
+            "canvas.write",
+            "--permission",
+            "canvas.read",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("with canvas.write, canvas.read"),
+        "{stdout}"
+    );
+    let key = stdout.lines().last().expect("key line").trim().to_owned();
+
+    // Stored under Braze's names, as the API reads them.
+    use leadwire_store::Store as _;
+    let store = leadwire_store::SqliteStore::open(leadwire_store::SqliteConfig::new(
+        dir.path().join("leadwire.db"),
+    ))
+    .expect("store");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let info = runtime
+        .block_on(store.api_key(key))
+        .expect("store reads")
+        .expect("the printed key exists");
+    assert_eq!(info.permissions, ["canvas.write", "canvas.read"]);
+}
+
+#[test]
+fn api_keys_create_help_lists_every_permission_and_typos_are_refused() {
+    let out = leadwire()
+        .args(["api-keys", "create", "--help"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("canvas.write"), "{help}");
+    for permission in leadwire_api::Permission::ALL {
+        assert!(help.contains(permission.as_str()), "{permission}: {help}");
+    }
+
+    let dir = tempfile::tempdir().expect("dir");
+    let out = leadwire()
+        .args(["api-keys", "create", "--data-dir"])
+        .arg(dir.path())
+        .args(["--permission", "canvas.wirte"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'canvas.wirte'") && err.contains("canvas.write"),
+        "{err}"
+    );
+}
