@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use leadwire_profiles::parse_track;
-use leadwire_store::{ChangeSource, SqliteConfig, SqliteStore, Store};
+use leadwire_store::{ChangeSource, SqliteConfig, Store};
 use serde_json::json;
 
 const USERS: u64 = 100_000;
@@ -23,7 +23,7 @@ fn body(round: u64, worker: u64) -> serde_json::Value {
     json!({"attributes": objects})
 }
 
-async fn seed(store: &SqliteStore) {
+async fn seed(store: &Store) {
     for chunk in 0..USERS / PER_REQUEST + 1 {
         let objects: Vec<_> = (0..PER_REQUEST).map(|i| json!({"external_id": format!("user-{}", (chunk * PER_REQUEST + i) % USERS), "lead_score": 0})).collect();
         let parsed = parse_track(&json!({"attributes": objects})).expect("valid");
@@ -45,8 +45,7 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
     let dir = tempfile::tempdir().expect("dir");
-    let store =
-        Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("bench.db"))).expect("store"));
+    let store = Store::open_sqlite(SqliteConfig::new(dir.path().join("bench.db"))).expect("store");
     let started = Instant::now();
     seed(&store).await;
     println!(

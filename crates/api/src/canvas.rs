@@ -1,19 +1,20 @@
-//! Canvas endpoints: Braze's `POST /canvas/trigger/send`, and leadwire's Canvas management
-//! (`/canvas/create`, `/canvas/update`, `/canvas/details`, `/canvas/list`, `/canvas/pause`,
-//! `/canvas/resume`). Journeys themselves run in `leadwire-canvas`; this module only speaks HTTP.
+//! Canvas endpoints: Braze's `POST /canvas/trigger/send`, and the Canvas engine as a [`Managed`]
+//! resource (`/canvas/{create,update,details,list,pause,resume}`). Journeys themselves run in `leadwire-canvas`; this module only speaks HTTP.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use leadwire_canvas::{CanvasEngine, CanvasSpec, CanvasStatus, EngineError, EntryRecipient};
-use serde::Deserialize;
+use leadwire_canvas::{
+    CanvasEngine, CanvasRecord, CanvasSpec, CanvasStatus, EngineError, EntryRecipient,
+};
 use serde_json::{Value as Json, json};
 
+use crate::managed::{Managed, Shown};
 use crate::routes::{json_body, key_info, require, required_str};
 use crate::{ApiError, AppState, Permission};
 
@@ -27,23 +28,6 @@ fn engine(state: &AppState) -> Result<&Arc<CanvasEngine>, ApiError> {
         .canvases
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("canvases are not enabled on this server"))
-}
-
-fn api_error(e: EngineError) -> ApiError {
-    match e {
-        EngineError::Invalid(m) => ApiError::bad_request(m),
-        EngineError::NotFound(id) => ApiError::NotFound(format!("canvas '{id}' does not exist")),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(api_error)
 }
 
 fn object_field(body: &Json, key: &str, at: &str) -> Result<Option<Json>, ApiError> {
@@ -95,7 +79,7 @@ pub(crate) async fn trigger_send(
             raw.len()
         )));
     }
-    let record = engine.canvas(&canvas_id).map_err(api_error)?;
+    let record = engine.canvas(&canvas_id).await?;
     match record.spec.status {
         CanvasStatus::Active => {}
         CanvasStatus::Paused => {
@@ -135,16 +119,9 @@ pub(crate) async fn trigger_send(
     }
     let mut errors = crate::recipients::apply_attributes(&state, updates).await?;
     let id = record.id.clone();
-    let (dispatch_id, missing) = blocking(move || {
-        engine.trigger_send(
-            &id,
-            &recipients,
-            entry_properties.as_ref(),
-            context.as_ref(),
-            Utc::now(),
-        )
-    })
-    .await?;
+    let (dispatch_id, missing) = engine
+        .trigger_send(&id, recipients, entry_properties, context, Utc::now())
+        .await?;
     errors.extend(missing.iter().map(|id| json!({"type": format!("no user with {}", id.describe()), "input_array": "recipients"})));
     Ok(accepted("", Some(dispatch_id), errors))
 }
@@ -157,137 +134,54 @@ fn accepted(notice: &str, dispatch_id: Option<String>, errors: Vec<Json>) -> Res
     (StatusCode::CREATED, axum::Json(out)).into_response()
 }
 
-fn spec_from(body: &Json) -> Result<CanvasSpec, ApiError> {
-    let mut spec = body.clone();
-    if let Json::Object(m) = &mut spec {
-        m.remove("canvas_id");
-    }
-    serde_json::from_value(spec).map_err(|e| ApiError::bad_request(format!("canvas: {e}")))
-}
+impl Managed for CanvasEngine {
+    type Spec = CanvasSpec;
+    const KIND: &'static str = "canvas";
+    const TITLE: &'static str = "Canvas";
+    const PLURAL: &'static str = "canvases";
+    const READ: Permission = Permission::CanvasRead;
+    const WRITE: Permission = Permission::CanvasWrite;
 
-pub(crate) async fn create(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, Permission::CanvasWrite)?;
-    let engine = engine(&state)?.clone();
-    let spec = spec_from(&json_body(body, state.config.max_body_bytes)?)?;
-    let name = spec.name.clone();
-    if engine
-        .canvases()
-        .map_err(api_error)?
-        .iter()
-        .any(|c| c.spec.name == name)
-    {
-        return Err(ApiError::Conflict(format!(
-            "a Canvas named '{name}' exists; update it with /canvas/update"
-        )));
+    fn service(state: &AppState) -> Result<Arc<Self>, ApiError> {
+        engine(state).cloned()
     }
-    let record = save(&state, &engine, spec).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(
-            json!({"message": "success", "canvas_id": record.id, "canvas": record.to_json()}),
-        ),
-    )
-        .into_response())
-}
 
-pub(crate) async fn update(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, Permission::CanvasWrite)?;
-    let engine = engine(&state)?.clone();
-    let body = json_body(body, state.config.max_body_bytes)?;
-    let id = required_str(&body, "canvas_id")?;
-    let existing = engine.canvas(&id).map_err(api_error)?;
-    let spec = spec_from(&body)?;
-    if spec.name != existing.spec.name {
-        return Err(ApiError::bad_request(
-            "a Canvas's 'name' cannot change; create a new Canvas instead",
-        ));
+    fn name(spec: &CanvasSpec) -> &str {
+        &spec.name
     }
-    let record = save(&state, &engine, spec).await?;
-    Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
-}
 
-/// Saves a Canvas, with its inline webhooks saved as templates when the webhook service is on.
-async fn save(
-    state: &AppState,
-    engine: &Arc<CanvasEngine>,
-    spec: CanvasSpec,
-) -> Result<leadwire_canvas::CanvasRecord, ApiError> {
-    match &state.webhooks {
-        Some(webhooks) => engine
-            .save_canvas_with_webhooks(spec, webhooks)
-            .await
-            .map_err(api_error),
-        None => {
-            let engine = engine.clone();
-            blocking(move || engine.save_canvas(spec)).await
+    async fn all(&self) -> Result<Vec<Shown>, EngineError> {
+        Ok(self.canvases().await?.into_iter().map(shown).collect())
+    }
+
+    async fn one(&self, id_or_name: &str) -> Result<Shown, EngineError> {
+        self.canvas(id_or_name).await.map(shown)
+    }
+
+    /// Saves a Canvas, with its inline webhooks saved as templates when the webhook service is
+    /// on.
+    async fn save(&self, state: &AppState, spec: CanvasSpec) -> Result<Shown, EngineError> {
+        match &state.webhooks {
+            Some(webhooks) => self.save_canvas_with_webhooks(spec, webhooks).await,
+            None => self.save_canvas(spec).await,
         }
+        .map(shown)
+    }
+
+    async fn set_active(&self, id_or_name: &str, active: bool) -> Result<Shown, EngineError> {
+        let status = if active {
+            CanvasStatus::Active
+        } else {
+            CanvasStatus::Paused
+        };
+        self.set_status(id_or_name, status).await.map(shown)
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct IdQuery {
-    canvas_id: String,
-}
-
-pub(crate) async fn details(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-    query: Result<Query<IdQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, Permission::CanvasRead)?;
-    let Query(q) = query.map_err(|_| ApiError::bad_request("give ?canvas_id=ID"))?;
-    let record = engine(&state)?.canvas(&q.canvas_id).map_err(api_error)?;
-    Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
-}
-
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, Permission::CanvasRead)?;
-    let canvases: Vec<Json> = engine(&state)?
-        .canvases()
-        .map_err(api_error)?
-        .iter()
-        .map(|c| c.to_json())
-        .collect();
-    Ok(axum::Json(json!({"message": "success", "canvases": canvases})).into_response())
-}
-
-async fn set_status(
-    state: AppState,
-    ext: axum::http::Extensions,
-    body: Result<Bytes, BytesRejection>,
-    status: CanvasStatus,
-) -> Result<Response, ApiError> {
-    require(key_info(&ext)?, Permission::CanvasWrite)?;
-    let engine = engine(&state)?.clone();
-    let body = json_body(body, state.config.max_body_bytes)?;
-    let id = required_str(&body, "canvas_id")?;
-    let record = blocking(move || engine.set_status(&id, status)).await?;
-    Ok(axum::Json(json!({"message": "success", "canvas": record.to_json()})).into_response())
-}
-
-pub(crate) async fn pause(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    set_status(state, ext, body, CanvasStatus::Paused).await
-}
-
-pub(crate) async fn resume(
-    State(state): State<AppState>,
-    ext: axum::http::Extensions,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    set_status(state, ext, body, CanvasStatus::Active).await
+fn shown(record: CanvasRecord) -> Shown {
+    Shown {
+        json: record.to_json(),
+        id: record.id,
+        name: record.spec.name,
+    }
 }

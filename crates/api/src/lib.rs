@@ -9,6 +9,7 @@
 mod campaigns;
 mod canvas;
 mod error;
+mod managed;
 mod permission;
 mod ratelimit;
 mod recipients;
@@ -51,7 +52,7 @@ impl Default for ApiConfig {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     pub limiter: Arc<RateLimiter>,
     pub config: Arc<ApiConfig>,
     /// Webhook templates, credentials, preview/test send and the activity log; `None` answers
@@ -74,13 +75,13 @@ pub struct Services {
 }
 
 /// The router with every endpoint, for `axum::serve` or in-process tests.
-pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> axum::Router {
+pub fn router(store: Store, config: ApiConfig) -> axum::Router {
     router_with_webhooks(store, config, None)
 }
 
 /// The router with the webhook endpoints backed by `webhooks`.
 pub fn router_with_webhooks(
-    store: Arc<dyn Store>,
+    store: Store,
     config: ApiConfig,
     webhooks: Option<Arc<WebhookService>>,
 ) -> axum::Router {
@@ -95,11 +96,7 @@ pub fn router_with_webhooks(
 }
 
 /// The router with every optional service given.
-pub fn router_with_services(
-    store: Arc<dyn Store>,
-    config: ApiConfig,
-    services: Services,
-) -> axum::Router {
+pub fn router_with_services(store: Store, config: ApiConfig, services: Services) -> axum::Router {
     let state = AppState {
         store,
         limiter: Arc::new(RateLimiter::new(config.rate_limit, config.rate_window)),
@@ -136,7 +133,7 @@ impl RunningApi {
 /// Binds `addr` (port 0 picks one) and serves the API in the background.
 pub async fn serve(
     addr: SocketAddr,
-    store: Arc<dyn Store>,
+    store: Store,
     config: ApiConfig,
 ) -> std::io::Result<RunningApi> {
     serve_with_webhooks(addr, store, config, None).await
@@ -145,7 +142,7 @@ pub async fn serve(
 /// [`serve`] with the webhook endpoints backed by `webhooks` (the caller starts its worker).
 pub async fn serve_with_webhooks(
     addr: SocketAddr,
-    store: Arc<dyn Store>,
+    store: Store,
     config: ApiConfig,
     webhooks: Option<Arc<WebhookService>>,
 ) -> std::io::Result<RunningApi> {
@@ -164,7 +161,7 @@ pub async fn serve_with_webhooks(
 /// [`serve`] with every optional service given (their callers start their loops).
 pub async fn serve_with_services(
     addr: SocketAddr,
-    store: Arc<dyn Store>,
+    store: Store,
     config: ApiConfig,
     services: Services,
 ) -> std::io::Result<RunningApi> {

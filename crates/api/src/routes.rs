@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use leadwire_canvas::CanvasEngine;
+use leadwire_engine::CampaignEngine;
 use leadwire_profiles::{Identifier, TrackError, UserAlias, parse_track};
 use leadwire_store::{ApiKeyInfo, ChangeSource, IdentifyRequest, NewAlias};
 use serde::Deserialize;
@@ -34,19 +36,49 @@ pub(crate) fn router(state: AppState) -> Router {
             "/campaigns/trigger/send",
             post(crate::campaigns::trigger_send),
         )
-        .route("/campaigns/create", post(crate::campaigns::create))
-        .route("/campaigns/update", post(crate::campaigns::update))
-        .route("/campaigns/details", get(crate::campaigns::details))
-        .route("/campaigns/list", get(crate::campaigns::list))
-        .route("/campaigns/pause", post(crate::campaigns::pause))
-        .route("/campaigns/resume", post(crate::campaigns::resume))
+        .route(
+            "/campaigns/create",
+            post(crate::managed::create::<CampaignEngine>),
+        )
+        .route(
+            "/campaigns/update",
+            post(crate::managed::update::<CampaignEngine>),
+        )
+        .route(
+            "/campaigns/details",
+            get(crate::managed::details::<CampaignEngine>),
+        )
+        .route(
+            "/campaigns/list",
+            get(crate::managed::list::<CampaignEngine>),
+        )
+        .route(
+            "/campaigns/pause",
+            post(crate::managed::pause::<CampaignEngine>),
+        )
+        .route(
+            "/campaigns/resume",
+            post(crate::managed::resume::<CampaignEngine>),
+        )
         .route("/canvas/trigger/send", post(crate::canvas::trigger_send))
-        .route("/canvas/create", post(crate::canvas::create))
-        .route("/canvas/update", post(crate::canvas::update))
-        .route("/canvas/details", get(crate::canvas::details))
-        .route("/canvas/list", get(crate::canvas::list))
-        .route("/canvas/pause", post(crate::canvas::pause))
-        .route("/canvas/resume", post(crate::canvas::resume))
+        .route(
+            "/canvas/create",
+            post(crate::managed::create::<CanvasEngine>),
+        )
+        .route(
+            "/canvas/update",
+            post(crate::managed::update::<CanvasEngine>),
+        )
+        .route(
+            "/canvas/details",
+            get(crate::managed::details::<CanvasEngine>),
+        )
+        .route("/canvas/list", get(crate::managed::list::<CanvasEngine>))
+        .route("/canvas/pause", post(crate::managed::pause::<CanvasEngine>))
+        .route(
+            "/canvas/resume",
+            post(crate::managed::resume::<CanvasEngine>),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use leadwire_profiles::Identifier;
-use leadwire_webhooks::activity::ActivityQuery;
+use leadwire_store::{ActivityQuery, ActivityType};
 use leadwire_webhooks::credentials::NewCredential;
 use leadwire_webhooks::service::{PreviewUser, RenderRequest, TemplateSource};
 use leadwire_webhooks::templates::TemplateDefinition;
@@ -356,7 +356,11 @@ async fn activity(
     let query = ActivityQuery {
         campaign_id: q.campaign_id,
         user_id: q.user_id,
-        kind: q.kind,
+        kind: q
+            .kind
+            .map(|k| k.parse::<ActivityType>())
+            .transpose()
+            .map_err(ApiError::bad_request)?,
         since: time(q.since, "since")?,
         until: time(q.until, "until")?,
         after_id: q.after_id,
@@ -364,7 +368,10 @@ async fn activity(
     };
     let entries = service(&state)?.activity(query).await?;
     let last = entries.iter().map(|e| e.id).max();
-    let entries: Vec<Json> = entries.iter().map(|e| e.to_json()).collect();
+    let entries: Vec<Json> = entries
+        .iter()
+        .map(leadwire_webhooks::activity::record_json)
+        .collect();
     Ok(
         axum::Json(json!({"message": "success", "entries": entries, "last_id": last}))
             .into_response(),

@@ -1,14 +1,12 @@
 //! The REST API over real HTTP: the server on port 0, a fresh database per test.
 
-use std::sync::Arc;
-
 use leadwire_api::{ApiConfig, Permission, RunningApi};
-use leadwire_store::{SqliteConfig, SqliteStore, Store};
+use leadwire_store::{SqliteConfig, Store};
 use serde_json::{Value as Json, json};
 
 struct App {
     api: RunningApi,
-    store: Arc<SqliteStore>,
+    store: Store,
     key: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -25,9 +23,8 @@ const ALL: [Permission; 6] = [
 
 async fn spawn_app_with(config: ApiConfig) -> App {
     let dir = tempfile::tempdir().expect("dir");
-    let store = Arc::new(
-        SqliteStore::open(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store"),
-    );
+    let store =
+        Store::open_sqlite(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store");
     let key = store
         .create_api_key(
             "test".into(),

@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use leadwire_api::Permission;
-use leadwire_store::{SqliteConfig, SqliteStore, Store};
+use leadwire_store::{SqliteConfig, Store};
 
 fn skip_or_fail(reason: &str) {
     assert!(
@@ -96,8 +95,7 @@ async fn braze_client_from_pypi_works_against_leadwire() {
         Err(reason) => return skip_or_fail(&reason),
     };
     let dir = tempfile::tempdir().expect("dir");
-    let store =
-        Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).expect("store"));
+    let store = Store::open_sqlite(SqliteConfig::new(dir.path().join("db"))).expect("store");
     let perms = [
         Permission::UsersTrack,
         Permission::UsersExportIds,

@@ -15,7 +15,7 @@ use leadwire_salesforce_emulator::schema::CustomFieldSpec;
 use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
 };
-use leadwire_store::{SqliteConfig, SqliteStore, Store};
+use leadwire_store::{JobState, SqliteConfig, Store};
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::{Value as Json, json};
 
@@ -51,7 +51,7 @@ async fn spawn_app() -> App {
     let instance = emulator.https_url().expect("https");
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("leadwire.db");
-    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
+    let store = Store::open_sqlite(SqliteConfig::new(&db)).expect("store");
     let key = store
         .create_api_key(
             "test".into(),
@@ -59,7 +59,7 @@ async fn spawn_app() -> App {
         )
         .await
         .expect("key");
-    let mut config = WebhookConfig::new(&db);
+    let mut config = WebhookConfig::new();
     config.ssrf = SsrfPolicy::strict().allow_host("localhost");
     config.extra_ca_pem = vec![emulator.ca_pem().expect("CA").as_bytes().to_vec()];
     config.sender.timeout = Duration::from_secs(5);
@@ -176,7 +176,7 @@ impl App {
                 user: Identifier::ExternalId("u-ada".into()),
                 campaign_id: Some(campaign.to_owned()),
                 step_id: None,
-                properties: RenderProperties::default(),
+                properties: RenderProperties::default().to_json(),
                 not_before: None,
             })
             .await
@@ -202,8 +202,8 @@ impl App {
             {
                 ExecutionOutcome::EmptyQueue => {
                     let counts = self.service.job_counts().await.expect("counts");
-                    let open = counts.get("queued").copied().unwrap_or(0)
-                        + counts.get("in_flight").copied().unwrap_or(0);
+                    let open = counts.get(&JobState::Queued).copied().unwrap_or(0)
+                        + counts.get(&JobState::InFlight).copied().unwrap_or(0);
                     if open == 0 {
                         return outcomes;
                     }
@@ -326,7 +326,7 @@ async fn seed_create_lead_writes_back_and_update_sets_stage() {
         .jobs(Some("camp-create".into()), 10)
         .await
         .expect("jobs");
-    assert_eq!(jobs[0].state, "delivered");
+    assert_eq!(jobs[0].state, JobState::Delivered);
     assert_eq!(jobs[0].last_status, Some(201));
 
     // The Update template addresses the lead through the written-back attribute.
@@ -462,7 +462,7 @@ async fn activity_log_shows_abort_placeholder_url_and_invalid_field_without_secr
             .jobs(Some("camp-de".into()), 1)
             .await
             .expect("jobs");
-        assert_eq!(jobs[0].state, "failed");
+        assert_eq!(jobs[0].state, JobState::Failed);
     }
 
     // Filters by user and tailing after an id.
@@ -579,9 +579,8 @@ async fn templates_crud_errors_and_test_send() {
 #[tokio::test]
 async fn webhook_endpoints_need_permissions_and_a_service() {
     let dir = tempfile::tempdir().expect("dir");
-    let store = Arc::new(
-        SqliteStore::open(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store"),
-    );
+    let store =
+        Store::open_sqlite(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store");
     let key = store
         .create_api_key("t".into(), vec![Permission::TemplatesRead.as_str().into()])
         .await

@@ -83,8 +83,14 @@ impl App {
         let mut tasks = Vec::new();
         if config.workers {
             webhooks.start();
-            tasks.push(spawn_runner(FeedRunner::new(store.clone(), campaigns.clone())));
-            tasks.push(spawn_runner(FeedRunner::new(store.clone(), canvases.clone())));
+            tasks.push(spawn_runner(FeedRunner::new(
+                store.clone(),
+                campaigns.clone(),
+            )));
+            tasks.push(spawn_runner(FeedRunner::new(
+                store.clone(),
+                canvases.clone(),
+            )));
         }
         Ok(App {
             store,
@@ -225,7 +231,10 @@ impl App {
                     None => false,
                 };
                 Ok::<_, leadwire_store::StoreError>(
-                    caught_up && !due_jobs && tx.in_flight_jobs()? == 0 && tx.due_journey_count(now)? == 0,
+                    caught_up
+                        && !due_jobs
+                        && tx.in_flight_jobs()? == 0
+                        && tx.due_journey_count(now)? == 0,
                 )
             })
             .await?;

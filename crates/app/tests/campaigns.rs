@@ -24,7 +24,8 @@ fn new_lead_campaign() -> CampaignSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_email_becomes_exactly_one_lead() {
     let h = harness().await;
-    h.app.campaigns
+    h.app
+        .campaigns
         .save_campaign(new_lead_campaign())
         .await
         .expect("campaign");
@@ -56,7 +57,8 @@ async fn an_added_email_becomes_exactly_one_lead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attribute_change_campaign_fires_on_change_only_and_respects_audience() {
     let h = harness().await;
-    h.app.campaigns
+    h.app
+        .campaigns
         .save_campaign(new_lead_campaign())
         .await
         .expect("campaign");
@@ -80,7 +82,8 @@ async fn attribute_change_campaign_fires_on_change_only_and_respects_audience() 
         .and_then(|v| v.as_str())
         .map(str::to_string)
     else {
-        let activity = h.app
+        let activity = h
+            .app
             .webhooks
             .activity(Default::default())
             .await
@@ -112,8 +115,10 @@ async fn attribute_change_campaign_fires_on_change_only_and_respects_audience() 
     h.track(json!({"attributes": [{"external_id": "m1", "lead_score": 60}]}))
         .await;
     h.settle().await;
-    h.eventually("the lead reaching MQL", async || stage(&h) == Some(json!("MQL")))
-        .await;
+    h.eventually("the lead reaching MQL", async || {
+        stage(&h) == Some(json!("MQL"))
+    })
+    .await;
     h.settle().await;
     let sends_before = h.job_count(JobState::Delivered).await;
     h.track(json!({"attributes": [{"external_id": "m1", "lead_score": 60}]}))
@@ -129,7 +134,8 @@ async fn attribute_change_campaign_fires_on_change_only_and_respects_audience() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_triggered_campaign_uses_trigger_properties() {
     let h = harness().await;
-    h.app.campaigns
+    h.app
+        .campaigns
         .save_campaign(new_lead_campaign())
         .await
         .expect("campaign");
@@ -172,7 +178,8 @@ async fn api_triggered_campaign_uses_trigger_properties() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reeligibility_and_rate_limit() {
     let h = harness().await;
-    h.app.campaigns
+    h.app
+        .campaigns
         .save_campaign(new_lead_campaign())
         .await
         .expect("campaign");
@@ -229,7 +236,9 @@ async fn a_restart_between_trigger_and_send_sends_exactly_once() {
     assert_eq!((first.triggers, first.sends), (5, 5));
     assert_eq!(runner.pass().await.expect("pass").triggers, 0);
     // A fresh leadwire on the same database (the first one stopped) delivers each once.
-    let Harness { dir, app, emulator, .. } = h;
+    let Harness {
+        dir, app, emulator, ..
+    } = h;
     app.stop().await;
     let app = leadwire_app::App::start(common::config_for(dir.path(), &emulator, true))
         .await

@@ -88,8 +88,7 @@ impl CanvasEngine {
     pub async fn save_canvas(&self, spec: CanvasSpec) -> Result<CanvasRecord, EngineError> {
         spec.compile()
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let text =
-            serde_json::to_string(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let text = serde_json::to_string(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let check = spec.clone();
         let id = self
             .store
@@ -180,9 +179,8 @@ impl CanvasEngine {
                 tx.canvases()?
                     .into_iter()
                     .map(|row| {
-                        let spec: CanvasSpec = serde_json::from_str(&row.spec).map_err(|e| {
-                            EngineError::Corrupt(format!("canvas {}: {e}", row.id))
-                        })?;
+                        let spec: CanvasSpec = serde_json::from_str(&row.spec)
+                            .map_err(|e| EngineError::Corrupt(format!("canvas {}: {e}", row.id)))?;
                         Ok(CanvasRecord { id: row.id, spec })
                     })
                     .collect()
@@ -296,7 +294,10 @@ impl CanvasEngine {
         canvas_id: &str,
     ) -> Result<HashMap<(String, String), i64>, EngineError> {
         let canvas_id = canvas_id.to_owned();
-        Ok(self.store.read(move |tx| tx.step_counts(&canvas_id)).await?)
+        Ok(self
+            .store
+            .read(move |tx| tx.step_counts(&canvas_id))
+            .await?)
     }
 
     /// Journeys due at `now` (a Delay or window ended): zero means no timed work is waiting.
@@ -308,7 +309,13 @@ impl CanvasEngine {
 /// The active Canvases, compiled, by id, and when each was created.
 fn active_canvases(
     tx: &mut Tx<'_>,
-) -> Result<(HashMap<String, Arc<CompiledCanvas>>, HashMap<String, DateTime<Utc>>), EngineError> {
+) -> Result<
+    (
+        HashMap<String, Arc<CompiledCanvas>>,
+        HashMap<String, DateTime<Utc>>,
+    ),
+    EngineError,
+> {
     let mut compiled = HashMap::new();
     let mut created = HashMap::new();
     for row in tx.canvases()? {
@@ -406,7 +413,14 @@ impl FeedConsumer for CanvasEngine {
             };
             pass.report.woken += 1;
             let journey = decode_journey(row.id, &row.state)?;
-            pass.advance(&row.canvas_id, canvas, Some(row.id), &row.braze_id, journey, None)?;
+            pass.advance(
+                &row.canvas_id,
+                canvas,
+                Some(row.id),
+                &row.braze_id,
+                journey,
+                None,
+            )?;
         }
         Ok(pass.report)
     }
@@ -524,7 +538,11 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         }
-        tracing::warn!(canvas = canvas_id, braze_id, "journey kept updating; it waits for the next pass");
+        tracing::warn!(
+            canvas = canvas_id,
+            braze_id,
+            "journey kept updating; it waits for the next pass"
+        );
         Ok(())
     }
 
@@ -632,7 +650,9 @@ impl Pass<'_, '_> {
                 }
             }
         }
-        if request.attributes.is_empty() && request.events.is_empty() && request.purchases.is_empty()
+        if request.attributes.is_empty()
+            && request.events.is_empty()
+            && request.purchases.is_empty()
         {
             return Ok(());
         }

@@ -18,8 +18,8 @@ pub mod journey;
 pub mod spec;
 
 pub use engine::{CanvasEngine, CanvasRecord, EntryRecipient, JourneyRow};
-pub use leadwire_engine::{EngineError, PassReport};
 pub use journey::{Advanced, Effect, ExitReason, Journey, Status, UpdateOp, Wait, advance, enter};
+pub use leadwire_engine::{EngineError, PassReport};
 pub use spec::{CanvasError, CanvasSpec, CanvasStatus, CompiledCanvas, StepKind, StepSpec};
 
 #[cfg(test)]

@@ -84,9 +84,7 @@ pub enum Completion<'a> {
         write_back: Vec<(String, serde_json::Value)>,
     },
     /// `abort_message`: nothing was sent, by design.
-    Aborted {
-        reason: &'a str,
-    },
+    Aborted { reason: &'a str },
 }
 
 /// Why a job failed for good.

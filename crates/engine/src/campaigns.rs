@@ -69,8 +69,7 @@ impl CampaignEngine {
     pub async fn save_campaign(&self, spec: CampaignSpec) -> Result<CampaignRecord, EngineError> {
         spec.compile()
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let text =
-            serde_json::to_string(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let text = serde_json::to_string(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let (name, template) = (spec.name.clone(), spec.template.clone());
         let id = self
             .store

@@ -143,7 +143,10 @@ impl<C: FeedConsumer> FeedRunner<C> {
     /// Where the consumer stands in the feed.
     pub async fn position(&self) -> Result<i64, EngineError> {
         let consumer = self.consumer.consumer();
-        Ok(self.store.read(move |tx| tx.feed_position(consumer)).await?)
+        Ok(self
+            .store
+            .read(move |tx| tx.feed_position(consumer))
+            .await?)
     }
 
     /// Runs passes until `shutdown` resolves.

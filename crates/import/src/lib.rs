@@ -74,7 +74,7 @@ fn column_of(message: &str) -> Option<String> {
 /// Imports every row of `reader`; `progress` is called with the number of rows read so far.
 pub async fn import_csv(
     reader: impl Read,
-    store: &dyn Store,
+    store: &Store,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
     let mut csv = csv::ReaderBuilder::new()
@@ -149,7 +149,7 @@ pub async fn import_csv(
 
 async fn flush(
     batch: &mut Vec<(u64, Json)>,
-    store: &dyn Store,
+    store: &Store,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     if batch.is_empty() {
@@ -199,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn good_rows_import_and_bad_rows_are_reported() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = leadwire_store::SqliteStore::open(leadwire_store::SqliteConfig::new(
+        let store = leadwire_store::Store::open_sqlite(leadwire_store::SqliteConfig::new(
             dir.path().join("db"),
         ))
         .expect("store");

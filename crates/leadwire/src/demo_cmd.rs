@@ -8,15 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use leadwire_api::Permission;
+use leadwire_app::App;
 use leadwire_salesforce_emulator::schema::CustomFieldSpec;
 use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig,
 };
-use leadwire_store::Store as _;
-use leadwire_webhooks::activity::ActivityQuery;
+use leadwire_store::{ActivityQuery, ActivityType};
 use serde_json::json;
 
-use crate::app::App;
 use crate::server_cmd::DataDir;
 use crate::webhooks_cmd::DeliveryArgs;
 
@@ -57,7 +56,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let delivery = DeliveryArgs::quiet();
-        let app = App::start(&args.data, &delivery).await?;
+        let app = App::start(args.data.app_config(&delivery, false)?).await?;
         let result = app.apply(bundle).await;
         app.stop().await;
         for line in result? {
@@ -130,7 +129,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut delivery = DeliveryArgs::quiet();
     delivery.ca_cert = Some(ca_path.clone());
     delivery.allow_hosts = vec!["localhost".into(), "127.0.0.1".into()];
-    let app = App::start(&data, &delivery).await?;
+    let app = App::start(data.app_config(&delivery, true)?).await?;
 
     // 3. The worked example, with the emulator as the org.
     let env = |name: &str| match name {
@@ -190,25 +189,8 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let mut settled = app.settle(Duration::from_secs(60)).await?;
-    // A delivery is marked delivered just before its write-back reaches the profile: wait for the
-    // created leads' ids, which the Update Lead webhook addresses the lead by.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for id in ["demo-1", "demo-2"] {
-        loop {
-            let found = app
-                .store
-                .find_profiles(vec![leadwire_profiles::Identifier::ExternalId(id.into())])
-                .await?;
-            let written = found
-                .found
-                .first()
-                .is_some_and(|p| p.custom.contains_key("salesforce_lead_id"));
-            if written || std::time::Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    // The created leads' ids are on the profiles now: a delivery's write-back commits with
+    // its settle.
 
     // 4b. Engagement events: the Lead Score Points Canvas adds 25 points per event, and the Lead
     // Scoring Canvas moves whoever crosses 50 to MQL and updates their Salesforce lead.
@@ -236,7 +218,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let failures = app
         .webhooks
         .activity(ActivityQuery {
-            kind: Some("failed".into()),
+            kind: Some(ActivityType::Failed),
             ..ActivityQuery::default()
         })
         .await?;
@@ -262,7 +244,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  leads moved to MQL                {mql}");
     println!("  failures                          {}", failures.len());
     for f in &failures {
-        println!("    user {}: {}", f.user_id, f.message);
+        println!("    user {}: {}", f.row.user_id, f.row.message);
     }
     if !settled {
         println!("  (some sends were still in flight after 60 s)");

@@ -1,6 +1,5 @@
 //! `leadwire`: the one user-facing binary. Thin: it parses arguments and calls the library crates.
 
-mod app;
 mod demo_cmd;
 mod liquid_cmd;
 mod server_cmd;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Subcommand};
 use leadwire_api::Permission;
-use leadwire_store::{SqliteConfig, SqliteStore, Store};
+use leadwire_store::Store;
 
 /// Where leadwire keeps its state, shared by every command that opens the store.
 #[derive(Args, Clone)]
@@ -20,10 +20,24 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    pub fn open_store(&self) -> anyhow::Result<SqliteStore> {
-        let path = self.data_dir.join("leadwire.db");
-        SqliteStore::open(SqliteConfig::new(&path))
-            .with_context(|| format!("opening the store at {}", path.display()))
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("leadwire.db")
+    }
+
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        leadwire_app::open_store(&self.database())
+    }
+
+    /// leadwire's typed configuration for this directory and these delivery options.
+    pub fn app_config(
+        &self,
+        delivery: &crate::webhooks_cmd::DeliveryArgs,
+        workers: bool,
+    ) -> anyhow::Result<leadwire_app::AppConfig> {
+        let mut config = leadwire_app::AppConfig::new(&self.data_dir);
+        config.webhooks = delivery.config()?;
+        config.workers = workers;
+        Ok(config)
     }
 }
 
@@ -96,7 +110,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_window: Duration::from_secs(3600),
             ..Default::default()
         };
-        let app = crate::app::App::start(&args.data, &args.delivery).await?;
+        let app = leadwire_app::App::start(args.data.app_config(&args.delivery, true)?).await?;
         let api = app.serve_api(args.listen, config).await?;
         println!("leadwire API listening on {}", api.url());
         println!("data in {}", args.data.data_dir.display());

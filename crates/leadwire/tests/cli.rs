@@ -214,12 +214,10 @@ fn api_keys_create_grants_canvas_permissions() {
     let key = stdout.lines().last().expect("key line").trim().to_owned();
 
     // Stored under Braze's names, as the API reads them.
-    use leadwire_store::Store as _;
-    let store = leadwire_store::SqliteStore::open(leadwire_store::SqliteConfig::new(
-        dir.path().join("leadwire.db"),
-    ))
-    .expect("store");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime
+        .block_on(async { leadwire_app::open_store(&dir.path().join("leadwire.db")) })
+        .expect("store");
     let info = runtime
         .block_on(store.api_key(key))
         .expect("store reads")

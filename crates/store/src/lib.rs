@@ -21,7 +21,6 @@
 mod model;
 mod sqlite;
 
-
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -261,7 +261,11 @@ fn job_for(template_id: &str, user: &str) -> leadwire_store::NewJob {
 #[tokio::test]
 async fn a_failed_transaction_undoes_only_its_own_changes() {
     let (_dir, store) = fresh();
-    track(&store, json!({"attributes": [{"external_id": "u1", "score": 1}]})).await;
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "score": 1}]}),
+    )
+    .await;
     // Two transactions in flight together (one group commit): one fails after writing.
     let failing = store.transact(|tx| {
         tx.track(
@@ -269,7 +273,9 @@ async fn a_failed_transaction_undoes_only_its_own_changes() {
                 .expect("valid"),
             ChangeSource::Api,
         )?;
-        Err::<(), _>(leadwire_store::StoreError::Conflict("changed my mind".into()))
+        Err::<(), _>(leadwire_store::StoreError::Conflict(
+            "changed my mind".into(),
+        ))
     });
     let passing = store.transact(|tx| {
         tx.track(
@@ -279,7 +285,10 @@ async fn a_failed_transaction_undoes_only_its_own_changes() {
         )
     });
     let (failed, passed) = tokio::join!(failing, passing);
-    assert!(matches!(failed, Err(leadwire_store::StoreError::Conflict(_))));
+    assert!(matches!(
+        failed,
+        Err(leadwire_store::StoreError::Conflict(_))
+    ));
     assert_eq!(passed.expect("applies").attributes_processed, 1);
     let found = store
         .find_profiles(vec![
@@ -289,7 +298,11 @@ async fn a_failed_transaction_undoes_only_its_own_changes() {
         .await
         .expect("reads");
     let score = |i: usize| found.found[i].custom.get("score").cloned();
-    assert_eq!(score(0), Some(json!(1)), "the failed transaction left u1 alone");
+    assert_eq!(
+        score(0),
+        Some(json!(1)),
+        "the failed transaction left u1 alone"
+    );
     assert_eq!(score(1), Some(json!(2)));
     // Its trigger went with it: only u1's first change and u2's are in the feed.
     let feed = store.triggers_after(0, 100).await.expect("feed");
@@ -299,7 +312,11 @@ async fn a_failed_transaction_undoes_only_its_own_changes() {
 #[tokio::test]
 async fn jobs_are_claimed_once_and_settled_by_their_claim_only() {
     let (_dir, store) = fresh();
-    track(&store, json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]})).await;
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]}),
+    )
+    .await;
     let template = store
         .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
         .await
@@ -336,8 +353,18 @@ async fn jobs_are_claimed_once_and_settled_by_their_claim_only() {
         status: Some(201),
     };
     let d = delivered.clone();
-    assert!(!store.transact(move |tx| tx.settle_job(old, &d)).await.expect("settles"));
-    assert!(store.transact(move |tx| tx.settle_job(new, &delivered)).await.expect("settles"));
+    assert!(
+        !store
+            .transact(move |tx| tx.settle_job(old, &d))
+            .await
+            .expect("settles")
+    );
+    assert!(
+        store
+            .transact(move |tx| tx.settle_job(new, &delivered))
+            .await
+            .expect("settles")
+    );
     let counts = store.read(|tx| tx.job_counts()).await.expect("counts");
     assert_eq!(counts.get(&leadwire_store::JobState::Delivered), Some(&1));
 }
@@ -345,7 +372,11 @@ async fn jobs_are_claimed_once_and_settled_by_their_claim_only() {
 #[tokio::test]
 async fn a_settle_and_the_profile_write_it_causes_commit_together() {
     let (_dir, store) = fresh();
-    track(&store, json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]})).await;
+    track(
+        &store,
+        json!({"attributes": [{"external_id": "u1", "email": "a@example.com"}]}),
+    )
+    .await;
     let template = store
         .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
         .await
@@ -393,7 +424,11 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
     use leadwire_store::Consumer;
     let (_dir, store) = fresh();
     for i in 0..5 {
-        track(&store, json!({"attributes": [{"external_id": format!("u{i}"), "score": i}]})).await;
+        track(
+            &store,
+            json!({"attributes": [{"external_id": format!("u{i}"), "score": i}]}),
+        )
+        .await;
     }
     let end = store.read(|tx| tx.feed_end()).await.expect("end");
     assert_eq!(end, 5);

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::routing::post;
 use leadwire_delivery::ssrf::SsrfPolicy;
 use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::{ChangeSource, SqliteConfig, SqliteStore, Store};
+use leadwire_store::{ChangeSource, JobState, SqliteConfig, Store};
 use leadwire_webhooks::templates::TemplateDefinition;
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::json;
@@ -81,7 +81,7 @@ async fn main() {
     let (url, hooks) = sink().await;
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("leadwire.db");
-    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
+    let store = Store::open_sqlite(SqliteConfig::new(&db)).expect("store");
     for chunk in (0..n).collect::<Vec<_>>().chunks(75) {
         let attributes: Vec<_> = chunk
             .iter()
@@ -95,7 +95,7 @@ async fn main() {
             .await
             .expect("track");
     }
-    let mut config = WebhookConfig::new(&db);
+    let mut config = WebhookConfig::new();
     config.ssrf = SsrfPolicy::strict().allow_net("127.0.0.1/32".parse().expect("net"));
     config.worker.concurrency = WORKERS;
     config.per_host_concurrency = CONCURRENCY;
@@ -119,32 +119,28 @@ async fn main() {
     hooks.store(0, Ordering::Relaxed);
 
     let started = Instant::now();
-    {
-        let mut conn = rusqlite::Connection::open(&db).expect("db");
-        conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-        let tx = conn.transaction().expect("tx");
-        for i in 0..n {
-            leadwire_webhooks::enqueue(
-                &tx,
-                &NewJob {
+    store
+        .transact(move |tx| {
+            for i in 0..n {
+                tx.enqueue_job(&NewJob {
                     template_id: template.clone(),
                     user: Identifier::ExternalId(format!("u{i}")),
                     campaign_id: Some("bench".into()),
                     step_id: None,
-                    properties: RenderProperties::default(),
+                    properties: RenderProperties::default().to_json(),
                     not_before: None,
-                },
-            )
-            .expect("enqueue");
-        }
-        tx.commit().expect("commit");
-    }
+                })?;
+            }
+            Ok::<_, leadwire_store::StoreError>(())
+        })
+        .await
+        .expect("enqueue");
     let enqueue_rate = n as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     service.start();
     loop {
         let counts = service.job_counts().await.expect("counts");
-        if counts.get("delivered").copied().unwrap_or(0) as usize >= n {
+        if counts.get(&JobState::Delivered).copied().unwrap_or(0) as usize >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

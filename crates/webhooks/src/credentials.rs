@@ -125,7 +125,10 @@ impl Credentials {
     }
 
     /// Creates or replaces a credential.
-    pub(crate) async fn save(&self, credential: &NewCredential) -> Result<CredentialInfo, WebhookError> {
+    pub(crate) async fn save(
+        &self,
+        credential: &NewCredential,
+    ) -> Result<CredentialInfo, WebhookError> {
         credential.check()?;
         let row = match credential.clone() {
             NewCredential::Basic {

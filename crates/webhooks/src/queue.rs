@@ -198,8 +198,8 @@ fn compiled_template(
     let Some(row) = tx.template(id)? else {
         return Ok(Err(format!("template '{id}' no longer exists")));
     };
-    let compiled = crate::templates::record(row)
-        .and_then(|r| r.definition.compile_checked().map(Arc::new));
+    let compiled =
+        crate::templates::record(row).and_then(|r| r.definition.compile_checked().map(Arc::new));
     Ok(match compiled {
         Ok(c) => {
             cache
@@ -327,8 +327,10 @@ impl JobQueue for StoreQueue {
                     let profile = match tx.profile(&user)? {
                         Some(p) if profile_matches(&p, &user) => p,
                         _ => {
-                            let message =
-                                format!("user {} no longer exists; nothing was sent", user.describe());
+                            let message = format!(
+                                "user {} no longer exists; nothing was sent",
+                                user.describe()
+                            );
                             fail_unhydrated(tx, &job, message)?;
                             continue;
                         }
@@ -379,7 +381,10 @@ impl JobQueue for StoreQueue {
 
     async fn complete(&self, job: &Job, completion: Completion<'_>) -> Result<(), QueueError> {
         match completion {
-            Completion::Delivered { report, write_back: attributes } => {
+            Completion::Delivered {
+                report,
+                write_back: attributes,
+            } => {
                 let claim = parse_job_key(&job.id)?;
                 let settlement = Settlement::Delivered {
                     attempts: report.attempt,
@@ -469,7 +474,8 @@ impl JobQueue for StoreQueue {
     }
 
     async fn release(&self, job: &Job, not_before: SystemTime) -> Result<(), QueueError> {
-        self.settle(job, Settlement::Release { at: not_before }).await
+        self.settle(job, Settlement::Release { at: not_before })
+            .await
     }
 
     async fn wait_for_work(&self, max: Duration) {

@@ -291,11 +291,8 @@ impl WebhookService {
         let row = self
             .store
             .transact(move |tx| {
-                let id = tx.insert_template(
-                    &definition.template.name,
-                    &definition.description,
-                    &text,
-                )?;
+                let id =
+                    tx.insert_template(&definition.template.name, &definition.description, &text)?;
                 tx.template(&id)
             })
             .await?;
@@ -399,7 +396,9 @@ impl WebhookService {
         Ok(self.store.transact(move |tx| tx.enqueue_job(&job)).await?)
     }
 
-    pub async fn job_counts(&self) -> Result<std::collections::HashMap<JobState, u64>, WebhookError> {
+    pub async fn job_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<JobState, u64>, WebhookError> {
         Ok(self.store.read(|tx| tx.job_counts()).await?)
     }
 

@@ -288,7 +288,10 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// A stored row as a template record (its definition parsed again).
 pub(crate) fn record(row: TemplateRow) -> Result<TemplateRecord, WebhookError> {
     let json: Json = serde_json::from_str(&row.definition).map_err(|e| {
-        WebhookError::Database(format!("template {}: stored definition is not JSON: {e}", row.id))
+        WebhookError::Database(format!(
+            "template {}: stored definition is not JSON: {e}",
+            row.id
+        ))
     })?;
     Ok(TemplateRecord {
         definition: TemplateDefinition::from_json(&json)
@@ -345,9 +348,9 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            rfc3339(from_millis(1_795_000_000_123)),
+            rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123)),
             "2026-11-18T11:06:40.123Z"
         );
     }

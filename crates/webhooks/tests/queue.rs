@@ -1,21 +1,21 @@
 //! The durable queue on a real database file: outbox enqueue, leases and reclaim after a crash,
-//! claim-checked settles, hydration failures logged, pending write-backs recovered.
+//! claim-checked settles, hydration failures logged, write-backs committed with their settle.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadwire_delivery::worker::{Completion, JobQueue};
 use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::{ChangeSource, SqliteConfig, SqliteStore, Store};
-use leadwire_webhooks::activity::ActivityQuery;
+use leadwire_store::{
+    ActivityQuery, ActivityType, ChangeSource, JobState, SqliteConfig, Store, StoreError,
+};
 use leadwire_webhooks::templates::TemplateDefinition;
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::json;
 
 struct Rig {
     service: Arc<WebhookService>,
-    store: Arc<SqliteStore>,
-    db: std::path::PathBuf,
+    store: Store,
     template: String,
     _dir: tempfile::TempDir,
 }
@@ -23,13 +23,13 @@ struct Rig {
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("leadwire.db");
-    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&db)).expect("store"));
+    let store = Store::open_sqlite(SqliteConfig::new(&db)).expect("store");
     let body = json!({"attributes": [{"external_id": "u1", "first_name": "Ada"}]});
     store
         .track(parse_track(&body).expect("parse"), ChangeSource::Api)
         .await
         .expect("track");
-    let service = WebhookService::open(WebhookConfig::new(&db), store.clone())
+    let service = WebhookService::open(WebhookConfig::new(), store.clone())
         .await
         .expect("open");
     let template = service
@@ -46,7 +46,6 @@ async fn rig() -> Rig {
     Rig {
         service,
         store,
-        db,
         template,
         _dir: dir,
     }
@@ -61,30 +60,43 @@ fn job(template: &str, user: &str) -> NewJob {
         properties: RenderProperties {
             event_properties: Some(json!({"plan": "pro"})),
             ..RenderProperties::default()
-        },
+        }
+        .to_json(),
         not_before: None,
     }
+}
+
+fn counts_of(counts: &std::collections::HashMap<JobState, u64>, state: JobState) -> u64 {
+    counts.get(&state).copied().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_joins_the_callers_transaction() {
     let rig = rig().await;
-    let mut conn = rusqlite::Connection::open(&rig.db).expect("db");
-    {
-        let tx = conn.transaction().expect("tx");
-        leadwire_webhooks::enqueue(&tx, &job(&rig.template, "u1")).expect("enqueue");
-        tx.rollback().expect("rollback");
-    }
+    let j = job(&rig.template, "u1");
+    let rolled_back = rig
+        .store
+        .transact(move |tx| {
+            tx.enqueue_job(&j)?;
+            Err::<(), _>(StoreError::Conflict("the caller changed its mind".into()))
+        })
+        .await;
+    assert!(rolled_back.is_err());
     assert!(rig.service.job_counts().await.expect("counts").is_empty());
-    {
-        let tx = conn.transaction().expect("tx");
-        let e = leadwire_webhooks::enqueue(&tx, &job(&rig.template, "u1")).expect("enqueue");
-        assert!(e.delivery_id.starts_with("dlv_"));
-        tx.commit().expect("commit");
-    }
-    assert_eq!(rig.service.job_counts().await.expect("counts")["queued"], 1);
-    let tx = conn.transaction().expect("tx");
-    let missing = leadwire_webhooks::enqueue(&tx, &job("wt_missing", "u1")).expect_err("missing");
+    let j = job(&rig.template, "u1");
+    let e = rig
+        .store
+        .transact(move |tx| tx.enqueue_job(&j))
+        .await
+        .expect("enqueue");
+    assert!(e.delivery_id.starts_with("dlv_"));
+    let counts = rig.service.job_counts().await.expect("counts");
+    assert_eq!(counts_of(&counts, JobState::Queued), 1);
+    let missing = rig
+        .store
+        .transact(|tx| tx.enqueue_job(&job("wt_missing", "u1")))
+        .await
+        .expect_err("missing");
     assert_eq!(missing.to_string(), "template 'wt_missing' does not exist");
 }
 
@@ -97,10 +109,8 @@ async fn claims_hydrate_and_expired_leases_come_back() {
         .await
         .expect("enqueue");
     let queue = rig.service.queue();
-    let jobs = queue
-        .claim(10, Duration::from_millis(200))
-        .await
-        .expect("claim");
+    // A zero lease runs out at once: as if the worker that claimed it crashed.
+    let jobs = queue.claim(10, Duration::ZERO).await.expect("claim");
     assert_eq!(jobs.len(), 1);
     let first = &jobs[0];
     assert_eq!(first.delivery_id, enqueued.delivery_id);
@@ -111,16 +121,7 @@ async fn claims_hydrate_and_expired_leases_come_back() {
     assert_eq!(ctx["event_properties"]["plan"], "pro");
     assert_eq!(ctx["campaign"]["api_id"], "c1");
     assert_eq!(ctx["campaign"]["dispatch_id"], json!(enqueued.delivery_id));
-    // Leased: nobody else gets it…
-    assert!(
-        queue
-            .claim(10, Duration::from_secs(60))
-            .await
-            .expect("claim")
-            .is_empty()
-    );
-    // …until the lease runs out (the worker "crashed").
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Its lease ran out (the worker "crashed"): claimed again, leased this time…
     let again = queue
         .claim(10, Duration::from_secs(60))
         .await
@@ -131,21 +132,27 @@ async fn claims_hydrate_and_expired_leases_come_back() {
         "same delivery id"
     );
     assert_ne!(again[0].id, first.id, "a new claim");
+    // …so nobody else gets it.
+    assert!(
+        queue
+            .claim(10, Duration::from_secs(60))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
     // The stale claim cannot settle it; the new one can.
     queue
         .complete(first, Completion::Aborted { reason: "stale" })
         .await
         .expect("stale settle is ignored");
-    assert_eq!(
-        rig.service.job_counts().await.expect("counts")["in_flight"],
-        1
-    );
+    let counts = rig.service.job_counts().await.expect("counts");
+    assert_eq!(counts_of(&counts, JobState::InFlight), 1);
     queue
         .complete(&again[0], Completion::Aborted { reason: "done" })
         .await
         .expect("settle");
     let jobs = rig.service.jobs(None, 10).await.expect("jobs");
-    assert_eq!(jobs[0].state, "aborted");
+    assert_eq!(jobs[0].state, JobState::Aborted);
     assert_eq!(jobs[0].last_error.as_deref(), Some("done"));
 }
 
@@ -167,38 +174,74 @@ async fn a_deleted_user_fails_the_job_with_an_activity_entry() {
         .await
         .expect("claim");
     assert!(jobs.is_empty());
-    assert_eq!(rig.service.job_counts().await.expect("counts")["failed"], 1);
+    let counts = rig.service.job_counts().await.expect("counts");
+    assert_eq!(counts_of(&counts, JobState::Failed), 1);
     let log = rig
         .service
         .activity(ActivityQuery::default())
         .await
         .expect("activity");
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].kind, "failed");
+    assert_eq!(log[0].row.kind, ActivityType::Failed);
     assert_eq!(
-        log[0].message,
+        log[0].row.message,
         "user external_id 'u1' no longer exists; nothing was sent"
     );
     assert_eq!(rig.service.prune_activity().await.expect("prune"), 0);
 }
 
+/// A claimed job delivered with a 201 whose response gave a lead id.
+fn delivered(attempt: u32) -> leadwire_delivery::sender::AttemptReport {
+    use leadwire_delivery::retry::{AttemptResult, Classification};
+    use leadwire_delivery::sender::{AttemptReport, LoggedRequest, LoggedResponse};
+    AttemptReport {
+        delivery_id: "dlv_test".into(),
+        attempt,
+        started_at: std::time::SystemTime::now(),
+        duration: Duration::ZERO,
+        request: LoggedRequest {
+            method: "POST".into(),
+            url: "https://example.com/u1".into(),
+            headers: Vec::new(),
+            body: None,
+        },
+        response: Some(LoggedResponse {
+            status: 201,
+            headers: Vec::new(),
+            body: r#"{"id":"00Q000000000001AAA","success":true}"#.into(),
+            truncated: false,
+        }),
+        result: AttemptResult::Status(201),
+        classification: Classification::Success,
+        error: None,
+        retry_after: None,
+        next_delay: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_write_backs_are_applied_on_restart() {
+async fn a_delivery_and_its_write_back_commit_together() {
     let rig = rig().await;
     rig.service
         .enqueue(job(&rig.template, "u1"))
         .await
         .expect("enqueue");
-    // A crash between "delivered, write-back pending" and the profile update.
-    let conn = rusqlite::Connection::open(&rig.db).expect("db");
-    conn.execute(
-        "UPDATE webhook_jobs SET state = 'delivered', due_at = NULL, write_back_pending = ?1",
-        [r#"[["salesforce_lead_id","00Q000000000001AAA"]]"#],
-    )
-    .expect("simulate");
-    let reopened = WebhookService::open(WebhookConfig::new(&rig.db), rig.store.clone())
+    let queue = rig.service.queue();
+    let jobs = queue
+        .claim(1, Duration::from_secs(60))
         .await
-        .expect("reopen");
+        .expect("claim");
+    let report = delivered(1);
+    queue
+        .complete(
+            &jobs[0],
+            Completion::Delivered {
+                report: &report,
+                write_back: vec![("salesforce_lead_id".into(), json!("00Q000000000001AAA"))],
+            },
+        )
+        .await
+        .expect("settle");
     let found = rig
         .store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
@@ -208,5 +251,48 @@ async fn pending_write_backs_are_applied_on_restart() {
         found.found[0].custom["salesforce_lead_id"],
         json!("00Q000000000001AAA")
     );
-    assert_eq!(reopened.write_back().recover().await.expect("again"), 0);
+    let counts = rig.service.job_counts().await.expect("counts");
+    assert_eq!(counts_of(&counts, JobState::Delivered), 1);
+    // The write-back raised its trigger in the same commit.
+    let feed = rig.store.triggers_after(0, 100).await.expect("feed");
+    assert!(
+        feed.iter().any(|t| t.source == ChangeSource::WriteBack),
+        "{feed:?}"
+    );
+
+    // A write-back for a user deleted meanwhile: delivered, and the log says what was lost.
+    rig.service
+        .enqueue(job(&rig.template, "u1"))
+        .await
+        .expect("enqueue");
+    let jobs = queue
+        .claim(1, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    rig.store
+        .delete_users(vec![Identifier::ExternalId("u1".into())])
+        .await
+        .expect("delete");
+    queue
+        .complete(
+            &jobs[0],
+            Completion::Delivered {
+                report: &report,
+                write_back: vec![("salesforce_lead_id".into(), json!("00Q000000000002AAA"))],
+            },
+        )
+        .await
+        .expect("settle");
+    let counts = rig.service.job_counts().await.expect("counts");
+    assert_eq!(counts_of(&counts, JobState::Delivered), 2);
+    let log = rig
+        .service
+        .activity(ActivityQuery {
+            kind: Some(ActivityType::WriteBackFailed),
+            ..ActivityQuery::default()
+        })
+        .await
+        .expect("activity");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].row.message.contains("u1"), "{}", log[0].row.message);
 }

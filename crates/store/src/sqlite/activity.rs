@@ -34,7 +34,11 @@ impl Tx<'_> {
     /// Entries matching `query`: newest first, or oldest first after `after_id`.
     pub fn activity(&mut self, query: &ActivityQuery) -> Result<Vec<ActivityRecord>, StoreError> {
         let limit = i64::try_from(query.limit.unwrap_or(100).clamp(1, 1000)).unwrap_or(100);
-        let order = if query.after_id.is_some() { "ASC" } else { "DESC" };
+        let order = if query.after_id.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, at, kind, campaign_id, step_id, user_id, delivery_id, template, attempt, request, response, message
              FROM webhook_activity

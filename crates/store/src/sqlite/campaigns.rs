@@ -33,9 +33,9 @@ impl Tx<'_> {
 
     /// Every campaign, oldest first.
     pub fn campaigns(&mut self) -> Result<Vec<SpecRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, name, spec, created_at FROM campaigns ORDER BY created_at, id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, spec, created_at FROM campaigns ORDER BY created_at, id",
+        )?;
         let rows = stmt.query_map([], spec_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }

@@ -40,9 +40,9 @@ impl Tx<'_> {
 
     /// Every Canvas, oldest first.
     pub fn canvases(&mut self) -> Result<Vec<SpecRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, name, spec, created_at FROM canvases ORDER BY created_at, id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, spec, created_at FROM canvases ORDER BY created_at, id",
+        )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(SpecRow {
@@ -57,11 +57,17 @@ impl Tx<'_> {
     }
 
     /// A user's journeys in a Canvas that have not exited, oldest first.
-    pub fn open_journeys(&mut self, canvas_id: &str, braze_id: &str) -> Result<Vec<JourneyRow>, StoreError> {
+    pub fn open_journeys(
+        &mut self,
+        canvas_id: &str,
+        braze_id: &str,
+    ) -> Result<Vec<JourneyRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {JOURNEY_COLUMNS} FROM canvas_journeys WHERE canvas_id = ?1 AND braze_id = ?2 AND status = 'active' ORDER BY id"
         ))?;
-        let rows = stmt.query_map(params![canvas_id, braze_id], journey_row)?.collect::<Result<_, _>>()?;
+        let rows = stmt
+            .query_map(params![canvas_id, braze_id], journey_row)?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
@@ -75,7 +81,10 @@ impl Tx<'_> {
         if canvas_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (0..canvas_ids.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
+        let placeholders = (0..canvas_ids.len())
+            .map(|i| format!("?{}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {JOURNEY_COLUMNS} FROM canvas_journeys
              WHERE status = 'active' AND wake_at IS NOT NULL AND wake_at <= ?1 AND canvas_id IN ({placeholders})
@@ -103,11 +112,17 @@ impl Tx<'_> {
     }
 
     /// When the earliest waiting journey in the Canvases listed wakes.
-    pub fn next_journey_wake(&mut self, canvas_ids: &[String]) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub fn next_journey_wake(
+        &mut self,
+        canvas_ids: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         if canvas_ids.is_empty() {
             return Ok(None);
         }
-        let placeholders = (0..canvas_ids.len()).map(|i| format!("?{}", i + 1)).collect::<Vec<_>>().join(", ");
+        let placeholders = (0..canvas_ids.len())
+            .map(|i| format!("?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
         let at: Option<i64> = self.conn.prepare_cached(&format!(
             "SELECT MIN(wake_at) FROM canvas_journeys WHERE status = 'active' AND wake_at IS NOT NULL AND canvas_id IN ({placeholders})"
         ))?
@@ -120,7 +135,9 @@ impl Tx<'_> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {JOURNEY_COLUMNS} FROM canvas_journeys WHERE canvas_id = ?1 ORDER BY id"
         ))?;
-        let rows = stmt.query_map([canvas_id], journey_row)?.collect::<Result<_, _>>()?;
+        let rows = stmt
+            .query_map([canvas_id], journey_row)?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
@@ -175,16 +192,27 @@ impl Tx<'_> {
     }
 
     /// When the user last entered the Canvas.
-    pub fn last_entry(&mut self, canvas_id: &str, braze_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub fn last_entry(
+        &mut self,
+        canvas_id: &str,
+        braze_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<i64> = self
             .conn
-            .prepare_cached("SELECT last_entered_at FROM canvas_entries WHERE canvas_id = ?1 AND braze_id = ?2")?
+            .prepare_cached(
+                "SELECT last_entered_at FROM canvas_entries WHERE canvas_id = ?1 AND braze_id = ?2",
+            )?
             .query_row(params![canvas_id, braze_id], |r| r.get(0))
             .optional()?;
         Ok(at.map(from_utc_millis))
     }
 
-    pub fn record_entry(&mut self, canvas_id: &str, braze_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn record_entry(
+        &mut self,
+        canvas_id: &str,
+        braze_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO canvas_entries (canvas_id, braze_id, last_entered_at, entries) VALUES (?1, ?2, ?3, 1)
@@ -198,7 +226,9 @@ impl Tx<'_> {
     pub fn hourly_entries(&mut self, canvas_id: &str, hour: i64) -> Result<u64, StoreError> {
         let n: Option<i64> = self
             .conn
-            .prepare_cached("SELECT entries FROM canvas_hourly_entries WHERE canvas_id = ?1 AND hour = ?2")?
+            .prepare_cached(
+                "SELECT entries FROM canvas_hourly_entries WHERE canvas_id = ?1 AND hour = ?2",
+            )?
             .query_row(params![canvas_id, hour], |r| r.get(0))
             .optional()?;
         Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
@@ -215,7 +245,12 @@ impl Tx<'_> {
     }
 
     /// Counts one thing a step did (`entered`, `webhook`, `user_update`).
-    pub fn count_step(&mut self, canvas_id: &str, step_id: &str, kind: &str) -> Result<(), StoreError> {
+    pub fn count_step(
+        &mut self,
+        canvas_id: &str,
+        step_id: &str,
+        kind: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO canvas_step_counts (canvas_id, step_id, kind, count) VALUES (?1, ?2, ?3, 1)
@@ -225,10 +260,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn step_counts(&mut self, canvas_id: &str) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT step_id, kind, count FROM canvas_step_counts WHERE canvas_id = ?1")?;
+    pub fn step_counts(
+        &mut self,
+        canvas_id: &str,
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT step_id, kind, count FROM canvas_step_counts WHERE canvas_id = ?1",
+        )?;
         let rows = stmt.query_map([canvas_id], |r| {
             Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get(2)?))
         })?;

@@ -9,9 +9,11 @@ use super::Tx;
 use crate::{ChangeSource, Consumer, StoreError, TriggerRecord};
 
 pub(super) fn end(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM triggers", [], |r| {
-        r.get(0)
-    })?)
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM triggers", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 impl Tx<'_> {
@@ -53,7 +55,11 @@ impl Tx<'_> {
     /// Deletes up to `max` triggers that every consumer has passed and that are older than
     /// `keep_after` (the `/triggers` feed and the activity log read recent history); returns
     /// how many went. A consumer that never ran holds everything.
-    pub fn prune_feed(&mut self, keep_after: DateTime<Utc>, max: usize) -> Result<usize, StoreError> {
+    pub fn prune_feed(
+        &mut self,
+        keep_after: DateTime<Utc>,
+        max: usize,
+    ) -> Result<usize, StoreError> {
         let mut lowest = i64::MAX;
         for consumer in Consumer::ALL {
             lowest = lowest.min(self.feed_position(consumer)?);

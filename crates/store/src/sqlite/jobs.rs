@@ -124,7 +124,20 @@ impl Tx<'_> {
             })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, claims, delivery_id, template_id, identifier, user_id, campaign_id, step_id, properties, attempts, previous) in rows {
+        for (
+            id,
+            claims,
+            delivery_id,
+            template_id,
+            identifier,
+            user_id,
+            campaign_id,
+            step_id,
+            properties,
+            attempts,
+            previous,
+        ) in rows
+        {
             out.push(ClaimedJob {
                 claim: JobClaim { id, claims },
                 delivery_id,
@@ -136,7 +149,8 @@ impl Tx<'_> {
                 step_id,
                 properties: parse_json(&format!("job {id}: properties"), &properties)?,
                 attempts,
-                previous_delay: previous.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                previous_delay: previous
+                    .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
             });
         }
         Ok(out)
@@ -144,7 +158,11 @@ impl Tx<'_> {
 
     /// Settles a claimed job; `false` when a newer claim owns it now (its lease had run out),
     /// in which case nothing changed.
-    pub fn settle_job(&mut self, claim: JobClaim, settlement: &Settlement) -> Result<bool, StoreError> {
+    pub fn settle_job(
+        &mut self,
+        claim: JobClaim,
+        settlement: &Settlement,
+    ) -> Result<bool, StoreError> {
         let now = millis(SystemTime::now());
         let (id, claims) = (claim.id, claim.claims);
         let status = |s: &Option<u16>| s.map(i64::from);
@@ -255,7 +273,11 @@ impl Tx<'_> {
     }
 
     /// Jobs, newest first, optionally of one campaign.
-    pub fn jobs(&mut self, campaign_id: Option<&str>, limit: usize) -> Result<Vec<JobInfo>, StoreError> {
+    pub fn jobs(
+        &mut self,
+        campaign_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, delivery_id, template_id, user_id, campaign_id, state, attempts, last_status, last_error
              FROM webhook_jobs WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id DESC LIMIT ?2",
@@ -278,7 +300,17 @@ impl Tx<'_> {
         )?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, delivery_id, template_id, user_id, campaign_id, state, attempts, last_status, last_error) = row?;
+            let (
+                id,
+                delivery_id,
+                template_id,
+                user_id,
+                campaign_id,
+                state,
+                attempts,
+                last_status,
+                last_error,
+            ) = row?;
             out.push(JobInfo {
                 id,
                 delivery_id,

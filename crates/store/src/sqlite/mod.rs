@@ -34,9 +34,7 @@ use crate::{ApiKeyInfo, Signals, StoreError};
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ReadOnly =>
-            {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly => {
                 StoreError::ReadOnly
             }
             _ => StoreError::Database(e.to_string()),

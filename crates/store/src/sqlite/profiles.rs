@@ -72,8 +72,12 @@ impl Tx<'_> {
 
     /// Every user's braze id (a broadcast's audience).
     pub fn braze_ids(&mut self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT braze_id FROM profiles ORDER BY id")?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT braze_id FROM profiles ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(ids)
     }
 
@@ -117,10 +121,7 @@ impl Tx<'_> {
         lookup_id(&self.conn, id)
     }
 
-    fn load(
-        &mut self,
-        row: i64,
-    ) -> Result<Option<Profile>, StoreError> {
+    fn load(&mut self, row: i64) -> Result<Option<Profile>, StoreError> {
         // The latest version moves out of whichever map holds it; the caller puts it back into
         // `local` (changed or not), and anything not put back is simply read again from the
         // transaction, which always has the latest version.
@@ -255,17 +256,18 @@ impl Tx<'_> {
         };
         let mut dirty: HashSet<i64> = HashSet::new();
         for obj in &req.attributes {
-            let (row, mut profile) = match self.profile_for(&obj.identifier, obj.update_existing_only, source)? {
-                Ok(found) => found,
-                Err(message) => {
-                    result.errors.push(MinorError {
-                        message,
-                        input_array: "attributes",
-                        index: obj.index,
-                    });
-                    continue;
-                }
-            };
+            let (row, mut profile) =
+                match self.profile_for(&obj.identifier, obj.update_existing_only, source)? {
+                    Ok(found) => found,
+                    Err(message) => {
+                        result.errors.push(MinorError {
+                            message,
+                            input_array: "attributes",
+                            index: obj.index,
+                        });
+                        continue;
+                    }
+                };
             match profile.apply_attributes(obj, now) {
                 Ok(triggers) => {
                     self.emit(&profile, source, &triggers)?;
@@ -291,17 +293,18 @@ impl Tx<'_> {
             }
         }
         for ev in &req.events {
-            let (row, profile) = match self.profile_for(&ev.identifier, ev.update_existing_only, source)? {
-                Ok(found) => found,
-                Err(message) => {
-                    result.errors.push(MinorError {
-                        message,
-                        input_array: "events",
-                        index: ev.index,
-                    });
-                    continue;
-                }
-            };
+            let (row, profile) =
+                match self.profile_for(&ev.identifier, ev.update_existing_only, source)? {
+                    Ok(found) => found,
+                    Err(message) => {
+                        result.errors.push(MinorError {
+                            message,
+                            input_array: "events",
+                            index: ev.index,
+                        });
+                        continue;
+                    }
+                };
             let time = ev.time.min(now);
             let props = serde_json::to_string(&ev.properties)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -313,17 +316,18 @@ impl Tx<'_> {
             result.events_processed += 1;
         }
         for p in &req.purchases {
-            let (row, profile) = match self.profile_for(&p.identifier, p.update_existing_only, source)? {
-                Ok(found) => found,
-                Err(message) => {
-                    result.errors.push(MinorError {
-                        message,
-                        input_array: "purchases",
-                        index: p.index,
-                    });
-                    continue;
-                }
-            };
+            let (row, profile) =
+                match self.profile_for(&p.identifier, p.update_existing_only, source)? {
+                    Ok(found) => found,
+                    Err(message) => {
+                        result.errors.push(MinorError {
+                            message,
+                            input_array: "purchases",
+                            index: p.index,
+                        });
+                        continue;
+                    }
+                };
             let props = serde_json::to_string(&p.properties)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.conn
@@ -341,10 +345,7 @@ impl Tx<'_> {
         Ok(result)
     }
 
-    pub fn delete_users(
-        &mut self,
-        ids: &[Identifier],
-    ) -> Result<usize, StoreError> {
+    pub fn delete_users(&mut self, ids: &[Identifier]) -> Result<usize, StoreError> {
         let mut deleted = 0;
         for id in ids {
             let Some(row) = self.resolve(id)? else {
@@ -399,7 +400,11 @@ impl Tx<'_> {
                     self.local.profiles.insert(row, Some(profile));
                 }
                 None => {
-                    let created = self.profile_for(&Identifier::Alias(new.alias.clone()), false, ChangeSource::Api)?;
+                    let created = self.profile_for(
+                        &Identifier::Alias(new.alias.clone()),
+                        false,
+                        ChangeSource::Api,
+                    )?;
                     if let Err(message) = created {
                         errors.push((i, message));
                     }
@@ -496,5 +501,4 @@ impl Tx<'_> {
             .execute(params![id, hash_key(&key), name, permissions.join(","), now.to_rfc3339()])?;
         Ok(key)
     }
-
 }

@@ -210,7 +210,9 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
     }
     let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
     } else {
         OpenFlags::default()
     };

@@ -28,7 +28,12 @@ fn header_pairs(text: &str) -> Vec<(String, String)> {
     };
     items
         .iter()
-        .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned())))
+        .filter_map(|p| {
+            Some((
+                p.get(0)?.as_str()?.to_owned(),
+                p.get(1)?.as_str()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -90,7 +95,9 @@ impl Tx<'_> {
     pub fn template(&mut self, id: &str) -> Result<Option<TemplateRow>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM webhook_templates WHERE id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM webhook_templates WHERE id = ?1"
+            ))?
             .query_row([id], template_row)
             .optional()?)
     }
@@ -142,7 +149,8 @@ impl Tx<'_> {
     /// Creates or replaces a credential (by name).
     pub fn put_credential(&mut self, c: &CredentialRow) -> Result<(), StoreError> {
         let now = millis(SystemTime::now());
-        let headers = Json::Array(c.headers.iter().map(|(k, v)| json!([k, v])).collect()).to_string();
+        let headers =
+            Json::Array(c.headers.iter().map(|(k, v)| json!([k, v])).collect()).to_string();
         self.conn
             .prepare_cached(
                 "INSERT INTO webhook_credentials (name, kind, username, secret, headers, allowed_domain, created_at, updated_at)
@@ -163,7 +171,11 @@ impl Tx<'_> {
             let headers: String = r.get(4)?;
             Ok(CredentialRow {
                 name: r.get(0)?,
-                kind: if kind == "basic" { CredentialKind::Basic } else { CredentialKind::Token },
+                kind: if kind == "basic" {
+                    CredentialKind::Basic
+                } else {
+                    CredentialKind::Token
+                },
                 username: r.get(2)?,
                 secret: r.get(3)?,
                 headers: header_pairs(&headers),
