@@ -60,7 +60,10 @@ async fn campaigns_over_http() {
             .contains("no webhook template named 'No such template'"),
         "{body}"
     );
-    assert_eq!(h.post_as(&weak, "/campaigns/create", json!({})).await.0, 403);
+    assert_eq!(
+        h.post_as(&weak, "/campaigns/create", json!({})).await.0,
+        403
+    );
     let (status, list) = h.get_as(&weak, "/campaigns/list").await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["campaigns"][0]["campaign_id"], id);

@@ -95,11 +95,7 @@ async fn save_err(h: &Harness, v: Json) -> String {
 }
 
 async fn step_counts(h: &Harness, canvas_id: &str) -> HashMap<(String, String), i64> {
-    h.app
-        .canvases
-        .step_counts(canvas_id)
-        .await
-        .expect("counts")
+    h.app.canvases.step_counts(canvas_id).await.expect("counts")
 }
 
 fn count(counts: &HashMap<(String, String), i64>, step: &str, kind: &str) -> i64 {
@@ -350,15 +346,20 @@ async fn a_user_update_commits_with_the_feed_position_and_a_pass_repeated_after_
     // A reader takes snapshot after snapshot while the pass runs: each must show the pass
     // either not at all or whole.
     let stop = Arc::new(AtomicBool::new(false));
+    let (started, watching) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn({
         let (store, canvas_id, stop) = (h.app.store.clone(), canvas.id.clone(), stop.clone());
         async move {
             let mut seen: Vec<BumpState> = Vec::new();
+            let mut started = Some(started);
             loop {
                 let done = stop.load(Ordering::SeqCst);
                 let state = bump_state(&store, &canvas_id, "c1", seq).await;
                 if seen.last() != Some(&state) {
                     seen.push(state);
+                }
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
                 }
                 if done {
                     return seen;
@@ -366,16 +367,17 @@ async fn a_user_update_commits_with_the_feed_position_and_a_pass_repeated_after_
             }
         }
     });
-    let report = h
-        .app
-        .canvas_runner()
-        .pass_at(h.now())
-        .await
-        .expect("pass");
+    watching.await.expect("the reader took its first snapshot");
+    let report = h.app.canvas_runner().pass_at(h.now()).await.expect("pass");
     stop.store(true, Ordering::SeqCst);
     let seen = watcher.await.expect("watcher");
     assert_eq!(
-        (report.triggers, report.entries, report.updates, report.sends),
+        (
+            report.triggers,
+            report.entries,
+            report.updates,
+            report.sends
+        ),
         (1, 1, 1, 1),
         "{report:?}"
     );
@@ -387,6 +389,7 @@ async fn a_user_update_commits_with_the_feed_position_and_a_pass_repeated_after_
         jobs: 1,
         journeys: 1,
     };
+    assert_eq!(seen.first(), Some(&before));
     assert_eq!(seen.last(), Some(&after));
     assert!(
         seen.iter().all(|s| *s == before || *s == after),
@@ -395,13 +398,12 @@ async fn a_user_update_commits_with_the_feed_position_and_a_pass_repeated_after_
     // leadwire restarts and the pass runs again: the trigger is consumed, nothing is applied
     // twice (what it consumes now is the increment's own lead_score change).
     let h = h.restart().await;
-    let again = h
-        .app
-        .canvas_runner()
-        .pass_at(h.now())
-        .await
-        .expect("pass");
-    assert_eq!((again.entries, again.updates, again.sends), (0, 0, 0), "{again:?}");
+    let again = h.app.canvas_runner().pass_at(h.now()).await.expect("pass");
+    assert_eq!(
+        (again.entries, again.updates, again.sends),
+        (0, 0, 0),
+        "{again:?}"
+    );
     assert_eq!(bump_state(&h.app.store, &canvas.id, "c1", seq).await, after);
     h.settle_by_hand().await;
     assert_eq!(h.profile("c1").await.custom["lead_score"], json!(15));
@@ -459,7 +461,8 @@ async fn a_failed_pass_leaves_nothing_half_done_and_its_retry_applies_everything
         .await
         .expect_err("the webhook step's template is archived");
     assert!(
-        err.to_string().contains("no webhook template named 'Fragile'"),
+        err.to_string()
+            .contains("no webhook template named 'Fragile'"),
         "{err}"
     );
     assert_eq!(
@@ -667,7 +670,12 @@ async fn entries_are_limited_per_utc_hour() {
     h.settle_by_hand().await;
     assert_eq!(entered(&h, &users).await, 3, "three entries in this hour");
     assert_eq!(
-        h.app.canvases.journeys(&canvas.id).await.expect("journeys").len(),
+        h.app
+            .canvases
+            .journeys(&canvas.id)
+            .await
+            .expect("journeys")
+            .len(),
         3
     );
     // The next hour has room again.
@@ -678,7 +686,12 @@ async fn entries_are_limited_per_utc_hour() {
     .await;
     h.settle_by_hand().await;
     assert_eq!(
-        h.app.canvases.journeys(&canvas.id).await.expect("journeys").len(),
+        h.app
+            .canvases
+            .journeys(&canvas.id)
+            .await
+            .expect("journeys")
+            .len(),
         4
     );
 }
@@ -812,12 +825,7 @@ async fn the_json_editor_logs_events_once_even_when_passes_are_repeated_after_a_
     h.track(json!({"events": [{"external_id": "j1", "name": "signup", "time": "2026-01-01T00:00:00Z"}]})).await;
     let seq = feed_end(&h).await;
     // One pass: the signup enters Upgrade, whose update sets the plan and logs the event.
-    let report = h
-        .app
-        .canvas_runner()
-        .pass_at(h.now())
-        .await
-        .expect("pass");
+    let report = h.app.canvas_runner().pass_at(h.now()).await.expect("pass");
     assert_eq!(
         (report.triggers, report.entries, report.updates),
         (1, 1, 1),
@@ -851,17 +859,15 @@ async fn the_json_editor_logs_events_once_even_when_passes_are_repeated_after_a_
     assert_eq!(upgraded_events(&h).await, 1);
     // Once more: nothing is applied or logged again.
     let h = h.restart().await;
-    let again = h
-        .app
-        .canvas_runner()
-        .pass_at(h.now())
-        .await
-        .expect("pass");
+    let again = h.app.canvas_runner().pass_at(h.now()).await.expect("pass");
     assert_eq!((again.entries, again.updates), (0, 0), "{again:?}");
     h.settle_by_hand().await;
     assert_eq!(h.profile("j1").await.custom["upgrades"], json!(1));
     assert_eq!(upgraded_events(&h).await, 1, "the event is logged once");
-    assert_eq!(count(&step_counts(&h, &upgrade.id).await, "u", "user_update"), 1);
+    assert_eq!(
+        count(&step_counts(&h, &upgrade.id).await, "u", "user_update"),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -949,7 +955,12 @@ async fn the_entry_audience_is_checked_before_entry_and_re_entry_needs_its_windo
     h.settle_by_hand().await;
     assert_eq!(h.profile("e1").await.custom.get("visits"), Some(&json!(2)));
     assert_eq!(
-        h.app.canvases.journeys(&canvas.id).await.expect("journeys").len(),
+        h.app
+            .canvases
+            .journeys(&canvas.id)
+            .await
+            .expect("journeys")
+            .len(),
         2
     );
 }

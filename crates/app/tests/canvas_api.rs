@@ -10,7 +10,11 @@ use leadwire_api::Permission;
 use serde_json::{Value as Json, json};
 
 async fn stage(h: &Harness, external_id: &str) -> Option<Json> {
-    h.profile(external_id).await.custom.get("lead_stage").cloned()
+    h.profile(external_id)
+        .await
+        .custom
+        .get("lead_stage")
+        .cloned()
 }
 
 async fn pass(h: &Harness) {

@@ -311,9 +311,7 @@ impl Harness {
                 for consumer in Consumer::ALL {
                     caught_up &= tx.feed_position(consumer)? >= end;
                 }
-                let due_jobs = tx
-                    .next_job_due()?
-                    .is_some_and(|at| at <= SystemTime::now());
+                let due_jobs = tx.next_job_due()?.is_some_and(|at| at <= SystemTime::now());
                 Ok::<_, StoreError>(
                     caught_up
                         && !due_jobs
