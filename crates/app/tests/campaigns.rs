@@ -233,7 +233,7 @@ async fn a_restart_between_trigger_and_send_sends_exactly_once() {
     // A pass that consumes the feed, then another that must find nothing left to do.
     let runner = h.app.campaign_runner();
     let first = runner.pass().await.expect("pass");
-    assert_eq!((first.triggers, first.sends), (5, 5));
+    assert_eq!(first.sends, 5, "{first:?}");
     assert_eq!(runner.pass().await.expect("pass").triggers, 0);
     // A fresh leadwire on the same database (the first one stopped) delivers each once.
     let Harness {
