@@ -127,13 +127,26 @@ async fn leads(h: &Harness, ids: &[String], extra: Json) {
     }
     h.settle_by_hand().await;
     for id in ids {
-        assert!(
-            h.profile(id)
+        if !h
+            .profile(id)
+            .await
+            .custom
+            .contains_key("salesforce_lead_id")
+        {
+            let jobs: Vec<_> = h
+                .app
+                .webhooks
+                .jobs(None, 1000)
                 .await
-                .custom
-                .contains_key("salesforce_lead_id"),
-            "{id}'s lead id is written back once settled"
-        );
+                .expect("jobs")
+                .into_iter()
+                .filter(|j| j.user_id == *id)
+                .collect();
+            panic!(
+                "{id}'s lead id is not written back once settled; its jobs {jobs:?}; unfinished {:?}",
+                h.unfinished_jobs().await
+            );
+        }
     }
 }
 
@@ -395,8 +408,10 @@ async fn a_user_update_commits_with_the_feed_position_and_a_pass_repeated_after_
         seen.iter().all(|s| *s == before || *s == after),
         "a snapshot showed the pass half done: {seen:?}"
     );
-    // leadwire restarts and the pass runs again: the trigger is consumed, nothing is applied
-    // twice (what it consumes now is the increment's own lead_score change).
+    // leadwire restarts (once the step's webhook is delivered: see `Harness::restart`) and the
+    // pass runs again: the trigger is consumed, nothing is applied twice (what it consumes now is
+    // the increment's own lead_score change).
+    h.deliveries_done().await;
     let h = h.restart().await;
     let again = h.app.canvas_runner().pass_at(h.now()).await.expect("pass");
     assert_eq!(
