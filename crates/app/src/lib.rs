@@ -29,6 +29,9 @@ pub struct AppConfig {
     /// Whether the feed runners and delivery workers run (off: an API-only or maintenance
     /// process that still reads and writes the store).
     pub workers: bool,
+    /// Triggers every feed consumer has passed are deleted once they are this old (the
+    /// `/triggers` feed serves this much history).
+    pub feed_retention: Duration,
 }
 
 impl AppConfig {
@@ -38,6 +41,7 @@ impl AppConfig {
             database: data_dir.into().join("leadwire.db"),
             webhooks: WebhookConfig::new(),
             workers: true,
+            feed_retention: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -58,6 +62,45 @@ fn spawn_runner<C: leadwire_engine::FeedConsumer>(runner: FeedRunner<C>) -> Task
     let handle = tokio::spawn(runner.run(async move {
         let _ = stopped.await;
     }));
+    Task { stop, handle }
+}
+
+/// How often consumed triggers are pruned, and how many go in one transaction (short, so the
+/// writer is never held long).
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+const PRUNE_BATCH: usize = 20_000;
+
+/// Deletes triggers every consumer has passed once they are older than `retention`.
+fn spawn_feed_pruning(store: Store, retention: Duration) -> Task {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        loop {
+            let keep_after = chrono::Utc::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::zero());
+            loop {
+                match store
+                    .transact(move |tx| tx.prune_feed(keep_after, PRUNE_BATCH))
+                    .await
+                {
+                    Ok(n) if n == PRUNE_BATCH => continue,
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::debug!(triggers = n, "pruned the trigger feed");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning the trigger feed failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
+    });
     Task { stop, handle }
 }
 
@@ -91,6 +134,7 @@ impl App {
                 store.clone(),
                 canvases.clone(),
             )));
+            tasks.push(spawn_feed_pruning(store.clone(), config.feed_retention));
         }
         Ok(App {
             store,

@@ -306,16 +306,13 @@ impl CanvasEngine {
     }
 }
 
-/// The active Canvases, compiled, by id, and when each was created.
-fn active_canvases(
-    tx: &mut Tx<'_>,
-) -> Result<
-    (
-        HashMap<String, Arc<CompiledCanvas>>,
-        HashMap<String, DateTime<Utc>>,
-    ),
-    EngineError,
-> {
+/// The active Canvases, compiled, by id; and when every Canvas was created.
+type ActiveCanvases = (
+    HashMap<String, Arc<CompiledCanvas>>,
+    HashMap<String, DateTime<Utc>>,
+);
+
+fn active_canvases(tx: &mut Tx<'_>) -> Result<ActiveCanvases, EngineError> {
     let mut compiled = HashMap::new();
     let mut created = HashMap::new();
     for row in tx.canvases()? {

@@ -82,7 +82,7 @@ impl CampaignEngine {
     }
 
     pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>, EngineError> {
-        self.store.read(|tx| load_campaigns(tx)).await
+        self.store.read(load_campaigns).await
     }
 
     pub async fn campaign(&self, id_or_name: &str) -> Result<CampaignRecord, EngineError> {

@@ -20,7 +20,7 @@ impl Tx<'_> {
     /// Creates or replaces (by name) a campaign; returns its id.
     pub fn save_campaign(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
         let now = utc_millis(self.now);
-        Ok(self
+        self
             .conn
             .prepare_cached(
                 "INSERT INTO campaigns (id, name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -28,7 +28,7 @@ impl Tx<'_> {
                  RETURNING id",
             )?
             .query_row(params![new_id("cmp_"), name, spec, now], |r| r.get(0))
-            .map_err(|e| conflict(e, || format!("a campaign named '{name}' already exists")))?)
+            .map_err(|e| conflict(e, || format!("a campaign named '{name}' already exists")))
     }
 
     /// Every campaign, oldest first.

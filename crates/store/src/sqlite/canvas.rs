@@ -27,7 +27,7 @@ impl Tx<'_> {
     /// Creates or replaces (by name) a Canvas; returns its id.
     pub fn save_canvas(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
         let now = utc_millis(self.now);
-        Ok(self
+        self
             .conn
             .prepare_cached(
                 "INSERT INTO canvases (id, name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -35,7 +35,7 @@ impl Tx<'_> {
                  RETURNING id",
             )?
             .query_row(params![new_id("cnv_"), name, spec, now], |r| r.get(0))
-            .map_err(|e| conflict(e, || format!("a canvas named '{name}' already exists")))?)
+            .map_err(|e| conflict(e, || format!("a canvas named '{name}' already exists")))
     }
 
     /// Every Canvas, oldest first.

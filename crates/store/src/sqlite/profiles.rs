@@ -118,7 +118,7 @@ impl Tx<'_> {
         {
             return Ok(Some(row));
         }
-        lookup_id(&self.conn, id)
+        lookup_id(self.conn, id)
     }
 
     fn load(&mut self, row: i64) -> Result<Option<Profile>, StoreError> {
@@ -370,7 +370,7 @@ impl Tx<'_> {
         let now = self.now;
         let mut errors = Vec::new();
         for (i, new) in aliases.iter().enumerate() {
-            if lookup_id(&self.conn, &Identifier::Alias(new.alias.clone()))?.is_some() {
+            if lookup_id(self.conn, &Identifier::Alias(new.alias.clone()))?.is_some() {
                 errors.push((
                     i,
                     format!(

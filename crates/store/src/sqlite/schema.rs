@@ -1,5 +1,5 @@
 //! The one schema of leadwire's SQLite file: its connection settings and its versioned
-//! migrations, recorded in one ledger (`schema_migrations`).
+//! migrations, recorded in one ledger (`leadwire_schema`).
 
 use std::path::Path;
 
@@ -235,20 +235,33 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
 /// Applies the migrations not yet in the ledger, each in its own IMMEDIATE transaction that
 /// re-checks the ledger, so two processes starting on the same file cannot apply one twice.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // Files from before the store owned every table kept four ledgers; their layout differs
+    // (pending-update outboxes, per-engine positions), so they are refused rather than guessed at.
+    let legacy: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('webhooks_schema_migrations', 'engine_schema_migrations', 'canvas_schema_migrations'))",
+        [],
+        |r| r.get(0),
+    )?;
+    if legacy {
+        return Err(StoreError::Open {
+            path: conn.path().unwrap_or_default().to_owned(),
+            reason: "this data directory was written by an earlier leadwire (before one store owned every table) and cannot be upgraded in place; start with a fresh --data-dir and re-apply your config with `leadwire apply`".into(),
+        });
+    }
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS leadwire_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
     for (version, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let applied: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            "SELECT EXISTS(SELECT 1 FROM leadwire_schema WHERE version = ?1)",
             [version],
             |r| r.get(0),
         )?;
         if !applied {
             tx.execute_batch(sql)?;
             tx.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                "INSERT INTO leadwire_schema (version, applied_at) VALUES (?1, ?2)",
                 params![version, Utc::now().to_rfc3339()],
             )?;
             tracing::info!(version, "applied migration");
