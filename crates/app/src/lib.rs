@@ -70,30 +70,32 @@ fn spawn_runner<C: leadwire_engine::FeedConsumer>(runner: FeedRunner<C>) -> Task
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const PRUNE_BATCH: usize = 20_000;
 
-/// Deletes triggers every consumer has passed once they are older than `retention`.
+/// Deletes triggers every consumer has passed and older than `retention`, in short
+/// transactions; returns how many went.
+pub async fn prune_feed(store: &Store, retention: Duration) -> Result<usize, leadwire_store::StoreError> {
+    let keep_after = chrono::Utc::now()
+        - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::zero());
+    let mut total = 0;
+    loop {
+        let n = store
+            .transact(move |tx| tx.prune_feed(keep_after, PRUNE_BATCH))
+            .await?;
+        total += n;
+        if n < PRUNE_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Prunes the trigger feed every [`PRUNE_EVERY`].
 fn spawn_feed_pruning(store: Store, retention: Duration) -> Task {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         loop {
-            let keep_after = chrono::Utc::now()
-                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::zero());
-            loop {
-                match store
-                    .transact(move |tx| tx.prune_feed(keep_after, PRUNE_BATCH))
-                    .await
-                {
-                    Ok(n) if n == PRUNE_BATCH => continue,
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::debug!(triggers = n, "pruned the trigger feed");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning the trigger feed failed");
-                        break;
-                    }
-                }
+            match prune_feed(&store, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(triggers = n, "pruned the trigger feed"),
+                Err(e) => tracing::warn!(error = %e, "pruning the trigger feed failed"),
             }
             tokio::select! {
                 _ = &mut stopped => return,

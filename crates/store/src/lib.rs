@@ -229,6 +229,12 @@ impl Store {
         Ok(info)
     }
 
+    /// Copies the write-ahead log into the database file and truncates it (maintenance, and
+    /// before measuring the file's size).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.transact(|tx| tx.checkpoint_after_commit()).await
+    }
+
     pub async fn profile_count(&self) -> Result<u64, StoreError> {
         self.read(|tx| tx.profile_count()).await
     }

@@ -57,7 +57,7 @@ impl SqliteConfig {
         SqliteConfig {
             path: path.into(),
             max_batch: 256,
-            cache_capacity: 200_000,
+            cache_capacity: 50_000,
         }
     }
 }
@@ -152,6 +152,7 @@ impl SqliteBackend {
             local: Pending::default(),
             now: Utc::now(),
             effects: Effects::default(),
+            identities: HashMap::new(),
         };
         let out = f(&mut tx);
         let _ = conn.execute_batch("COMMIT");
@@ -184,6 +185,8 @@ pub struct Tx<'a> {
     /// The transaction's time: every row it writes carries it.
     pub(crate) now: DateTime<Utc>,
     pub(crate) effects: Effects,
+    /// Indexed columns of the profile rows as this transaction found them.
+    pub(crate) identities: HashMap<i64, profiles::Identity>,
 }
 
 impl Tx<'_> {
@@ -198,12 +201,24 @@ impl Tx<'_> {
 pub(crate) struct Effects {
     pub(crate) feed_end: Option<i64>,
     pub(crate) jobs: bool,
+    /// Checkpoint the WAL once this batch has committed.
+    pub(crate) checkpoint: bool,
 }
 
 impl Effects {
     fn absorb(&mut self, other: Effects) {
         self.feed_end = self.feed_end.max(other.feed_end);
         self.jobs |= other.jobs;
+        self.checkpoint |= other.checkpoint;
+    }
+}
+
+impl Tx<'_> {
+    /// Asks for a full WAL checkpoint once this transaction's batch has committed (a checkpoint
+    /// cannot run inside a transaction).
+    pub fn checkpoint_after_commit(&mut self) -> Result<(), StoreError> {
+        self.effects.checkpoint = true;
+        Ok(())
     }
 }
 
@@ -312,6 +327,7 @@ impl Writer {
                 local: Pending::default(),
                 now: Utc::now(),
                 effects: Effects::default(),
+                identities: HashMap::new(),
             };
             let (keep, deliver) = job(&mut tx);
             let Tx {
@@ -339,6 +355,11 @@ impl Writer {
                     }
                 }
                 drop(cache);
+                if effects.checkpoint
+                    && let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
                 self.signals.committed(effects.feed_end, effects.jobs);
                 delivers.into_iter().for_each(|d| d(None));
             }

@@ -43,6 +43,25 @@ fn lookup_id(conn: &Connection, id: &Identifier) -> Result<Option<i64>, StoreErr
     })
 }
 
+/// A profile's indexed columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    external_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+impl Identity {
+    fn of(p: &Profile) -> Identity {
+        let text = |k: &str| p.standard.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Identity {
+            external_id: p.external_id.clone(),
+            email: text("email"),
+            phone: text("phone"),
+        }
+    }
+}
+
 fn array_order(name: &str) -> u8 {
     match name {
         "attributes" => 0,
@@ -122,6 +141,16 @@ impl Tx<'_> {
     }
 
     fn load(&mut self, row: i64) -> Result<Option<Profile>, StoreError> {
+        let found = self.load_latest(row)?;
+        // What the row's indexed columns hold now, so a save that leaves them alone can skip
+        // rewriting three indexes.
+        if let Some(p) = &found {
+            self.identities.entry(row).or_insert_with(|| Identity::of(p));
+        }
+        Ok(found)
+    }
+
+    fn load_latest(&mut self, row: i64) -> Result<Option<Profile>, StoreError> {
         // The latest version moves out of whichever map holds it; the caller puts it back into
         // `local` (changed or not), and anything not put back is simply read again from the
         // transaction, which always has the latest version.
@@ -142,13 +171,21 @@ impl Tx<'_> {
         data.map(|d| profile_from_row(&d)).transpose()
     }
 
-    fn save(&self, row: Option<i64>, profile: &Profile) -> Result<i64, StoreError> {
+    fn save(&mut self, row: Option<i64>, profile: &Profile) -> Result<i64, StoreError> {
         let data =
             serde_json::to_string(profile).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let email = profile.standard.get("email").and_then(|v| v.as_str());
         let phone = profile.standard.get("phone").and_then(|v| v.as_str());
+        let identity = Identity::of(profile);
         match row {
+            Some(id) if self.identities.get(&id) == Some(&identity) => {
+                self.conn
+                    .prepare_cached("UPDATE profiles SET data = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .execute(params![id, data, profile.updated_at.to_rfc3339()])?;
+                Ok(id)
+            }
             Some(id) => {
+                self.identities.insert(id, identity);
                 self.conn
                     .prepare_cached("UPDATE profiles SET external_id = ?2, email = ?3, phone = ?4, data = ?5, updated_at = ?6 WHERE id = ?1")?
                     .execute(params![id, profile.external_id, email, phone, data, profile.updated_at.to_rfc3339()])?;
@@ -288,8 +325,9 @@ impl Tx<'_> {
         }
         // Write each touched profile once, however many objects changed it.
         for row in &dirty {
-            if let Some(Some(p)) = self.local.profiles.get(row) {
-                self.save(Some(*row), p)?;
+            if let Some(Some(p)) = self.local.profiles.remove(row) {
+                self.save(Some(*row), &p)?;
+                self.local.profiles.insert(*row, Some(p));
             }
         }
         for ev in &req.events {

@@ -221,10 +221,10 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     // checkpoint, which WAL makes safe against corruption. A large page cache and in-memory temp
     // store keep big group-commit transactions off the disk until commit.
     let settings = if read_only {
-        "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768;"
+        "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192;"
     } else {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY; \
+         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
          PRAGMA wal_autocheckpoint = 8000;"
     };
     conn.execute_batch(settings)
