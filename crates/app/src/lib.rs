@@ -65,14 +65,20 @@ fn spawn_runner<C: leadwire_engine::FeedConsumer>(runner: FeedRunner<C>) -> Task
     Task { stop, handle }
 }
 
+/// A queued send due further ahead than this is "scheduled" (a campaign's pace), not pending work.
+pub const SCHEDULED_AHEAD: Duration = Duration::from_secs(10);
+
 /// How often consumed triggers are pruned, and how many go in one transaction (short, so the
 /// writer is never held long).
-const PRUNE_EVERY: Duration = Duration::from_secs(30);
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_BATCH: usize = 20_000;
 
 /// Deletes triggers every consumer has passed and older than `retention`, in short
 /// transactions; returns how many went.
-pub async fn prune_feed(store: &Store, retention: Duration) -> Result<usize, leadwire_store::StoreError> {
+pub async fn prune_feed(
+    store: &Store,
+    retention: Duration,
+) -> Result<usize, leadwire_store::StoreError> {
     let keep_after = chrono::Utc::now()
         - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::zero());
     let mut total = 0;
@@ -259,9 +265,10 @@ impl App {
     }
 
     /// Whether everything triggered so far has been handled: both consumers have read the whole
-    /// feed, no journey is due and no send is queued or in flight (sends scheduled later by a
-    /// rate limit and journeys waiting on a Delay excepted). Read from one snapshot, so the facts
-    /// are from the same instant.
+    /// feed, no journey is due and no send is in flight or queued to go within
+    /// [`SCHEDULED_AHEAD`] (sends a campaign's pace holds for later, and journeys waiting on a
+    /// Delay, excepted; a send handed back for a busy host or retried soon still counts). Read
+    /// from one snapshot, so the facts are from the same instant.
     pub async fn idle(&self) -> anyhow::Result<bool> {
         let now = chrono::Utc::now();
         let idle = self
@@ -273,7 +280,7 @@ impl App {
                     caught_up &= tx.feed_position(consumer)? >= end;
                 }
                 let due_jobs = match tx.next_job_due()? {
-                    Some(at) => at <= std::time::SystemTime::now(),
+                    Some(at) => at <= std::time::SystemTime::now() + SCHEDULED_AHEAD,
                     None => false,
                 };
                 Ok::<_, leadwire_store::StoreError>(

@@ -560,8 +560,18 @@ impl Pass<'_, '_> {
                 let Some(profile) = self.tx.profile_by_braze_id(braze_id)? else {
                     return Ok(());
                 };
+                // A template archived or deleted after the Canvas was saved skips this send
+                // (counted and logged) rather than stopping every Canvas's feed.
+                let template_id = match self.tx.template_id_by_name(&template)? {
+                    Some(id) => id,
+                    None => {
+                        tracing::warn!(canvas = canvas_id, step = %step_id, template = %template, "the step's webhook template no longer exists; send skipped");
+                        self.tx.count_step(canvas_id, &step_id, "webhook_skipped")?;
+                        return Ok(());
+                    }
+                };
                 let job = NewJob {
-                    template_id: template_id(self.tx, &template)?,
+                    template_id,
                     user: user_identifier(&profile),
                     campaign_id: Some(canvas_id.to_string()),
                     step_id: Some(step_id.clone()),

@@ -497,6 +497,14 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
+            // Shutdown is checked here and while waiting, never during a claim: a claim that has
+            // reached the queue commits, and its jobs must then run rather than sit leased until
+            // the lease runs out.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = std::future::ready(()) => {}
+            }
             while tasks.try_join_next().is_some() {}
             let free = slots.available_permits();
             if free == 0 {
@@ -525,10 +533,10 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             if free == 0 {
                 continue;
             }
-            let claimed = tokio::select! {
-                claimed = self.queue.claim(free.min(self.config.claim_batch.max(1)), self.config.lease) => claimed,
-                () = &mut shutdown => break,
-            };
+            let claimed = self
+                .queue
+                .claim(free.min(self.config.claim_batch.max(1)), self.config.lease)
+                .await;
             match claimed {
                 Ok(jobs) if jobs.is_empty() => {
                     tokio::select! {

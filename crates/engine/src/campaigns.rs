@@ -153,6 +153,8 @@ impl CampaignEngine {
         let missing = self
             .store
             .transact(move |tx| {
+                // The API caller hears about a missing template; the feed only logs it.
+                template_id(tx, &campaign.spec.template)?;
                 let now = tx.now();
                 let mut missing = Vec::new();
                 let mut targets: Vec<(Profile, Option<Json>)> = Vec::new();
@@ -325,7 +327,7 @@ impl FeedConsumer for CampaignEngine {
                     campaign: Some(json!({"name": campaign.spec.name})),
                     ..RenderProperties::default()
                 };
-                send(
+                if send(
                     tx,
                     campaign_id,
                     &campaign.spec.template,
@@ -335,8 +337,9 @@ impl FeedConsumer for CampaignEngine {
                     Some(record.seq),
                     None,
                     now,
-                )?;
-                report.sends += 1;
+                )? {
+                    report.sends += 1;
+                }
             }
         }
         for pace in paces.values() {
@@ -388,8 +391,17 @@ fn send(
     // The pass's time: eligibility compares against it, so a send recorded in this pass must
     // not look like it came later.
     now: DateTime<Utc>,
-) -> Result<(), EngineError> {
-    let template_id = template_id(tx, template)?;
+) -> Result<bool, EngineError> {
+    // A template archived or deleted after the campaign was saved skips the send (logged)
+    // rather than stopping the campaign feed for every campaign.
+    let Some(template_id) = tx.template_id_by_name(template)? else {
+        tracing::warn!(
+            campaign = campaign_id,
+            template,
+            "the campaign's webhook template no longer exists; send skipped"
+        );
+        return Ok(false);
+    };
     let job = NewJob {
         template_id,
         user: user_identifier(profile),
@@ -407,5 +419,5 @@ fn send(
         trigger_seq,
         now,
     )?;
-    Ok(())
+    Ok(true)
 }

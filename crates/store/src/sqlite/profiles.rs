@@ -53,7 +53,12 @@ pub(crate) struct Identity {
 
 impl Identity {
     fn of(p: &Profile) -> Identity {
-        let text = |k: &str| p.standard.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |k: &str| {
+            p.standard
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         Identity {
             external_id: p.external_id.clone(),
             email: text("email"),
@@ -145,7 +150,9 @@ impl Tx<'_> {
         // What the row's indexed columns hold now, so a save that leaves them alone can skip
         // rewriting three indexes.
         if let Some(p) = &found {
-            self.identities.entry(row).or_insert_with(|| Identity::of(p));
+            self.identities
+                .entry(row)
+                .or_insert_with(|| Identity::of(p));
         }
         Ok(found)
     }
