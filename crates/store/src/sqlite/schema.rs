@@ -224,8 +224,8 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192;"
     } else {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
-         PRAGMA wal_autocheckpoint = 8000;"
+         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = 0;"
     };
     conn.execute_batch(settings)
         .map_err(|e| failed(e.to_string()))?;
