@@ -171,6 +171,75 @@ struct Hydrated {
 pub struct StoreQueue {
     store: Store,
     compiled: Arc<TemplateCache>,
+    settles: tokio::sync::mpsc::UnboundedSender<SettleRequest>,
+}
+
+/// One job's settle, and for a delivery the fields to write back (with the activity entry to
+/// log if the store refuses them).
+struct SettleRequest {
+    claim: JobClaim,
+    settlement: Settlement,
+    write_back: Option<(Vec<(String, Json)>, ActivityRow)>,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most settles committed in one transaction.
+const SETTLE_BATCH: usize = 512;
+
+/// Settles whatever is waiting in one store transaction: one closure for many jobs instead of
+/// one each. Ends when the queue is dropped.
+async fn settle_loop(
+    store: Store,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<SettleRequest>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let (work, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|r| ((r.claim, r.settlement, r.write_back), r.reply))
+            .unzip();
+        let outcome = store
+            .transact(move |tx| {
+                let mut settled = Vec::with_capacity(work.len());
+                for (claim, settlement, write_back_request) in work {
+                    let done = tx.settle_job(claim, &settlement)?;
+                    if done
+                        && let Some((attributes, entry)) = write_back_request
+                        && !attributes.is_empty()
+                    {
+                        let saved = match tx.job_user(claim.id)? {
+                            Some(user) => write_back(tx, user, attributes)?,
+                            None => Err("the job's user could not be read".into()),
+                        };
+                        if let Err(message) = saved {
+                            tx.record_activity(&ActivityRow { message, ..entry })?;
+                        }
+                    }
+                    settled.push(done);
+                }
+                Ok::<_, StoreError>(settled)
+            })
+            .await;
+        match outcome {
+            Ok(settled) => {
+                for (reply, done) in replies.into_iter().zip(settled) {
+                    let _ = reply.send(Ok(done));
+                }
+            }
+            Err(e) => {
+                let message = format!("settling jobs: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
 }
 
 fn qe(e: impl std::fmt::Display) -> QueueError {
@@ -270,10 +339,14 @@ pub(crate) fn write_back(
 }
 
 impl StoreQueue {
+    /// Call inside a Tokio runtime (settles are committed by a task of their own).
     pub(crate) fn new(store: Store) -> StoreQueue {
+        let (settles, requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(settle_loop(store.clone(), requests));
         StoreQueue {
             store,
             compiled: Arc::new(Mutex::new(HashMap::new())),
+            settles,
         }
     }
 
@@ -283,12 +356,29 @@ impl StoreQueue {
     }
 
     async fn settle(&self, job: &Job, settlement: Settlement) -> Result<(), QueueError> {
+        self.settle_with(job, settlement, None).await
+    }
+
+    async fn settle_with(
+        &self,
+        job: &Job,
+        settlement: Settlement,
+        write_back: Option<(Vec<(String, Json)>, ActivityRow)>,
+    ) -> Result<(), QueueError> {
         let claim = parse_job_key(&job.id)?;
-        let settled = self
-            .store
-            .transact(move |tx| tx.settle_job(claim, &settlement))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.settles
+            .send(SettleRequest {
+                claim,
+                settlement,
+                write_back,
+                reply,
+            })
+            .map_err(|_| QueueError("the settle task stopped".into()))?;
+        let settled = answer
             .await
-            .map_err(qe)?;
+            .map_err(|_| QueueError("the settle task stopped".into()))?
+            .map_err(QueueError)?;
         if !settled {
             tracing::warn!(job = %job.id, delivery_id = %job.delivery_id, "job was settled by a newer claim (its lease had run out); keeping that result");
         }
@@ -385,7 +475,6 @@ impl JobQueue for StoreQueue {
                 report,
                 write_back: attributes,
             } => {
-                let claim = parse_job_key(&job.id)?;
                 let settlement = Settlement::Delivered {
                     attempts: report.attempt,
                     status: status_of(report),
@@ -403,28 +492,8 @@ impl JobQueue for StoreQueue {
                     response: None,
                     message: String::new(),
                 };
-                let settled = self
-                    .store
-                    .transact(move |tx| {
-                        let settled = tx.settle_job(claim, &settlement)?;
-                        if settled && !attributes.is_empty() {
-                            let user = tx.job_user(claim.id)?;
-                            let saved = match user {
-                                Some(user) => write_back(tx, user, attributes)?,
-                                None => Err("the job's user could not be read".into()),
-                            };
-                            if let Err(message) = saved {
-                                tx.record_activity(&ActivityRow { message, ..entry })?;
-                            }
-                        }
-                        Ok::<_, StoreError>(settled)
-                    })
+                self.settle_with(job, settlement, Some((attributes, entry)))
                     .await
-                    .map_err(qe)?;
-                if !settled {
-                    tracing::warn!(job = %job.id, delivery_id = %job.delivery_id, "job was settled by a newer claim (its lease had run out); keeping that result");
-                }
-                Ok(())
             }
             Completion::Aborted { reason } => {
                 self.settle(

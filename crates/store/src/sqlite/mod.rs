@@ -319,7 +319,11 @@ fn checkpointer(path: PathBuf, alive: std::sync::Weak<()>) {
         }
         // PASSIVE never blocks the writer; past 256 MB, RESTART makes the writer start the log
         // over once readers let go, so it cannot grow without bound.
-        let mode = if size > 256 << 20 { "RESTART" } else { "PASSIVE" };
+        let mode = if size > 256 << 20 {
+            "RESTART"
+        } else {
+            "PASSIVE"
+        };
         if let Err(e) = conn.execute_batch(&format!("PRAGMA wal_checkpoint({mode})")) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
