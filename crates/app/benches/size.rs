@@ -78,6 +78,7 @@ async fn main() {
         .expect("prune");
     app.store.checkpoint().await.expect("checkpoint");
     let left = app.store.triggers_after(0, 10).await.expect("feed").len();
+    let (page, pages, free) = app.store.read(|tx| tx.file_pages()).await.expect("pages");
     let on_disk = disk(dir.path());
     app.stop().await;
     let reopened = Instant::now();
@@ -97,6 +98,10 @@ async fn main() {
     println!(
         "  on disk after pruning   {:>10.0} MB  (goal <= 400 MB per million; {pruned} triggers pruned, {left} left)",
         on_disk as f64 / 1e6
+    );
+    println!(
+        "  of which live pages     {:>10.0} MB  (the rest: free pages the file reuses, and the WAL)",
+        ((pages - free) * page) as f64 / 1e6
     );
     println!(
         "  start-up on that file   {:>10.3} s  ({count} profiles)",

@@ -88,9 +88,23 @@ pub async fn prune_feed(
             .await?;
         total += n;
         if n < PRUNE_BATCH {
-            return Ok(total);
+            break;
         }
     }
+    // Hand the pages the pruned triggers held back to the file system, a batch per transaction.
+    if total > 0 {
+        let mut free = u64::MAX;
+        loop {
+            let left = store.transact(|tx| tx.release_free_pages(4096)).await?;
+            // Stops when nothing is left, or nothing moved (a file without incremental
+            // auto-vacuum keeps its free pages for reuse).
+            if left == 0 || left >= free {
+                break;
+            }
+            free = left;
+        }
+    }
+    Ok(total)
 }
 
 /// Prunes the trigger feed every [`PRUNE_EVERY`].

@@ -259,3 +259,60 @@ async fn a_restart_between_trigger_and_send_sends_exactly_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaigns_delivery_pace_holds_across_a_restart() {
+    // No runner and no worker: passes are driven here, nothing is sent.
+    let h = common::harness_with(false).await;
+    h.app
+        .campaigns
+        .save_campaign(campaign(json!({"name": "Slow", "status": "active", "trigger": {"type": "custom_event", "name": "pinged"}, "template": UPDATE_LEAD, "reeligibility_seconds": 0, "rate_limit_per_minute": 10})))
+        .await
+        .expect("campaign");
+    h.track(json!({"attributes": [{"external_id": "p1", "last_name": "P", "email": "p1@example.com", "company": "Acme"}]})).await;
+    let ping = json!({"events": [{"external_id": "p1", "name": "pinged", "time": "2024-01-01T00:00:00Z"}]});
+    for _ in 0..10 {
+        h.track(ping.clone()).await;
+    }
+    let runner = h.app.campaign_runner();
+    while runner.pass().await.expect("pass").triggers > 0 {}
+    // A fresh leadwire on the same database: the eleventh send still waits for the next minute.
+    let Harness {
+        dir, app, emulator, ..
+    } = h;
+    app.stop().await;
+    let app = leadwire_app::App::start(common::config_for(dir.path(), &emulator, false))
+        .await
+        .expect("restarts");
+    app.store
+        .track(
+            leadwire_profiles::parse_track(&ping).expect("valid"),
+            leadwire_store::ChangeSource::Api,
+        )
+        .await
+        .expect("track");
+    let runner = app.campaign_runner();
+    while runner.pass().await.expect("pass").triggers > 0 {}
+    let campaign_id = app.campaigns.campaign("Slow").await.expect("campaign").id;
+    let jobs = app
+        .webhooks
+        .jobs(Some(campaign_id), 100)
+        .await
+        .expect("jobs");
+    assert_eq!(jobs.len(), 11);
+    let now = std::time::SystemTime::now();
+    let later: Vec<_> = jobs
+        .iter()
+        .filter(|j| {
+            j.due_at
+                .is_some_and(|at| at > now + std::time::Duration::from_secs(30))
+        })
+        .collect();
+    assert_eq!(
+        later.len(),
+        1,
+        "only the eleventh waits for the next minute: {jobs:?}"
+    );
+    assert_eq!(later[0].id, jobs.iter().map(|j| j.id).max().expect("jobs"));
+    app.stop().await;
+}

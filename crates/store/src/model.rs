@@ -248,6 +248,8 @@ pub struct JobInfo {
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
+    /// When a worker next takes it (its next attempt, or its lease's end); `None` once final.
+    pub due_at: Option<SystemTime>,
 }
 
 // ---- templates and credentials --------------------------------------------------------------

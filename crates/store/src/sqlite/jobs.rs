@@ -279,7 +279,7 @@ impl Tx<'_> {
         limit: usize,
     ) -> Result<Vec<JobInfo>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, delivery_id, template_id, user_id, campaign_id, state, attempts, last_status, last_error
+            "SELECT id, delivery_id, template_id, user_id, campaign_id, state, attempts, last_status, last_error, due_at
              FROM webhook_jobs WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(
@@ -295,6 +295,7 @@ impl Tx<'_> {
                     r.get::<_, u32>(6)?,
                     r.get::<_, Option<u16>>(7)?,
                     r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
                 ))
             },
         )?;
@@ -310,6 +311,7 @@ impl Tx<'_> {
                 attempts,
                 last_status,
                 last_error,
+                due_at,
             ) = row?;
             out.push(JobInfo {
                 id,
@@ -321,6 +323,7 @@ impl Tx<'_> {
                 attempts,
                 last_status,
                 last_error,
+                due_at: due_at.map(super::from_millis),
             });
         }
         Ok(out)

@@ -57,7 +57,7 @@ impl SqliteConfig {
         SqliteConfig {
             path: path.into(),
             max_batch: 256,
-            cache_capacity: 200_000,
+            cache_capacity: 50_000,
         }
     }
 }
@@ -224,6 +224,30 @@ impl Effects {
 }
 
 impl Tx<'_> {
+    /// The database file's pages: `(page size, pages, free pages)` (free pages are reused before
+    /// the file grows).
+    pub fn file_pages(&mut self) -> Result<(u64, u64, u64), StoreError> {
+        let get = |pragma: &str| -> Result<u64, StoreError> {
+            let n: i64 = self
+                .conn
+                .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok((
+            get("page_size")?,
+            get("page_count")?,
+            get("freelist_count")?,
+        ))
+    }
+
+    /// Gives up to `max` free pages back to the file system (the file shrinks); returns how many
+    /// free pages are left.
+    pub fn release_free_pages(&mut self, max: u32) -> Result<u64, StoreError> {
+        self.conn
+            .execute_batch(&format!("PRAGMA incremental_vacuum({max})"))?;
+        Ok(self.file_pages()?.2)
+    }
+
     /// Asks for a full WAL checkpoint once this transaction's batch has committed (a checkpoint
     /// cannot run inside a transaction).
     pub fn checkpoint_after_commit(&mut self) -> Result<(), StoreError> {
@@ -250,9 +274,17 @@ impl Cache {
 
     fn put(&mut self, id: i64, profile: Profile) {
         if self.profiles.len() >= self.capacity && !self.profiles.contains_key(&id) {
-            // Simple and bounded: start over rather than track recency.
-            self.profiles.clear();
-            self.external.clear();
+            // Bounded without tracking recency: drop an eighth (hash order is arbitrary, so this
+            // is a random sample), so a working set larger than the cache still mostly hits.
+            let drop: Vec<i64> = self
+                .profiles
+                .keys()
+                .take((self.capacity / 8).max(1))
+                .copied()
+                .collect();
+            for id in drop {
+                self.remove(id);
+            }
         }
         if let Some(ext) = &profile.external_id {
             self.external.insert(ext.clone(), id);

@@ -220,11 +220,17 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     // WAL: readers never block the writer. NORMAL sync: a commit is durable at the next
     // checkpoint, which WAL makes safe against corruption. A large page cache and in-memory temp
     // store keep big group-commit transactions off the disk until commit.
+    // Only a new, empty file takes this (it must precede the first table and the WAL switch);
+    // free pages (pruned triggers) can then go back to the file system a batch at a time.
+    if !read_only {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+            .map_err(|e| failed(e.to_string()))?;
+    }
     let settings = if read_only {
         "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192;"
     } else {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+         PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
          PRAGMA wal_autocheckpoint = 0;"
     };
     conn.execute_batch(settings)
