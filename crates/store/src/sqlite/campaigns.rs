@@ -7,37 +7,88 @@ use rusqlite::{OptionalExtension, params};
 use super::{Tx, conflict, from_utc_millis, new_id, utc_millis};
 use crate::{SpecRow, StoreError};
 
-fn spec_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpecRow> {
-    Ok(SpecRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        spec: r.get(2)?,
-        created_at: from_utc_millis(r.get(3)?),
-    })
+/// The two spec tables, campaigns and Canvases, share one shape (id, unique name, the owner's
+/// spec JSON, times); these run the same statements on either.
+#[derive(Clone, Copy)]
+pub(super) enum SpecTable {
+    Campaigns,
+    Canvases,
+}
+
+impl SpecTable {
+    fn table(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "campaigns",
+            SpecTable::Canvases => "canvases",
+        }
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "cmp_",
+            SpecTable::Canvases => "cnv_",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "campaign",
+            SpecTable::Canvases => "canvas",
+        }
+    }
+}
+
+impl Tx<'_> {
+    /// Creates or replaces (by name) a spec; returns its id.
+    pub(super) fn save_spec(
+        &mut self,
+        table: SpecTable,
+        name: &str,
+        spec: &str,
+    ) -> Result<String, StoreError> {
+        let now = utc_millis(self.now);
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO {} (id, name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at
+                 RETURNING id",
+                table.table()
+            ))?
+            .query_row(params![new_id(table.id_prefix()), name, spec, now], |r| {
+                r.get(0)
+            })
+            .map_err(|e| conflict(e, || format!("a {} named '{name}' already exists", table.noun())))
+    }
+
+    /// Every spec of a table, oldest first.
+    pub(super) fn specs(&mut self, table: SpecTable) -> Result<Vec<SpecRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, name, spec, created_at FROM {} ORDER BY created_at, id",
+            table.table()
+        ))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SpecRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    spec: r.get(2)?,
+                    created_at: from_utc_millis(r.get(3)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
 }
 
 impl Tx<'_> {
     /// Creates or replaces (by name) a campaign; returns its id.
     pub fn save_campaign(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
-        let now = utc_millis(self.now);
-        self
-            .conn
-            .prepare_cached(
-                "INSERT INTO campaigns (id, name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at
-                 RETURNING id",
-            )?
-            .query_row(params![new_id("cmp_"), name, spec, now], |r| r.get(0))
-            .map_err(|e| conflict(e, || format!("a campaign named '{name}' already exists")))
+        self.save_spec(SpecTable::Campaigns, name, spec)
     }
 
     /// Every campaign, oldest first.
     pub fn campaigns(&mut self) -> Result<Vec<SpecRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, name, spec, created_at FROM campaigns ORDER BY created_at, id",
-        )?;
-        let rows = stmt.query_map([], spec_row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.specs(SpecTable::Campaigns)
     }
 
     /// Records that a campaign sent to a user (the job that carries it).

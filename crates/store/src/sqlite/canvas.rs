@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Tx, conflict, from_utc_millis, new_id, utc_millis};
+use super::campaigns::SpecTable;
+use super::{Tx, from_utc_millis, utc_millis};
 use crate::{JourneyRow, JourneyStatus, JourneyWrite, SpecRow, StoreError};
 
 const JOURNEY_COLUMNS: &str = "id, canvas_id, braze_id, state, status, wake_at, exit_reason";
@@ -26,34 +27,12 @@ fn journey_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JourneyRow> {
 impl Tx<'_> {
     /// Creates or replaces (by name) a Canvas; returns its id.
     pub fn save_canvas(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
-        let now = utc_millis(self.now);
-        self
-            .conn
-            .prepare_cached(
-                "INSERT INTO canvases (id, name, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at
-                 RETURNING id",
-            )?
-            .query_row(params![new_id("cnv_"), name, spec, now], |r| r.get(0))
-            .map_err(|e| conflict(e, || format!("a canvas named '{name}' already exists")))
+        self.save_spec(SpecTable::Canvases, name, spec)
     }
 
     /// Every Canvas, oldest first.
     pub fn canvases(&mut self) -> Result<Vec<SpecRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, name, spec, created_at FROM canvases ORDER BY created_at, id",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(SpecRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    spec: r.get(2)?,
-                    created_at: from_utc_millis(r.get(3)?),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.specs(SpecTable::Canvases)
     }
 
     /// A user's journeys in a Canvas that have not exited, oldest first.
