@@ -55,26 +55,23 @@ impl Tx<'_> {
             rand::random::<u64>(),
             rand::random::<u32>()
         );
-        let job_id = self
-            .conn
+        self.conn
             .prepare_cached(
                 "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
             )?
-            .query_row(
-                params![
-                    delivery_id,
-                    job.template_id,
-                    identifier,
-                    identifier_label(&job.user),
-                    job.campaign_id,
-                    job.step_id,
-                    json_text(&job.properties),
-                    at,
-                    now
-                ],
-                |r| r.get(0),
-            )?;
+            .execute(params![
+                delivery_id,
+                job.template_id,
+                identifier,
+                identifier_label(&job.user),
+                job.campaign_id,
+                job.step_id,
+                json_text(&job.properties),
+                at,
+                now
+            ])?;
+        let job_id = self.conn.last_insert_rowid();
         self.effects.jobs = true;
         Ok(Enqueued {
             job_id,
