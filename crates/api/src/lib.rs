@@ -4,7 +4,7 @@
 //! The only crate that speaks HTTP and JSON to users. It parses requests (via `leadwire-profiles`),
 //! checks keys and permissions, applies rate limits, and turns every failure into one error type
 //! ([`ApiError`]) with Braze's `{"message": ..., "errors": [...]}` body. It must not know SQL: the
-//! store is reached only through the `Store` trait.
+//! store is reached only through its typed API.
 
 mod campaigns;
 mod canvas;

@@ -5,7 +5,7 @@
 //! `/users/track` request's worth); good rows are imported and bad ones reported with their line,
 //! column and reason.
 //!
-//! Knows CSV and the `Store` trait; must not know SQL or HTTP.
+//! Knows CSV and the store's API; must not know SQL or HTTP.
 
 use std::io::Read;
 
