@@ -20,7 +20,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use leadwire_campaigns::eligible;
 use leadwire_engine::campaigns::template_id;
-use leadwire_engine::{EngineError, FeedConsumer, PassReport, dispatch_id, user_identifier};
+use leadwire_engine::{
+    EngineError, FeedConsumer, PassReport, SpecCache, dispatch_id, user_identifier,
+};
 use leadwire_profiles::track::AttrOp;
 use leadwire_profiles::{AttributeObject, Identifier, ParsedTrack, Trigger, parse_track};
 use leadwire_store::{
@@ -76,11 +78,16 @@ const MAX_UPDATE_ROUNDS: usize = 200;
 
 pub struct CanvasEngine {
     store: Store,
+    /// The active Canvases, compiled.
+    compiled: SpecCache<CompiledCanvas>,
 }
 
 impl CanvasEngine {
     pub fn new(store: Store) -> CanvasEngine {
-        CanvasEngine { store }
+        CanvasEngine {
+            store,
+            compiled: SpecCache::default(),
+        }
     }
 
     /// Creates or replaces (by name) a Canvas after checking its graph and that its webhook
@@ -312,22 +319,27 @@ type ActiveCanvases = (
     HashMap<String, DateTime<Utc>>,
 );
 
-fn active_canvases(tx: &mut Tx<'_>) -> Result<ActiveCanvases, EngineError> {
-    let mut compiled = HashMap::new();
-    let mut created = HashMap::new();
-    for row in tx.canvases()? {
-        let Ok(spec) = serde_json::from_str::<CanvasSpec>(&row.spec) else {
-            tracing::warn!(canvas = %row.id, "stored canvas does not parse; skipped");
-            continue;
-        };
-        created.insert(row.id.clone(), row.created_at);
-        if spec.status == CanvasStatus::Active
-            && let Ok(c) = spec.compile()
-        {
-            compiled.insert(row.id, Arc::new(c));
+impl CanvasEngine {
+    fn active_canvases(&self, tx: &mut Tx<'_>) -> Result<ActiveCanvases, EngineError> {
+        let mut compiled = HashMap::new();
+        let mut created = HashMap::new();
+        for row in tx.canvases()? {
+            created.insert(row.id.clone(), row.created_at);
+            let canvas = self.compiled.get(&row.id, &row.spec, |text| {
+                let Ok(spec) = serde_json::from_str::<CanvasSpec>(text) else {
+                    tracing::warn!(canvas = %row.id, "stored canvas does not parse; skipped");
+                    return None;
+                };
+                (spec.status == CanvasStatus::Active)
+                    .then(|| spec.compile().ok())
+                    .flatten()
+            });
+            if let Some(canvas) = canvas {
+                compiled.insert(row.id, canvas);
+            }
         }
+        Ok((compiled, created))
     }
-    Ok((compiled, created))
 }
 
 impl FeedConsumer for CanvasEngine {
@@ -341,7 +353,7 @@ impl FeedConsumer for CanvasEngine {
         triggers: &[TriggerRecord],
         now: DateTime<Utc>,
     ) -> Result<PassReport, EngineError> {
-        let (canvases, created) = active_canvases(tx)?;
+        let (canvases, created) = self.active_canvases(tx)?;
         let mut pass = Pass {
             tx,
             now,
@@ -423,7 +435,7 @@ impl FeedConsumer for CanvasEngine {
     }
 
     fn next_wake(&self, tx: &mut Tx<'_>) -> Result<Option<DateTime<Utc>>, EngineError> {
-        let (canvases, _) = active_canvases(tx)?;
+        let (canvases, _) = self.active_canvases(tx)?;
         let active: Vec<String> = canvases.into_keys().collect();
         Ok(tx.next_journey_wake(&active)?)
     }

@@ -4,7 +4,7 @@
 //! transaction. Also stores campaigns and performs API-triggered sends.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use leadwire_webhooks::RenderProperties;
 use serde_json::{Value as Json, json};
 
 use crate::runner::{EngineError, FeedConsumer, PassReport};
+use crate::specs::SpecCache;
 use crate::{dispatch_id, user_identifier};
 
 /// A stored campaign.
@@ -42,14 +43,11 @@ pub struct Recipient {
     pub trigger_properties: Option<Json>,
 }
 
-/// Compiled campaigns by id, kept while their stored spec is unchanged (regexes and dates are
-/// built once, not on every pass).
-type CompiledCache = Mutex<HashMap<String, (String, Arc<Compiled>)>>;
-
 /// The campaign engine: a feed consumer plus the campaign management and API-triggered sends.
 pub struct CampaignEngine {
     store: Store,
-    compiled: CompiledCache,
+    /// The active action-based campaigns, compiled.
+    compiled: SpecCache<Compiled>,
 }
 
 fn system_time(t: DateTime<Utc>) -> SystemTime {
@@ -60,7 +58,7 @@ impl CampaignEngine {
     pub fn new(store: Store) -> CampaignEngine {
         CampaignEngine {
             store,
-            compiled: Mutex::new(HashMap::new()),
+            compiled: SpecCache::default(),
         }
     }
 
@@ -104,21 +102,6 @@ impl CampaignEngine {
         let mut record = self.campaign(id_or_name).await?;
         record.spec.status = status;
         self.save_campaign(record.spec).await
-    }
-
-    fn compile(&self, record: &CampaignRecord, text: &str) -> Option<Arc<Compiled>> {
-        let mut cache = self
-            .compiled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((seen, c)) = cache.get(&record.id)
-            && seen == text
-        {
-            return Some(c.clone());
-        }
-        let compiled = Arc::new(record.spec.compile().ok()?);
-        cache.insert(record.id.clone(), (text.to_owned(), compiled.clone()));
-        Some(compiled)
     }
 
     /// `POST /campaigns/trigger/send` after the caller applied any `attributes`: enqueues one
@@ -276,12 +259,14 @@ impl FeedConsumer for CampaignEngine {
             .campaigns()?
             .into_iter()
             .filter_map(|row| {
-                let spec: CampaignSpec = serde_json::from_str(&row.spec).ok()?;
-                let record = CampaignRecord { id: row.id, spec };
-                (record.spec.status == CampaignStatus::Active
-                    && record.spec.trigger != TriggerSpec::ApiTriggered)
-                    .then(|| self.compile(&record, &row.spec).map(|c| (record.id, c)))
-                    .flatten()
+                let compiled = self.compiled.get(&row.id, &row.spec, |text| {
+                    let spec: CampaignSpec = serde_json::from_str(text).ok()?;
+                    (spec.status == CampaignStatus::Active
+                        && spec.trigger != TriggerSpec::ApiTriggered)
+                        .then(|| spec.compile().ok())
+                        .flatten()
+                })?;
+                Some((row.id, compiled))
             })
             .collect();
         if campaigns.is_empty() {

@@ -12,9 +12,11 @@
 
 pub mod campaigns;
 pub mod runner;
+pub mod specs;
 
 pub use campaigns::{CampaignEngine, CampaignRecord, Recipient};
 pub use runner::{EngineError, FeedConsumer, FeedRunner, PassReport};
+pub use specs::SpecCache;
 
 use leadwire_profiles::{Identifier, Profile};
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use leadwire_profiles::Identifier;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Tx, json_text, millis, parse_json};
+use super::{Tx, millis, parse_json};
 use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
 
 fn identifier_label(id: &Identifier) -> String {
@@ -67,7 +67,7 @@ impl Tx<'_> {
                 identifier_label(&job.user),
                 job.campaign_id,
                 job.step_id,
-                json_text(&job.properties),
+                job.properties.to_string(),
                 at,
                 now
             ])?;

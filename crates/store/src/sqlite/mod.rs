@@ -510,10 +510,6 @@ pub(crate) fn conflict(e: rusqlite::Error, message: impl FnOnce() -> String) -> 
     }
 }
 
-pub(crate) fn json_text(v: &serde_json::Value) -> String {
-    v.to_string()
-}
-
 pub(crate) fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
