@@ -10,26 +10,34 @@
 //!   it decides: each is one `transact`.
 //! - [`Store::read`] runs a closure over a consistent read-only snapshot.
 //!
-//! Backends live beneath (`sqlite` today; the transaction API names no backend type, so a
-//! PostgreSQL backend slots in without other crates changing). On SQLite every write transaction
-//! goes to one writer thread, which group-commits whatever is waiting (a savepoint each).
+//! Two backends live beneath, chosen by [`DatabaseConfig`]: `sqlite` (the embedded default; one
+//! writer thread group-commits every write transaction, a savepoint each) and `postgres`
+//! (several nodes on one database; see `postgres/mod.rs` for how they share work). [`Tx`]
+//! forwards each operation to the backend's transaction, so no other crate names a backend.
 //!
 //! This crate knows profiles (from `leadwire-profiles`) and SQL; it must not know HTTP, request
 //! JSON shapes, Liquid, delivery rules, campaign or Canvas rules: specs, journey states and render
 //! properties are stored as the JSON their owners give it.
 
+mod codec;
 mod model;
+mod postgres;
+mod profiles;
 mod sqlite;
+pub mod testing;
+mod tx;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use leadwire_profiles::{Identifier, ParsedTrack};
 
 pub use model::*;
+pub use postgres::PostgresConfig;
 pub use sqlite::SqliteConfig;
-pub use sqlite::Tx;
+pub use tx::Tx;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -49,6 +57,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("{what} '{id}' does not exist")]
     NotFound { what: &'static str, id: String },
+    /// The database cannot be reached right now (connection refused or lost, server
+    /// restarting); the operation changed nothing and may be retried.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     /// The transaction is read-only (from [`Store::read`]) and the operation writes.
     #[error("this operation writes, but the transaction is read-only")]
     ReadOnly,
@@ -79,6 +91,11 @@ impl Signals {
         let _ = tokio::time::timeout(max, self.jobs.notified()).await;
     }
 
+    /// Wakes the feed's readers without a new end (another node committed triggers).
+    pub(crate) fn feed_changed(&self) {
+        self.feed.send_modify(|_| {});
+    }
+
     /// Wakes a job waiter (after work became due by time rather than by a write).
     pub fn wake_jobs(&self) {
         self.jobs.notify_one();
@@ -98,23 +115,73 @@ impl Signals {
     }
 }
 
+/// Which database, and how to reach it.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    /// The embedded default: one file, one node.
+    Sqlite(SqliteConfig),
+    /// A PostgreSQL server: several nodes may share it.
+    Postgres(PostgresConfig),
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PostgresBackend),
+}
+
 /// leadwire's database. Cheap to clone; every clone shares one backend.
 #[derive(Clone)]
 pub struct Store {
-    backend: Arc<sqlite::SqliteBackend>,
+    backend: Arc<Backend>,
     signals: Arc<Signals>,
+    /// API keys never change after creation (as in Braze), so hits are cached.
+    keys: Arc<Mutex<HashMap<String, ApiKeyInfo>>>,
 }
 
 impl Store {
+    /// Opens (creating and migrating as needed) the database `config` names.
+    pub fn open(config: DatabaseConfig) -> Result<Store, StoreError> {
+        match config {
+            DatabaseConfig::Sqlite(c) => Store::open_sqlite(c),
+            DatabaseConfig::Postgres(c) => Store::open_postgres(c),
+        }
+    }
+
     /// Opens (creating and migrating as needed) the embedded SQLite database.
     pub fn open_sqlite(config: SqliteConfig) -> Result<Store, StoreError> {
         let signals = Arc::new(Signals::new());
         let backend = sqlite::SqliteBackend::open(config, signals.clone())?;
-        let store = Store {
+        Ok(Store::with_backend(Backend::Sqlite(backend), signals))
+    }
+
+    /// Connects to PostgreSQL, creating the schema and applying migrations as needed. Blocks
+    /// the calling thread while it connects (on a thread of its own, so it may be called from
+    /// anywhere, an async task included).
+    pub fn open_postgres(config: PostgresConfig) -> Result<Store, StoreError> {
+        let signals = Arc::new(Signals::new());
+        let for_backend = signals.clone();
+        let backend = std::thread::scope(|s| {
+            s.spawn(move || postgres::PostgresBackend::open(config, for_backend))
+                .join()
+                .map_err(|_| StoreError::Database("opening PostgreSQL panicked".into()))?
+        })?;
+        Ok(Store::with_backend(Backend::Postgres(backend), signals))
+    }
+
+    fn with_backend(backend: Backend, signals: Arc<Signals>) -> Store {
+        Store {
             backend: Arc::new(backend),
             signals,
-        };
-        Ok(store)
+            keys: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for logs and reports.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     pub fn signals(&self) -> &Arc<Signals> {
@@ -129,7 +196,10 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.backend.transact(f).await
+        match &*self.backend {
+            Backend::Sqlite(b) => b.transact(f).await,
+            Backend::Postgres(b) => b.transact(f).await,
+        }
     }
 
     /// Runs `f` over a consistent read-only snapshot, off the async threads.
@@ -139,8 +209,8 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || backend.read(f))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
             .await
             .map_err(|e| E::from(StoreError::Database(format!("a read task stopped: {e}"))))?
     }
@@ -152,7 +222,10 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
         E: From<StoreError>,
     {
-        self.backend.read(f)
+        match &*self.backend {
+            Backend::Sqlite(b) => b.read(f),
+            Backend::Postgres(b) => b.read(f),
+        }
     }
 
     // Conveniences over `transact`/`read` for the REST API's one-shot calls.
@@ -202,7 +275,9 @@ impl Store {
         position: i64,
         limit: usize,
     ) -> Result<Vec<TriggerRecord>, StoreError> {
-        self.read(move |tx| tx.triggers_after(position, limit))
+        // A write transaction, though it writes nothing: on PostgreSQL it may wait for an older
+        // transaction that holds newer triggers back, which a fixed snapshot cannot.
+        self.transact(move |tx| tx.triggers_after(position, limit))
             .await
     }
 
@@ -218,13 +293,16 @@ impl Store {
     /// The key's metadata; keys never change after creation (as in Braze), so hits are cached.
     pub async fn api_key(&self, key: String) -> Result<Option<ApiKeyInfo>, StoreError> {
         let hash = model::hash_key(&key);
-        if let Some(hit) = self.backend.cached_key(&hash) {
+        let cached = self.keys.lock().ok().and_then(|k| k.get(&hash).cloned());
+        if let Some(hit) = cached {
             return Ok(Some(hit));
         }
         let h = hash.clone();
         let info = self.read(move |tx| tx.api_key_by_hash(&h)).await?;
         if let Some(info) = &info {
-            self.backend.cache_key(hash, info.clone());
+            if let Ok(mut keys) = self.keys.lock() {
+                keys.insert(hash, info.clone());
+            }
         }
         Ok(info)
     }

@@ -63,6 +63,32 @@ pub struct TriggerRecord {
     pub created_at: DateTime<Utc>,
 }
 
+impl TriggerRecord {
+    /// A stored feed row, as every backend stores it (payload JSON, RFC 3339 time).
+    pub(crate) fn decode(
+        seq: i64,
+        braze_id: String,
+        external_id: Option<String>,
+        source: &str,
+        payload: &str,
+        created_at: &str,
+    ) -> Result<TriggerRecord, StoreError> {
+        let trigger: Trigger = serde_json::from_str(payload)
+            .map_err(|e| StoreError::Corrupt(format!("trigger {seq}: {e}")))?;
+        let created_at = DateTime::parse_from_rfc3339(created_at)
+            .map_err(|e| StoreError::Corrupt(format!("trigger {seq} time: {e}")))?
+            .with_timezone(&Utc);
+        Ok(TriggerRecord {
+            seq,
+            braze_id,
+            external_id,
+            source: ChangeSource::parse(source),
+            trigger,
+            created_at,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAlias {
     /// The identified user to attach the alias to; `None` creates an alias-only user.
@@ -396,6 +422,37 @@ pub struct ActivityQuery {
 }
 
 // ---- campaigns and Canvases -----------------------------------------------------------------
+
+/// The two spec tables, campaigns and Canvases, share one shape (id, unique name, the owner's
+/// spec JSON, times); these run the same statements on either.
+#[derive(Clone, Copy)]
+pub(crate) enum SpecTable {
+    Campaigns,
+    Canvases,
+}
+
+impl SpecTable {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "campaigns",
+            SpecTable::Canvases => "canvases",
+        }
+    }
+
+    pub(crate) fn id_prefix(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "cmp_",
+            SpecTable::Canvases => "cnv_",
+        }
+    }
+
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            SpecTable::Campaigns => "campaign",
+            SpecTable::Canvases => "canvas",
+        }
+    }
+}
 
 /// A stored campaign or Canvas: its spec as the JSON its owner wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

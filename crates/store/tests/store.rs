@@ -1,14 +1,24 @@
-//! The store through its API, on a fresh database file per test.
+//! The store through its API, on a fresh database per test: a SQLite file, or a fresh schema on
+//! the PostgreSQL server `LEADWIRE_TEST_DATABASE_URL` names.
 
 use leadwire_profiles::{Identifier, Trigger, UserAlias, parse_track};
-use leadwire_store::{ChangeSource, IdentifyRequest, NewAlias, SqliteConfig, Store};
+use leadwire_store::testing::test_database;
+use leadwire_store::{
+    ChangeSource, DatabaseConfig, IdentifyRequest, NewAlias, SqliteConfig, Store,
+};
 use serde_json::json;
 
 fn fresh() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store =
-        Store::open_sqlite(SqliteConfig::new(dir.path().join("data/leadwire.db"))).expect("opens");
+    let (dir, _, store) = fresh_with_config();
     (dir, store)
+}
+
+/// A fresh store and what reopens it.
+fn fresh_with_config() -> (tempfile::TempDir, DatabaseConfig, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = test_database(&dir.path().join("data"));
+    let store = Store::open(config.clone()).expect("opens");
+    (dir, config, store)
 }
 
 async fn track(store: &Store, body: serde_json::Value) -> leadwire_store::TrackResult {
@@ -83,18 +93,16 @@ async fn update_existing_only_and_alias_defaults() {
 
 #[tokio::test]
 async fn data_survives_reopening() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("leadwire.db");
+    let (_dir, config, store) = fresh_with_config();
     {
-        let store = Store::open_sqlite(SqliteConfig::new(&path)).expect("opens");
         track(
             &store,
             json!({"attributes": [{"external_id": "u1", "first_name": "José"}]}),
         )
         .await;
+        drop(store);
     }
-    let store =
-        Store::open_sqlite(SqliteConfig::new(&path)).expect("reopens and migrates idempotently");
+    let store = Store::open(config).expect("reopens and migrates idempotently");
     let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
         .await
@@ -160,6 +168,7 @@ async fn aliases_identify_and_delete() {
 
 #[tokio::test]
 async fn api_keys_are_stored_hashed() {
+    // The file's bytes are checked: SQLite only.
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("leadwire.db");
     let store = Store::open_sqlite(SqliteConfig::new(&path)).expect("opens");
@@ -212,7 +221,7 @@ async fn concurrent_requests_are_all_applied() {
 
 #[tokio::test]
 async fn a_failed_object_keeps_earlier_changes_to_the_same_user() {
-    let (_dir, store) = fresh();
+    let (_dir, config, store) = fresh_with_config();
     track(
         &store,
         json!({"attributes": [{"external_id": "u1", "nick": "x"}]}),
@@ -236,8 +245,7 @@ async fn a_failed_object_keeps_earlier_changes_to_the_same_user() {
     );
     // Read through a fresh store so the check sees the database, not the writer's cache.
     drop(store);
-    let store = Store::open_sqlite(SqliteConfig::new(_dir.path().join("data/leadwire.db")))
-        .expect("reopens");
+    let store = Store::open(config).expect("reopens");
     let leadwire_store::FoundProfiles { found, .. } = store
         .find_profiles(vec![Identifier::ExternalId("u1".into())])
         .await
@@ -430,8 +438,18 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
         )
         .await;
     }
+    // Positions are opaque and increasing (1, 2, 3… on SQLite; transaction-based on PostgreSQL).
+    let seqs: Vec<i64> = store
+        .triggers_after(0, 100)
+        .await
+        .expect("feed")
+        .iter()
+        .map(|t| t.seq)
+        .collect();
+    assert_eq!(seqs.len(), 5);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let end = store.read(|tx| tx.feed_end()).await.expect("end");
-    assert_eq!(end, 5);
+    assert_eq!(end, seqs[4]);
     store
         .transact(move |tx| tx.set_feed_position(Consumer::Campaigns, end))
         .await
@@ -443,7 +461,10 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
         .expect("prunes");
     assert_eq!(pruned, 0, "the Canvas consumer has not read anything yet");
     store
-        .transact(|tx| tx.set_feed_position(Consumer::Canvases, 3))
+        .transact({
+            let third = seqs[2];
+            move |tx| tx.set_feed_position(Consumer::Canvases, third)
+        })
         .await
         .expect("moves");
     let pruned = store
@@ -452,15 +473,18 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
         .expect("prunes");
     assert_eq!(pruned, 3, "up to the slowest consumer");
     let rest = store.triggers_after(0, 100).await.expect("feed");
-    assert_eq!(rest.iter().map(|t| t.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(rest.iter().map(|t| t.seq).collect::<Vec<_>>(), seqs[3..]);
     // Positions only move forward.
     store
-        .transact(|tx| tx.set_feed_position(Consumer::Campaigns, 1))
+        .transact({
+            let first = seqs[0];
+            move |tx| tx.set_feed_position(Consumer::Campaigns, first)
+        })
         .await
         .expect("moves");
     let at = store
         .read(|tx| tx.feed_position(Consumer::Campaigns))
         .await
         .expect("reads");
-    assert_eq!(at, 5);
+    assert_eq!(at, end);
 }

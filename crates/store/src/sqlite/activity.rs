@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use rusqlite::params;
 
-use super::{Tx, from_millis, millis};
+use super::{SqliteTx, from_millis, millis};
 use crate::{ActivityQuery, ActivityRecord, ActivityRow, ActivityType, StoreError};
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Appends an entry; returns its id.
     pub fn record_activity(&mut self, row: &ActivityRow) -> Result<i64, StoreError> {
         self.conn

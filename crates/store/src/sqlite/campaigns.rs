@@ -4,41 +4,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Tx, conflict, from_utc_millis, new_id, utc_millis};
-use crate::{SpecRow, StoreError};
+use super::{SqliteTx, conflict, from_utc_millis, new_id, utc_millis};
+use crate::{SpecRow, SpecTable, StoreError};
 
-/// The two spec tables, campaigns and Canvases, share one shape (id, unique name, the owner's
-/// spec JSON, times); these run the same statements on either.
-#[derive(Clone, Copy)]
-pub(super) enum SpecTable {
-    Campaigns,
-    Canvases,
-}
-
-impl SpecTable {
-    fn table(self) -> &'static str {
-        match self {
-            SpecTable::Campaigns => "campaigns",
-            SpecTable::Canvases => "canvases",
-        }
-    }
-
-    fn id_prefix(self) -> &'static str {
-        match self {
-            SpecTable::Campaigns => "cmp_",
-            SpecTable::Canvases => "cnv_",
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            SpecTable::Campaigns => "campaign",
-            SpecTable::Canvases => "canvas",
-        }
-    }
-}
-
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Creates or replaces (by name) a spec; returns its id.
     pub(super) fn save_spec(
         &mut self,
@@ -80,7 +49,7 @@ impl Tx<'_> {
     }
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Creates or replaces (by name) a campaign; returns its id.
     pub fn save_campaign(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
         self.save_spec(SpecTable::Campaigns, name, spec)

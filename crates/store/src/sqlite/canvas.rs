@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::campaigns::SpecTable;
-use super::{Tx, from_utc_millis, utc_millis};
-use crate::{JourneyRow, JourneyStatus, JourneyWrite, SpecRow, StoreError};
+use super::{SqliteTx, from_utc_millis, utc_millis};
+use crate::{JourneyRow, JourneyStatus, JourneyWrite, SpecRow, SpecTable, StoreError};
 
 const JOURNEY_COLUMNS: &str = "id, canvas_id, braze_id, state, status, wake_at, exit_reason";
 
@@ -24,7 +23,7 @@ fn journey_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JourneyRow> {
     })
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Creates or replaces (by name) a Canvas; returns its id.
     pub fn save_canvas(&mut self, name: &str, spec: &str) -> Result<String, StoreError> {
         self.save_spec(SpecTable::Canvases, name, spec)

@@ -2,11 +2,10 @@
 //! consumers' positions (`feed_positions`, one row per [`Consumer`]).
 
 use chrono::{DateTime, Utc};
-use leadwire_profiles::Trigger;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::Tx;
-use crate::{ChangeSource, Consumer, StoreError, TriggerRecord};
+use super::SqliteTx;
+use crate::{Consumer, StoreError, TriggerRecord};
 
 pub(super) fn end(conn: &Connection) -> Result<i64, StoreError> {
     Ok(
@@ -16,7 +15,7 @@ pub(super) fn end(conn: &Connection) -> Result<i64, StoreError> {
     )
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Trigger feed entries after `position`, oldest first.
     pub fn triggers_after(
         &mut self,
@@ -103,19 +102,14 @@ fn read_triggers(
     let mut out = Vec::new();
     for row in rows {
         let (seq, braze_id, external_id, source, payload, created_at) = row?;
-        let trigger: Trigger = serde_json::from_str(&payload)
-            .map_err(|e| StoreError::Corrupt(format!("trigger {seq}: {e}")))?;
-        let created_at = DateTime::parse_from_rfc3339(&created_at)
-            .map_err(|e| StoreError::Corrupt(format!("trigger {seq} time: {e}")))?
-            .with_timezone(&Utc);
-        out.push(TriggerRecord {
+        out.push(TriggerRecord::decode(
             seq,
             braze_id,
             external_id,
-            source: ChangeSource::parse(&source),
-            trigger,
-            created_at,
-        });
+            &source,
+            &payload,
+            &created_at,
+        )?);
     }
     Ok(out)
 }

@@ -12,49 +12,25 @@ use std::time::{Duration, SystemTime};
 use leadwire_profiles::Identifier;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Tx, millis, parse_json};
+use super::{SqliteTx, millis, parse_json};
+use crate::codec::{enqueue_precondition, identifier_label, new_delivery_id};
 use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
-
-fn identifier_label(id: &Identifier) -> String {
-    match id {
-        Identifier::ExternalId(x) => x.clone(),
-        other => other.describe(),
-    }
-}
 
 const CLAIM_SQL: &str = "UPDATE webhook_jobs
     SET state = 'in_flight', claims = claims + 1, lease_until = ?2, due_at = ?2
     WHERE id IN (SELECT id FROM webhook_jobs WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?3)
     RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms";
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Enqueues a job: it exists if and only if this transaction commits (the outbox pattern).
     /// Fails if the template does not exist or is archived.
     pub fn enqueue_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
-        match self.template_version(&job.template_id)? {
-            None => {
-                return Err(StoreError::NotFound {
-                    what: "template",
-                    id: job.template_id.clone(),
-                });
-            }
-            Some((_, true)) => {
-                return Err(StoreError::Conflict(format!(
-                    "template '{}' is archived; unarchive or pick another template",
-                    job.template_id
-                )));
-            }
-            Some((_, false)) => {}
-        }
+        enqueue_precondition(&job.template_id, self.template_version(&job.template_id)?)?;
         let now = millis(SystemTime::now());
         let at = job.not_before.map_or(now, millis);
         let identifier = serde_json::to_string(&job.user)
             .map_err(|e| StoreError::Corrupt(format!("user identifier: {e}")))?;
-        let delivery_id = format!(
-            "dlv_{:016x}{:08x}",
-            rand::random::<u64>(),
-            rand::random::<u32>()
-        );
+        let delivery_id = new_delivery_id();
         self.conn
             .prepare_cached(
                 "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)

@@ -22,14 +22,17 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use leadwire_profiles::Profile;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::{ApiKeyInfo, Signals, StoreError};
+pub(crate) use crate::codec::{
+    from_millis, from_utc_millis, millis, new_id, parse_json, utc_millis,
+};
+use crate::{Signals, StoreError, Tx};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -73,7 +76,6 @@ pub(crate) struct SqliteBackend {
     jobs: mpsc::Sender<WriteJob>,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    keys: Mutex<HashMap<String, ApiKeyInfo>>,
 }
 
 impl SqliteBackend {
@@ -108,7 +110,6 @@ impl SqliteBackend {
             jobs: tx,
             path: config.path,
             readers: Mutex::new(Vec::new()),
-            keys: Mutex::new(HashMap::new()),
         })
     }
 
@@ -155,7 +156,7 @@ impl SqliteBackend {
         conn.execute_batch("BEGIN DEFERRED")
             .map_err(|e| E::from(e.into()))?;
         let mut pending = Pending::default();
-        let mut tx = Tx {
+        let mut tx = Tx::sqlite(SqliteTx {
             conn: &conn,
             cache: None,
             pending: &mut pending,
@@ -163,7 +164,7 @@ impl SqliteBackend {
             now: Utc::now(),
             effects: Effects::default(),
             identities: HashMap::new(),
-        };
+        });
         let out = f(&mut tx);
         let _ = conn.execute_batch("COMMIT");
         if let Ok(mut readers) = self.readers.lock()
@@ -173,21 +174,11 @@ impl SqliteBackend {
         }
         out
     }
-
-    pub(crate) fn cached_key(&self, hash: &str) -> Option<ApiKeyInfo> {
-        self.keys.lock().ok().and_then(|k| k.get(hash).cloned())
-    }
-
-    pub(crate) fn cache_key(&self, hash: String, info: ApiKeyInfo) {
-        if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(hash, info);
-        }
-    }
 }
 
 /// One transaction's view: the connection, the writer's profile cache (none on a read
 /// snapshot), the profiles changed so far in this batch and in this transaction.
-pub struct Tx<'a> {
+pub(crate) struct SqliteTx<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) cache: Option<&'a RefCell<Cache>>,
     pub(crate) pending: &'a mut Pending,
@@ -197,13 +188,6 @@ pub struct Tx<'a> {
     pub(crate) effects: Effects,
     /// Indexed columns of the profile rows as this transaction found them.
     pub(crate) identities: HashMap<i64, profiles::Identity>,
-}
-
-impl Tx<'_> {
-    /// The time this transaction started (what it stamps on the rows it writes).
-    pub fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
 }
 
 /// What a committed transaction wakes.
@@ -223,7 +207,7 @@ impl Effects {
     }
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// The database file's pages: `(page size, pages, free pages)` (free pages are reused before
     /// the file grows).
     pub fn file_pages(&mut self) -> Result<(u64, u64, u64), StoreError> {
@@ -420,7 +404,7 @@ impl Writer {
                 drop(job);
                 continue;
             }
-            let mut tx = Tx {
+            let mut tx = Tx::sqlite(SqliteTx {
                 conn: &self.conn,
                 cache: Some(&self.cache),
                 pending: &mut pending,
@@ -428,13 +412,16 @@ impl Writer {
                 now: Utc::now(),
                 effects: Effects::default(),
                 identities: HashMap::new(),
-            };
+            });
             let (keep, deliver) = job(&mut tx);
-            let Tx {
+            let Some(SqliteTx {
                 local,
                 effects: own,
                 ..
-            } = tx;
+            }) = tx.into_sqlite()
+            else {
+                unreachable!("the SQLite writer builds SQLite transactions")
+            };
             if keep {
                 let _ = self.conn.execute_batch("RELEASE tx");
                 pending.absorb(local);
@@ -475,29 +462,6 @@ impl Writer {
     }
 }
 
-/// Milliseconds since the Unix epoch (how times are stored).
-pub(crate) fn millis(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-pub(crate) fn from_millis(ms: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-pub(crate) fn utc_millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(crate) fn from_utc_millis(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// A random id with a prefix (`wt_…`, `cmp_…`), 16 hex digits.
-pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}{:016x}", rand::random::<u64>())
-}
-
 /// `Some(StoreError::Conflict(message))` when `e` broke a uniqueness rule.
 pub(crate) fn conflict(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
     match &e {
@@ -508,8 +472,4 @@ pub(crate) fn conflict(e: rusqlite::Error, message: impl FnOnce() -> String) -> 
         }
         _ => e.into(),
     }
-}
-
-pub(crate) fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

@@ -3,9 +3,9 @@
 use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::{Value as Json, json};
 
-use super::{Tx, conflict, from_millis, millis, new_id};
+use super::{SqliteTx, conflict, from_millis, millis, new_id};
+use crate::codec::{decode_headers, encode_headers};
 use crate::{CredentialKind, CredentialRow, StoreError, TemplateRow};
 
 const COLUMNS: &str = "id, name, description, definition, archived, created_at, updated_at";
@@ -22,22 +22,7 @@ fn template_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateRow> {
     })
 }
 
-fn header_pairs(text: &str) -> Vec<(String, String)> {
-    let Ok(Json::Array(items)) = serde_json::from_str::<Json>(text) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.get(0)?.as_str()?.to_owned(),
-                p.get(1)?.as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Saves a new template (its name must not be taken by an active one); returns its id.
     pub fn insert_template(
         &mut self,
@@ -149,8 +134,7 @@ impl Tx<'_> {
     /// Creates or replaces a credential (by name).
     pub fn put_credential(&mut self, c: &CredentialRow) -> Result<(), StoreError> {
         let now = millis(SystemTime::now());
-        let headers =
-            Json::Array(c.headers.iter().map(|(k, v)| json!([k, v])).collect()).to_string();
+        let headers = encode_headers(&c.headers);
         self.conn
             .prepare_cached(
                 "INSERT INTO webhook_credentials (name, kind, username, secret, headers, allowed_domain, created_at, updated_at)
@@ -178,7 +162,7 @@ impl Tx<'_> {
                 },
                 username: r.get(2)?,
                 secret: r.get(3)?,
-                headers: header_pairs(&headers),
+                headers: decode_headers(&headers),
                 allowed_domain: r.get(5)?,
                 created_at: from_millis(r.get(6)?),
                 updated_at: from_millis(r.get(7)?),

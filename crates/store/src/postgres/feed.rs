@@ -1,0 +1,172 @@
+//! The trigger feed on PostgreSQL.
+//!
+//! A trigger's position is `(inserting transaction's id << 24) + its index in that transaction`.
+//! Transaction ids are handed out when a transaction first writes, not when it commits, so a
+//! plain sequence would let a trigger appear below a position a consumer already passed. Readers
+//! therefore take only positions below the oldest transaction still running
+//! (`pg_snapshot_xmin`): everything there is final, and anything committed later has a larger
+//! position. Transaction ids stay below 2^39 for 128 wraparound epochs, so positions fit in i64.
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+
+use super::PgTx;
+use crate::{Consumer, StoreError, TriggerRecord};
+
+/// Longest a consumer's read waits for an older transaction that holds later triggers back.
+const HOLD_BACK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Most triggers one transaction may append (the index's bits).
+pub(super) const PER_TRANSACTION: i64 = 1 << 24;
+
+pub(super) fn end_of(client: &mut Client) -> Result<i64, StoreError> {
+    Ok(client
+        .query_one("SELECT COALESCE(MAX(seq), 0) FROM triggers", &[])?
+        .get(0))
+}
+
+impl PgTx<'_> {
+    /// Trigger feed entries after `position`, oldest first: only ones no running transaction
+    /// can precede. When later triggers are committed but held back by an older transaction
+    /// still running, waits a little (up to [`HOLD_BACK_WAIT`]) for it to end, so a busy
+    /// database does not leave a consumer idle with work in sight.
+    pub fn triggers_after(
+        &mut self,
+        position: i64,
+        limit: usize,
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let started = std::time::Instant::now();
+        loop {
+            let rows = self.query(
+                "SELECT seq, braze_id, external_id, source, payload, created_at,
+                        pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24
+                 FROM triggers WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&position, &limit],
+            )?;
+            let bound = rows.first().map_or(i64::MAX, |r| r.get::<_, i64>(6));
+            let held_back = rows.iter().any(|r| r.get::<_, i64>(0) >= bound);
+            // A snapshot taken once (a read-only transaction) never moves: no use waiting.
+            if held_back && self.writable && started.elapsed() < HOLD_BACK_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            }
+            return rows
+                .iter()
+                .take_while(|r| r.get::<_, i64>(0) < bound)
+                .map(|r| {
+                    TriggerRecord::decode(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get::<_, &str>(3),
+                        r.get::<_, &str>(4),
+                        r.get::<_, &str>(5),
+                    )
+                })
+                .collect();
+        }
+    }
+
+    /// The newest trigger's position (0 for an empty feed).
+    pub fn feed_end(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .query_one("SELECT COALESCE(MAX(seq), 0) FROM triggers", &[])?
+            .get(0))
+    }
+
+    /// Where a consumer stands. A write transaction takes the consumer's lock first and holds
+    /// it until commit: one node at a time runs a consumer's pass, the others wait their turn.
+    /// (An advisory lock, not a row lock: a row lock would give this transaction an id before
+    /// it reads the feed, and the read's bound would then stop at that id.)
+    pub fn feed_position(&mut self, consumer: Consumer) -> Result<i64, StoreError> {
+        if self.writable {
+            let key = self.lock_key(consumer.as_str());
+            self.execute("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        }
+        Ok(self
+            .query_opt(
+                "SELECT seq FROM feed_positions WHERE consumer = $1",
+                &[&consumer.as_str()],
+            )?
+            .map_or(0, |r| r.get(0)))
+    }
+
+    pub fn set_feed_position(&mut self, consumer: Consumer, seq: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO feed_positions (consumer, seq) VALUES ($1, $2)
+             ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(feed_positions.seq, excluded.seq)",
+            &[&consumer.as_str(), &seq],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes up to `max` triggers every consumer has passed and older than `keep_after`.
+    pub fn prune_feed(
+        &mut self,
+        keep_after: DateTime<Utc>,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        // Unlocked reads: pruning must not wait for (or hold up) a consumer's pass.
+        let mut lowest = i64::MAX;
+        for consumer in Consumer::ALL {
+            let at = self
+                .query_opt(
+                    "SELECT seq FROM feed_positions WHERE consumer = $1",
+                    &[&consumer.as_str()],
+                )?
+                .map_or(0, |r| r.get(0));
+            lowest = lowest.min(at);
+        }
+        if lowest <= 0 {
+            return Ok(0);
+        }
+        let n = self.execute(
+            "DELETE FROM triggers WHERE seq IN (
+                 SELECT seq FROM triggers WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3)",
+            &[
+                &lowest,
+                &keep_after.to_rfc3339(),
+                &i64::try_from(max).unwrap_or(i64::MAX),
+            ],
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Appends one trigger row; returns its position.
+    pub(super) fn append_trigger(
+        &mut self,
+        braze_id: &str,
+        external_id: Option<&str>,
+        source: &str,
+        kind: &str,
+        payload: &str,
+    ) -> Result<i64, StoreError> {
+        if self.appended + 1 >= PER_TRANSACTION {
+            return Err(StoreError::Database(format!(
+                "one transaction may append at most {} triggers; split the import",
+                PER_TRANSACTION - 1
+            )));
+        }
+        self.appended += 1;
+        let index = self.appended;
+        let seq: i64 = self
+            .query_one(
+                "INSERT INTO triggers (seq, braze_id, external_id, source, kind, payload, created_at)
+                 VALUES ((pg_current_xact_id()::text::bigint << 24) + $1, $2, $3, $4, $5, $6, $7)
+                 RETURNING seq",
+                &[
+                    &index,
+                    &braze_id,
+                    &external_id,
+                    &source,
+                    &kind,
+                    &payload,
+                    &self.now.to_rfc3339(),
+                ],
+            )?
+            .get(0);
+        self.effects.feed_end = Some(seq);
+        Ok(seq)
+    }
+}
