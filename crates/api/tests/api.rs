@@ -1,7 +1,7 @@
 //! The REST API over real HTTP: the server on port 0, a fresh database per test.
 
 use leadwire_api::{ApiConfig, Permission, RunningApi};
-use leadwire_store::{SqliteConfig, Store};
+use leadwire_store::Store;
 use serde_json::{Value as Json, json};
 
 struct App {
@@ -23,8 +23,7 @@ const ALL: [Permission; 6] = [
 
 async fn spawn_app_with(config: ApiConfig) -> App {
     let dir = tempfile::tempdir().expect("dir");
-    let store =
-        Store::open_sqlite(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store");
+    let store = leadwire_store::testing::test_store(dir.path()).expect("store");
     let key = store
         .create_api_key(
             "test".into(),

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use leadwire_api::Permission;
-use leadwire_store::{SqliteConfig, Store};
 
 fn skip_or_fail(reason: &str) {
     assert!(
@@ -95,7 +94,7 @@ async fn braze_client_from_pypi_works_against_leadwire() {
         Err(reason) => return skip_or_fail(&reason),
     };
     let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open_sqlite(SqliteConfig::new(dir.path().join("db"))).expect("store");
+    let store = leadwire_store::testing::test_store(dir.path()).expect("store");
     let perms = [
         Permission::UsersTrack,
         Permission::UsersExportIds,

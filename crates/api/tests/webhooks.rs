@@ -15,7 +15,7 @@ use leadwire_salesforce_emulator::schema::CustomFieldSpec;
 use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
 };
-use leadwire_store::{JobState, SqliteConfig, Store};
+use leadwire_store::JobState;
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::{Value as Json, json};
 
@@ -50,8 +50,7 @@ async fn spawn_app() -> App {
     let emulator = Emulator::start(config).await.expect("emulator starts");
     let instance = emulator.https_url().expect("https");
     let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("leadwire.db");
-    let store = Store::open_sqlite(SqliteConfig::new(&db)).expect("store");
+    let store = leadwire_store::testing::test_store(dir.path()).expect("store");
     let key = store
         .create_api_key(
             "test".into(),
@@ -579,8 +578,7 @@ async fn templates_crud_errors_and_test_send() {
 #[tokio::test]
 async fn webhook_endpoints_need_permissions_and_a_service() {
     let dir = tempfile::tempdir().expect("dir");
-    let store =
-        Store::open_sqlite(SqliteConfig::new(dir.path().join("leadwire.db"))).expect("store");
+    let store = leadwire_store::testing::test_store(dir.path()).expect("store");
     let key = store
         .create_api_key("t".into(), vec![Permission::TemplatesRead.as_str().into()])
         .await

@@ -46,6 +46,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let mut config = AppConfig::new(dir.path());
     config.feed_retention = Duration::ZERO;
+    let database = config.database.clone();
     let app = App::start(config).await.expect("leadwire starts");
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -82,7 +83,7 @@ async fn main() {
     let on_disk = disk(dir.path());
     app.stop().await;
     let reopened = Instant::now();
-    let store = leadwire_app::open_store(&dir.path().join("leadwire.db")).expect("reopens");
+    let store = leadwire_app::open_store(&database).expect("reopens");
     let startup = reopened.elapsed();
     let count = store.profile_count().await.expect("count");
     println!("{users} users with seven attributes, arriving from {TASKS} tasks in batches of 75:");

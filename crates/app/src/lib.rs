@@ -16,15 +16,61 @@ use leadwire_canvas::CanvasEngine;
 use leadwire_config::{Bundle, CredentialDoc};
 use leadwire_engine::{CampaignEngine, FeedRunner};
 use leadwire_store::{Consumer, SqliteConfig, Store};
+pub use leadwire_store::{DatabaseConfig, PostgresConfig};
 use leadwire_webhooks::credentials::NewCredential;
 use leadwire_webhooks::templates::TemplateDefinition;
 use leadwire_webhooks::{WebhookConfig, WebhookService};
 
+/// What a node does. Several nodes on one PostgreSQL database may each take a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// The REST API only: takes requests, runs no feed runner and no delivery worker.
+    Api,
+    /// The feed runners and delivery workers only: no REST API.
+    Worker,
+    /// Both (a single node, and the default).
+    #[default]
+    All,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Api, Role::Worker, Role::All];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+
+    /// Whether this node serves the REST API.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    /// Whether this node runs the feed runners and delivery workers.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role '{s}': use api, worker or all"))
+    }
+}
+
 /// Everything leadwire needs to start, resolved and checked once.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// The embedded database file (`DATA_DIR/leadwire.db`).
-    pub database: PathBuf,
+    /// The database: the embedded SQLite file (`DATA_DIR/leadwire.db`) or a PostgreSQL server.
+    pub database: DatabaseConfig,
     pub webhooks: WebhookConfig,
     /// Whether the feed runners and delivery workers run (off: an API-only or maintenance
     /// process that still reads and writes the store).
@@ -35,10 +81,17 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
-    /// The defaults for a data directory.
+    /// The defaults for a data directory (the embedded SQLite database in it).
     pub fn new(data_dir: impl Into<PathBuf>) -> AppConfig {
+        AppConfig::with_database(DatabaseConfig::Sqlite(SqliteConfig::new(
+            data_dir.into().join("leadwire.db"),
+        )))
+    }
+
+    /// The defaults for a database.
+    pub fn with_database(database: DatabaseConfig) -> AppConfig {
         AppConfig {
-            database: data_dir.into().join("leadwire.db"),
+            database,
             webhooks: WebhookConfig::new(),
             workers: true,
             feed_retention: Duration::from_secs(15 * 60),
@@ -47,9 +100,12 @@ impl AppConfig {
 }
 
 /// Opens the store alone (commands that need nothing else: `api-keys create`, `users import`).
-pub fn open_store(database: &std::path::Path) -> anyhow::Result<Store> {
-    Store::open_sqlite(SqliteConfig::new(database))
-        .with_context(|| format!("opening the store at {}", database.display()))
+/// Blocks while it connects.
+pub fn open_store(database: &DatabaseConfig) -> anyhow::Result<Store> {
+    Store::open(database.clone()).with_context(|| match database {
+        DatabaseConfig::Sqlite(c) => format!("opening the store at {}", c.path.display()),
+        DatabaseConfig::Postgres(_) => "opening the store on PostgreSQL".to_string(),
+    })
 }
 
 struct Task {
@@ -138,8 +194,8 @@ impl App {
     /// Opens everything and, unless `config.workers` is off, starts the feed runners and the
     /// delivery workers. Call inside a Tokio runtime.
     pub async fn start(config: AppConfig) -> anyhow::Result<App> {
-        let path = config.database.clone();
-        let store = tokio::task::spawn_blocking(move || open_store(&path)).await??;
+        let database = config.database.clone();
+        let store = tokio::task::spawn_blocking(move || open_store(&database)).await??;
         let webhooks = WebhookService::open(config.webhooks.clone(), store.clone())
             .await
             .context("starting webhook delivery")?;

@@ -237,10 +237,13 @@ async fn a_restart_between_trigger_and_send_sends_exactly_once() {
     assert_eq!(runner.pass().await.expect("pass").triggers, 0);
     // A fresh leadwire on the same database (the first one stopped) delivers each once.
     let Harness {
-        dir, app, emulator, ..
+        database,
+        app,
+        emulator,
+        ..
     } = h;
     app.stop().await;
-    let app = leadwire_app::App::start(common::config_for(dir.path(), &emulator, true))
+    let app = leadwire_app::App::start(common::config_for(&database, &emulator, true))
         .await
         .expect("restarts");
     assert!(
@@ -278,10 +281,13 @@ async fn a_campaigns_delivery_pace_holds_across_a_restart() {
     while runner.pass().await.expect("pass").triggers > 0 {}
     // A fresh leadwire on the same database: the eleventh send still waits for the next minute.
     let Harness {
-        dir, app, emulator, ..
+        database,
+        app,
+        emulator,
+        ..
     } = h;
     app.stop().await;
-    let app = leadwire_app::App::start(common::config_for(dir.path(), &emulator, false))
+    let app = leadwire_app::App::start(common::config_for(&database, &emulator, false))
         .await
         .expect("restarts");
     app.store

@@ -199,10 +199,7 @@ mod tests {
     #[tokio::test]
     async fn good_rows_import_and_bad_rows_are_reported() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = leadwire_store::Store::open_sqlite(leadwire_store::SqliteConfig::new(
-            dir.path().join("db"),
-        ))
-        .expect("store");
+        let store = leadwire_store::testing::test_store(dir.path()).expect("store");
         let csv = "external_id,first_name,email,lead_score,company\n\
                    u1,José,jose@example.com,51,Acme\n\
                    ,Nobody,n@example.com,1,X\n\

@@ -125,6 +125,8 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // 2. leadwire on the embedded default, trusting the emulator.
     let data = DataDir {
         data_dir: data_dir.clone(),
+        database_url: None,
+        database_schema: "public".into(),
     };
     let mut delivery = DeliveryArgs::quiet();
     delivery.ca_cert = Some(ca_path.clone());

@@ -9,32 +9,70 @@ use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Subcommand};
 use leadwire_api::Permission;
-use leadwire_store::Store;
+use leadwire_app::{DatabaseConfig, PostgresConfig, Role};
+use leadwire_store::{SqliteConfig, Store};
 
 /// Where leadwire keeps its state, shared by every command that opens the store.
 #[derive(Args, Clone)]
 pub struct DataDir {
-    /// Directory of the embedded database (created on first start).
+    /// Directory of the embedded database (created on first start); unused with --database-url.
     #[arg(long, env = "LEADWIRE_DATA_DIR", default_value = "leadwire-data")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database instead of the embedded one (postgres://user:password@host:port/db);
+    /// several nodes may share it.
+    #[arg(long, env = "LEADWIRE_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<String>,
+    /// The PostgreSQL schema leadwire's tables live in (created if missing).
+    #[arg(
+        long,
+        env = "LEADWIRE_DATABASE_SCHEMA",
+        default_value = "public",
+        requires = "database_url"
+    )]
+    pub database_schema: String,
+}
+
+/// `--database-url`: a PostgreSQL URL, checked once here so a typo is refused at start-up.
+fn parse_database_url(url: &str) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url.to_string())
+    } else {
+        Err("expected a PostgreSQL URL such as postgres://leadwire:secret@db.internal:5432/leadwire (leave it out for the embedded SQLite database in --data-dir)".into())
+    }
 }
 
 impl DataDir {
-    pub fn database(&self) -> PathBuf {
-        self.data_dir.join("leadwire.db")
+    /// The database these options name.
+    pub fn database(&self) -> DatabaseConfig {
+        match &self.database_url {
+            Some(url) => DatabaseConfig::Postgres(
+                PostgresConfig::new(url.clone()).with_schema(self.database_schema.clone()),
+            ),
+            None => DatabaseConfig::Sqlite(SqliteConfig::new(self.data_dir.join("leadwire.db"))),
+        }
+    }
+
+    /// Where the data is, for people (the password left out).
+    pub fn describe(&self) -> String {
+        match self.database() {
+            DatabaseConfig::Sqlite(c) => c.path.display().to_string(),
+            DatabaseConfig::Postgres(c) => {
+                format!("{} (schema {})", c.redacted_url(), c.schema)
+            }
+        }
     }
 
     pub fn open_store(&self) -> anyhow::Result<Store> {
         leadwire_app::open_store(&self.database())
     }
 
-    /// leadwire's typed configuration for this directory and these delivery options.
+    /// leadwire's typed configuration for this database and these delivery options.
     pub fn app_config(
         &self,
         delivery: &crate::webhooks_cmd::DeliveryArgs,
         workers: bool,
     ) -> anyhow::Result<leadwire_app::AppConfig> {
-        let mut config = leadwire_app::AppConfig::new(&self.data_dir);
+        let mut config = leadwire_app::AppConfig::with_database(self.database());
         config.webhooks = delivery.config()?;
         config.workers = workers;
         Ok(config)
@@ -53,6 +91,15 @@ pub struct ServeArgs {
     rate_limit: u64,
     #[command(flatten)]
     delivery: crate::webhooks_cmd::DeliveryArgs,
+    /// What this node does: `api` (REST API only), `worker` (feed runners and delivery only) or
+    /// `all`. Several nodes on one PostgreSQL database share the work.
+    #[arg(long, env = "LEADWIRE_ROLE", default_value = "all", value_parser = role_parser())]
+    role: Role,
+}
+
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    PossibleValuesParser::new(Role::ALL.iter().map(|r| r.as_str()))
+        .try_map(|name| name.parse::<Role>())
 }
 
 #[derive(Subcommand)]
@@ -110,14 +157,26 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_window: Duration::from_secs(3600),
             ..Default::default()
         };
-        let app = leadwire_app::App::start(args.data.app_config(&args.delivery, true)?).await?;
-        let api = app.serve_api(args.listen, config).await?;
-        println!("leadwire API listening on {}", api.url());
-        println!("data in {}", args.data.data_dir.display());
+        let app = leadwire_app::App::start(
+            args.data
+                .app_config(&args.delivery, args.role.runs_workers())?,
+        )
+        .await?;
+        let api = if args.role.serves_api() {
+            let api = app.serve_api(args.listen, config).await?;
+            println!("leadwire API listening on {}", api.url());
+            Some(api)
+        } else {
+            println!("leadwire worker running (no API: --role worker)");
+            None
+        };
+        println!("data in {}", args.data.describe());
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
-        api.shutdown().await;
+        if let Some(api) = api {
+            api.shutdown().await;
+        }
         app.stop().await;
         Ok(())
     })

@@ -216,7 +216,11 @@ fn api_keys_create_grants_canvas_permissions() {
     // Stored under Braze's names, as the API reads them.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = runtime
-        .block_on(async { leadwire_app::open_store(&dir.path().join("leadwire.db")) })
+        .block_on(async {
+            leadwire_app::open_store(&leadwire_app::DatabaseConfig::Sqlite(
+                leadwire_store::SqliteConfig::new(dir.path().join("leadwire.db")),
+            ))
+        })
         .expect("store");
     let info = runtime
         .block_on(store.api_key(key))

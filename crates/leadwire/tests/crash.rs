@@ -2,14 +2,17 @@
 //! (over HTTPS, every answer slowed), is killed with SIGKILL while jobs are in flight, and is
 //! started again on the same data directory. Every job must end delivered or in a terminal
 //! state, every delivered user must have a lead, and duplicates from the crash window (allowed:
-//! delivery is at-least-once) are counted and printed.
+//! delivery is at-least-once) are counted and printed. On the database the test environment
+//! names (SQLite in the data directory, or PostgreSQL with `LEADWIRE_TEST_DATABASE_URL`).
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use leadwire_app::DatabaseConfig;
 use leadwire_profiles::Identifier;
 use leadwire_salesforce_emulator::{Emulator, EmulatorConfig, FaultSettings, Share};
 use leadwire_webhooks::{NewJob, RenderProperties};
@@ -24,8 +27,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The command-line options that name `db` (`data` is its directory on SQLite).
+fn database_args(data: &Path, db: &DatabaseConfig) -> Vec<OsString> {
+    let mut args = vec![OsString::from("--data-dir"), data.as_os_str().to_owned()];
+    if let DatabaseConfig::Postgres(c) = db {
+        args.extend(["--database-url", &c.url, "--database-schema", &c.schema].map(OsString::from));
+    }
+    args
+}
+
 /// Starts `leadwire serve`; returns the child once the API answers.
-fn start_server(data: &Path, ca: &Path, port: u16, log: &Path) -> Child {
+fn start_server(data: &Path, db: &DatabaseConfig, ca: &Path, port: u16, log: &Path) -> Child {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -33,8 +45,7 @@ fn start_server(data: &Path, ca: &Path, port: u16, log: &Path) -> Child {
         .expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadwire"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
+        .args(database_args(data, db))
         .arg("--ca-cert")
         .arg(ca)
         .args([
@@ -68,7 +79,7 @@ fn start_server(data: &Path, ca: &Path, port: u16, log: &Path) -> Child {
 }
 
 /// Job counts by state, read through the store's API (another process on the same file).
-async fn counts(db: &Path) -> HashMap<String, i64> {
+async fn counts(db: &DatabaseConfig) -> HashMap<String, i64> {
     let store = leadwire_app::open_store(db).expect("store");
     store
         .read(|tx| tx.job_counts())
@@ -91,14 +102,14 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
     let instance = emulator.https_url().expect("https");
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    let db = data.join("leadwire.db");
+    let db = leadwire_store::testing::test_database(&data);
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, emulator.ca_pem().expect("ca")).expect("write ca");
     let log = dir.path().join("server.log");
 
     let out = Command::new(env!("CARGO_BIN_EXE_leadwire"))
-        .args(["api-keys", "create", "--data-dir"])
-        .arg(&data)
+        .args(["api-keys", "create"])
+        .args(database_args(&data, &db))
         .args([
             "--permission",
             "users.track",
@@ -120,7 +131,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
         .to_owned();
 
     let port = free_port();
-    let mut server = start_server(&data, &ca, port, &log);
+    let mut server = start_server(&data, &db, &ca, port, &log);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
@@ -214,7 +225,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
             ..FaultSettings::default()
         })
         .expect("faults");
-    let mut server = start_server(&data, &ca, port, &log);
+    let mut server = start_server(&data, &db, &ca, port, &log);
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
         let c = counts(&db).await;

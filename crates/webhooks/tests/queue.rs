@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use leadwire_delivery::worker::{Completion, JobQueue};
 use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::{
-    ActivityQuery, ActivityType, ChangeSource, JobState, SqliteConfig, Store, StoreError,
-};
+use leadwire_store::{ActivityQuery, ActivityType, ChangeSource, JobState, Store, StoreError};
 use leadwire_webhooks::templates::TemplateDefinition;
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
 use serde_json::json;
@@ -22,8 +20,7 @@ struct Rig {
 
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("leadwire.db");
-    let store = Store::open_sqlite(SqliteConfig::new(&db)).expect("store");
+    let store = leadwire_store::testing::test_store(dir.path()).expect("store");
     let body = json!({"attributes": [{"external_id": "u1", "first_name": "Ada"}]});
     store
         .track(parse_track(&body).expect("parse"), ChangeSource::Api)

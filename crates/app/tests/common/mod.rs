@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use leadwire_app::{App, AppConfig};
+use leadwire_app::{App, AppConfig, DatabaseConfig};
 use leadwire_delivery::ssrf::SsrfPolicy;
 use leadwire_profiles::Identifier;
 use leadwire_salesforce_emulator::schema::CustomFieldSpec;
@@ -19,6 +19,8 @@ use serde_json::{Value as Json, json};
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
+    /// The database (a file under `dir`, or a schema on `LEADWIRE_TEST_DATABASE_URL`).
+    pub database: DatabaseConfig,
     pub app: App,
     pub api: leadwire_api::RunningApi,
     pub key: String,
@@ -91,9 +93,13 @@ pub fn all_permissions() -> Vec<String> {
         .collect()
 }
 
-/// leadwire's configuration for a data directory, trusting the emulator.
-pub fn config_for(dir: &std::path::Path, emulator: &RunningEmulator, workers: bool) -> AppConfig {
-    let mut config = AppConfig::new(dir);
+/// leadwire's configuration for a database, trusting the emulator.
+pub fn config_for(
+    database: &DatabaseConfig,
+    emulator: &RunningEmulator,
+    workers: bool,
+) -> AppConfig {
+    let mut config = AppConfig::with_database(database.clone());
     config.webhooks.ssrf = SsrfPolicy::strict()
         .allow_host("localhost")
         .allow_host("127.0.0.1");
@@ -135,7 +141,8 @@ pub async fn harness_driven(drive: Drive) -> Harness {
     let emulator = emulator().await;
     let base = emulator.https_url().expect("https");
     let dir = tempfile::tempdir().expect("dir");
-    let app = start_app(dir.path(), &emulator, drive).await;
+    let database = leadwire_store::testing::test_database(dir.path());
+    let app = start_app(&database, &emulator, drive).await;
     for t in [create_lead_template(&base), update_lead_template(&base)] {
         app.webhooks
             .create_template(TemplateDefinition::from_json(&t).expect("definition"))
@@ -150,6 +157,7 @@ pub async fn harness_driven(drive: Drive) -> Harness {
     let api = serve(&app).await;
     Harness {
         dir,
+        database,
         app,
         api,
         key,
@@ -160,8 +168,8 @@ pub async fn harness_driven(drive: Drive) -> Harness {
     }
 }
 
-async fn start_app(dir: &std::path::Path, emulator: &RunningEmulator, drive: Drive) -> App {
-    let app = App::start(config_for(dir, emulator, drive == Drive::Background))
+async fn start_app(database: &DatabaseConfig, emulator: &RunningEmulator, drive: Drive) -> App {
+    let app = App::start(config_for(database, emulator, drive == Drive::Background))
         .await
         .expect("leadwire starts");
     if drive == Drive::DeliveryOnly {
@@ -186,6 +194,7 @@ impl Harness {
     pub async fn restart(self) -> Harness {
         let Harness {
             dir,
+            database,
             app,
             api,
             key,
@@ -196,10 +205,11 @@ impl Harness {
         } = self;
         api.shutdown().await;
         app.stop().await;
-        let app = start_app(dir.path(), &emulator, drive).await;
+        let app = start_app(&database, &emulator, drive).await;
         let api = serve(&app).await;
         Harness {
             dir,
+            database,
             app,
             api,
             key,

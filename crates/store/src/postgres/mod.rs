@@ -84,6 +84,11 @@ impl PostgresConfig {
         }
     }
 
+    /// The URL with its password masked, for logs and messages.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
     pub fn with_schema(mut self, schema: impl Into<String>) -> PostgresConfig {
         self.schema = schema.into();
         self
