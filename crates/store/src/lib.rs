@@ -216,7 +216,8 @@ impl Store {
     }
 
     /// [`Store::read`] on the calling thread, for synchronous callers already off the async
-    /// threads (the renderer's credential lookups).
+    /// threads (the renderer's credential lookups). Never call it on an async worker thread:
+    /// it blocks, and PostgreSQL's blocking client refuses to run there.
     pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,

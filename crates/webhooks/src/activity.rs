@@ -100,9 +100,9 @@ impl Activity {
     }
 
     /// The sender's rules plus every stored credential secret.
-    pub fn redactor(&self) -> Redactor {
+    pub async fn redactor(&self) -> Redactor {
         let mut r = self.base.clone();
-        match self.credentials.secrets() {
+        match self.credentials.secrets().await {
             Ok(secrets) => {
                 for s in secrets {
                     r = r.with_secret(s);
@@ -137,8 +137,8 @@ impl Activity {
     }
 
     /// An entry from the worker, redacted with every stored secret.
-    pub(crate) fn row(&self, entry: ActivityEntry) -> ActivityRow {
-        let redactor = self.redactor();
+    pub(crate) async fn row(&self, entry: ActivityEntry) -> ActivityRow {
+        let redactor = self.redactor().await;
         ActivityRow {
             at: entry.at,
             kind: kind_of(entry.kind),
@@ -163,7 +163,7 @@ impl Activity {
 
 impl ActivitySink for Activity {
     async fn record(&self, entry: ActivityEntry) {
-        let row = self.row(entry);
+        let row = self.row(entry).await;
         if let Err(e) = self.insert(row).await {
             tracing::error!(error = %e, "could not write an activity log entry");
         }

@@ -179,8 +179,8 @@ impl Credentials {
     }
 
     /// Every secret value (passwords, token header values), for the redactor.
-    pub(crate) fn secrets(&self) -> Result<Vec<String>, WebhookError> {
-        let rows = self.store.read_blocking(|tx| tx.credentials())?;
+    pub(crate) async fn secrets(&self) -> Result<Vec<String>, WebhookError> {
+        let rows = self.store.read(|tx| tx.credentials()).await?;
         let mut out = Vec::new();
         for row in rows {
             out.extend(row.secret);

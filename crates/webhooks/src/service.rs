@@ -213,10 +213,7 @@ impl WebhookService {
         let client = guarded_client(&settings, policy.clone())
             .map_err(|e| WebhookError::Setup(e.to_string()))?;
         let mut redactor = Redactor::new();
-        let creds = credentials.clone();
-        let secrets = tokio::task::spawn_blocking(move || creds.secrets())
-            .await
-            .map_err(|e| WebhookError::Setup(e.to_string()))??;
+        let secrets = credentials.secrets().await?;
         for s in secrets {
             redactor = redactor.with_secret(s);
         }
@@ -516,7 +513,7 @@ impl WebhookService {
     /// Renders without sending; connected_content calls are made (as Braze's preview does).
     pub async fn preview(&self, request: RenderRequest) -> Result<PreviewResult, WebhookError> {
         let (outcome, warnings, _, _) = self.render(&request, "preview").await?;
-        let redactor = self.activity.redactor();
+        let redactor = self.activity.redactor().await;
         Ok(PreviewResult {
             preview: self.preview_of(outcome, &redactor),
             warnings,
@@ -533,7 +530,7 @@ impl WebhookService {
                 .map_or(0, |d| d.as_nanos())
         );
         let (outcome, _, user, template) = self.render(&request, &delivery_id).await?;
-        let redactor = self.activity.redactor();
+        let redactor = self.activity.redactor().await;
         let campaign_id = request.campaign_id.clone();
         let log = |message: String,
                    request: Option<&LoggedRequest>,
