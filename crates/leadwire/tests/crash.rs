@@ -6,12 +6,13 @@
 //! names (SQLite in the data directory, or PostgreSQL with `LEADWIRE_TEST_DATABASE_URL`).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{database_args, free_port};
 use leadwire_app::DatabaseConfig;
 use leadwire_profiles::Identifier;
 use leadwire_salesforce_emulator::{Emulator, EmulatorConfig, FaultSettings, Share};
@@ -20,62 +21,21 @@ use serde_json::{Value as Json, json};
 
 const JOBS: usize = 200;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The command-line options that name `db` (`data` is its directory on SQLite).
-fn database_args(data: &Path, db: &DatabaseConfig) -> Vec<OsString> {
-    let mut args = vec![OsString::from("--data-dir"), data.as_os_str().to_owned()];
-    if let DatabaseConfig::Postgres(c) = db {
-        args.extend(["--database-url", &c.url, "--database-schema", &c.schema].map(OsString::from));
-    }
-    args
-}
-
-/// Starts `leadwire serve`; returns the child once the API answers.
+/// Starts `leadwire serve` on `db`; returns the child once the API answers.
 fn start_server(data: &Path, db: &DatabaseConfig, ca: &Path, port: u16, log: &Path) -> Child {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadwire"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(database_args(data, db))
-        .arg("--ca-cert")
-        .arg(ca)
-        .args([
-            "--allow-host",
-            "localhost",
-            "--job-lease-secs",
-            "3",
-            "--concurrency",
-            "32",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("leadwire serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(line)) if line.contains("listening on") => break,
-            Some(_) => {}
-            None => panic!(
-                "server exited: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            ),
-        }
+    let mut args = database_args(data, db);
+    args.extend(["--ca-cert".into(), ca.as_os_str().to_owned()]);
+    for a in [
+        "--allow-host",
+        "localhost",
+        "--job-lease-secs",
+        "3",
+        "--concurrency",
+        "32",
+    ] {
+        args.push(a.into());
     }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    common::start_serve(port, &args, log)
 }
 
 /// Job counts by state, read through the store's API (another process on the same file).
@@ -107,28 +67,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
     std::fs::write(&ca, emulator.ca_pem().expect("ca")).expect("write ca");
     let log = dir.path().join("server.log");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_leadwire"))
-        .args(["api-keys", "create"])
-        .args(database_args(&data, &db))
-        .args([
-            "--permission",
-            "users.track",
-            "--permission",
-            "templates.write",
-        ])
-        .output()
-        .expect("api-keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .expect("key line")
-        .trim()
-        .to_owned();
+    let key = common::create_api_key(&data, &db, &["users.track", "templates.write"]);
 
     let port = free_port();
     let mut server = start_server(&data, &db, &ca, port, &log);

@@ -27,8 +27,8 @@ pub(super) fn end_of(client: &mut Client) -> Result<i64, StoreError> {
 
 impl PgTx<'_> {
     /// Trigger feed entries after `position`, oldest first: only ones no running transaction
-    /// can precede. When later triggers are committed but held back by an older transaction
-    /// still running, waits a little (up to [`HOLD_BACK_WAIT`]) for it to end, so a busy
+    /// can precede. When none is ready but later triggers are committed behind an older
+    /// transaction still running, waits (up to [`HOLD_BACK_WAIT`]) for it to end, so a busy
     /// database does not leave a consumer idle with work in sight.
     pub fn triggers_after(
         &mut self,
@@ -45,15 +45,33 @@ impl PgTx<'_> {
                 &[&position, &limit],
             )?;
             let bound = rows.first().map_or(i64::MAX, |r| r.get::<_, i64>(6));
-            let held_back = rows.iter().any(|r| r.get::<_, i64>(0) >= bound);
-            // A snapshot taken once (a read-only transaction) never moves: no use waiting.
-            if held_back && self.writable && started.elapsed() < HOLD_BACK_WAIT {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                continue;
-            }
-            return rows
+            let ready: Vec<_> = rows
                 .iter()
                 .take_while(|r| r.get::<_, i64>(0) < bound)
+                .collect();
+            // Nothing ready but something committed behind an older running transaction: wait
+            // for that transaction (polling only the bound, which is cheap), then read again. A
+            // snapshot taken once (a read-only transaction) never moves: no use waiting there.
+            if ready.is_empty() && !rows.is_empty() && self.writable {
+                let first: i64 = rows[0].get(0);
+                while started.elapsed() < HOLD_BACK_WAIT {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    let bound: i64 = self
+                        .query_one(
+                            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24",
+                            &[],
+                        )?
+                        .get(0);
+                    if bound > first {
+                        break;
+                    }
+                }
+                if started.elapsed() < HOLD_BACK_WAIT {
+                    continue;
+                }
+            }
+            return ready
+                .into_iter()
                 .map(|r| {
                     TriggerRecord::decode(
                         r.get(0),
