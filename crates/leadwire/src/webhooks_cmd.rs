@@ -42,6 +42,9 @@ pub struct DeliveryArgs {
     /// Activity log entries are kept this many hours (Braze: 60).
     #[arg(long, default_value_t = 60)]
     pub activity_retention_hours: u64,
+    /// Time limit in seconds for a connected_content call (Braze: 2).
+    #[arg(long, default_value_t = 2)]
+    pub connected_content_timeout_secs: u64,
 }
 
 impl DeliveryArgs {
@@ -55,6 +58,7 @@ impl DeliveryArgs {
             timeout_secs: 90,
             job_lease_secs: 300,
             activity_retention_hours: 60,
+            connected_content_timeout_secs: 2,
         }
     }
 
@@ -80,6 +84,8 @@ impl DeliveryArgs {
         config.per_host_concurrency = self.per_host_concurrency.max(1);
         config.sender.timeout = Duration::from_secs(self.timeout_secs.max(1));
         config.activity_retention = Duration::from_secs(self.activity_retention_hours * 3600);
+        config.connected_content.timeout =
+            Duration::from_secs(self.connected_content_timeout_secs.max(1));
         Ok(config)
     }
 }
@@ -217,11 +223,7 @@ pub fn activity(cmd: ActivityCommand) -> anyhow::Result<()> {
             &DeliveryArgs {
                 concurrency: 1,
                 per_host_concurrency: 1,
-                ca_cert: None,
-                allow_hosts: vec![],
-                timeout_secs: 90,
-                job_lease_secs: 300,
-                activity_retention_hours: 60,
+                ..DeliveryArgs::quiet()
             },
             store,
         )

@@ -97,10 +97,14 @@ impl Cluster {
         let mut args = database_args(&self.data, &self.db);
         args.extend(["--ca-cert".into(), self.ca.as_os_str().to_owned()]);
         // A lease long enough that a live node's slow send is never taken over, short enough
-        // that a dead node's jobs come back soon.
+        // that a dead node's jobs come back soon. Braze's 2-second limit on the token call is a
+        // production setting: three debug builds on two cores can take longer, and a failed
+        // token call still sends `Bearer ` (see issue 12).
         for a in [
             "--allow-host",
             "localhost",
+            "--connected-content-timeout-secs",
+            "60",
             "--job-lease-secs",
             "10",
             "--concurrency",
