@@ -271,15 +271,28 @@ impl Store {
         self.transact(move |tx| tx.identify(&requests)).await
     }
 
+    /// Up to `limit` triggers after `position`: everything committed before the call (on
+    /// PostgreSQL a read may stop short at a trigger an older transaction holds back; this asks
+    /// again until nothing more comes).
     pub async fn triggers_after(
         &self,
         position: i64,
         limit: usize,
     ) -> Result<Vec<TriggerRecord>, StoreError> {
-        // A write transaction, though it writes nothing: on PostgreSQL it may wait for an older
-        // transaction that holds newer triggers back, which a fixed snapshot cannot.
-        self.transact(move |tx| tx.triggers_after(position, limit))
-            .await
+        let mut out: Vec<TriggerRecord> = Vec::new();
+        let mut after = position;
+        while out.len() < limit {
+            let want = limit - out.len();
+            // A write transaction, though it writes nothing: on PostgreSQL it may wait for an
+            // older transaction that holds newer triggers back, which a fixed snapshot cannot.
+            let batch = self
+                .transact(move |tx| tx.triggers_after(after, want))
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            out.extend(batch);
+        }
+        Ok(out)
     }
 
     pub async fn create_api_key(

@@ -35,6 +35,7 @@ impl PgTx<'_> {
         position: i64,
         limit: usize,
     ) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.flush_triggers()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let started = std::time::Instant::now();
         loop {
@@ -88,6 +89,7 @@ impl PgTx<'_> {
 
     /// The newest trigger's position (0 for an empty feed).
     pub fn feed_end(&mut self) -> Result<i64, StoreError> {
+        self.flush_triggers()?;
         Ok(self
             .query_one("SELECT COALESCE(MAX(seq), 0) FROM triggers", &[])?
             .get(0))
@@ -125,6 +127,7 @@ impl PgTx<'_> {
         keep_after: DateTime<Utc>,
         max: usize,
     ) -> Result<usize, StoreError> {
+        self.flush_triggers()?;
         // Unlocked reads: pruning must not wait for (or hold up) a consumer's pass.
         let mut lowest = i64::MAX;
         for consumer in Consumer::ALL {
@@ -151,15 +154,16 @@ impl PgTx<'_> {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// Appends one trigger row; returns its position.
+    /// Queues one trigger row; rows go to the table together ([`PgTx::flush_triggers`]) before
+    /// the transaction reads the feed or commits.
     pub(super) fn append_trigger(
         &mut self,
         braze_id: &str,
         external_id: Option<&str>,
         source: &str,
         kind: &str,
-        payload: &str,
-    ) -> Result<i64, StoreError> {
+        payload: String,
+    ) -> Result<(), StoreError> {
         if self.appended + 1 >= PER_TRANSACTION {
             return Err(StoreError::Database(format!(
                 "one transaction may append at most {} triggers; split the import",
@@ -167,24 +171,54 @@ impl PgTx<'_> {
             )));
         }
         self.appended += 1;
-        let index = self.appended;
-        let seq: i64 = self
+        let queued = &mut self.queued_triggers;
+        queued.index.push(self.appended);
+        queued.braze_id.push(braze_id.to_owned());
+        queued.external_id.push(external_id.map(str::to_owned));
+        queued.source.push(source.to_owned());
+        queued.kind.push(kind.to_owned());
+        queued.payload.push(payload);
+        Ok(())
+    }
+
+    /// Writes the queued triggers in one statement (a statement per trigger was most of a
+    /// `/users/track` transaction's round trips).
+    pub(crate) fn flush_triggers(&mut self) -> Result<(), StoreError> {
+        if self.queued_triggers.index.is_empty() {
+            return Ok(());
+        }
+        let q = std::mem::take(&mut self.queued_triggers);
+        let end: Option<i64> = self
             .query_one(
-                "INSERT INTO triggers (seq, braze_id, external_id, source, kind, payload, created_at)
-                 VALUES ((pg_current_xact_id()::text::bigint << 24) + $1, $2, $3, $4, $5, $6, $7)
-                 RETURNING seq",
+                "WITH added AS (
+                     INSERT INTO triggers (seq, braze_id, external_id, source, kind, payload, created_at)
+                     SELECT (pg_current_xact_id()::text::bigint << 24) + i, b, e, s, k, p, $7
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(i, b, e, s, k, p)
+                     RETURNING seq)
+                 SELECT max(seq) FROM added",
                 &[
-                    &index,
-                    &braze_id,
-                    &external_id,
-                    &source,
-                    &kind,
-                    &payload,
+                    &q.index,
+                    &q.braze_id,
+                    &q.external_id,
+                    &q.source,
+                    &q.kind,
+                    &q.payload,
                     &self.now.to_rfc3339(),
                 ],
             )?
             .get(0);
-        self.effects.feed_end = Some(seq);
-        Ok(seq)
+        self.effects.feed_end = self.effects.feed_end.max(end);
+        Ok(())
     }
+}
+
+/// Triggers a transaction appended and has not written yet, column by column.
+#[derive(Default)]
+pub(crate) struct QueuedTriggers {
+    index: Vec<i64>,
+    braze_id: Vec<String>,
+    external_id: Vec<Option<String>>,
+    source: Vec<String>,
+    kind: Vec<String>,
+    payload: Vec<String>,
 }

@@ -321,7 +321,13 @@ where
         .map_err(|e| E::from(e.into()))?;
     let mut tx = Tx::postgres(PgTx::new(conn, schema, true));
     let out = f(&mut tx);
-    let effects = tx.into_postgres().map(|t| t.effects).unwrap_or_default();
+    let mut pg = tx.into_postgres();
+    // Triggers still queued go in before the commit; a failure there fails the transaction.
+    let out = match (out, pg.as_mut().map(PgTx::flush_triggers)) {
+        (Ok(_), Some(Err(e))) => Err(E::from(e)),
+        (out, _) => out,
+    };
+    let effects = pg.map(|t| t.effects).unwrap_or_default();
     match out {
         Ok(value) => {
             let mut commit = String::new();
@@ -425,6 +431,9 @@ pub(crate) struct PgTx<'a> {
     pub(crate) local: HashMap<i64, Option<leadwire_profiles::Profile>>,
     /// Triggers this transaction appended (the low bits of their positions).
     pub(crate) appended: i64,
+    pub(crate) queued_triggers: feed::QueuedTriggers,
+    /// Profile rows read (and locked) by `resolve`, for `load` to take.
+    pub(crate) prefetched: HashMap<i64, String>,
 }
 
 impl<'a> PgTx<'a> {
@@ -437,6 +446,8 @@ impl<'a> PgTx<'a> {
             effects: Effects::default(),
             local: HashMap::new(),
             appended: 0,
+            queued_triggers: feed::QueuedTriggers::default(),
+            prefetched: HashMap::new(),
         }
     }
 

@@ -113,8 +113,22 @@ impl ProfileRows for PgTx<'_> {
 
     fn resolve(&mut self, id: &Identifier) -> Result<Option<i64>, StoreError> {
         let row = match id {
+            // The common case fetches (and locks) the row in the same round trip; `load` takes
+            // it from there.
             Identifier::ExternalId(x) => {
-                self.query_opt("SELECT id FROM profiles WHERE external_id = $1", &[x])?
+                let sql = if self.writable {
+                    "SELECT id, data FROM profiles WHERE external_id = $1 FOR UPDATE"
+                } else {
+                    "SELECT id, data FROM profiles WHERE external_id = $1"
+                };
+                let Some(r) = self.query_opt(sql, &[x])? else {
+                    return Ok(None);
+                };
+                let row: i64 = r.get(0);
+                if !self.local.contains_key(&row) {
+                    self.prefetched.insert(row, r.get::<_, String>(1));
+                }
+                return Ok(Some(row));
             }
             Identifier::BrazeId(x) => {
                 self.query_opt("SELECT id FROM profiles WHERE braze_id = $1", &[x])?
@@ -141,17 +155,21 @@ impl ProfileRows for PgTx<'_> {
         if let Some(p) = self.local.remove(&row) {
             return Ok(p);
         }
-        let sql = if self.writable {
-            "SELECT data FROM profiles WHERE id = $1 FOR UPDATE"
-        } else {
-            "SELECT data FROM profiles WHERE id = $1"
+        let data = match self.prefetched.remove(&row) {
+            Some(data) => Some(data),
+            None => {
+                let sql = if self.writable {
+                    "SELECT data FROM profiles WHERE id = $1 FOR UPDATE"
+                } else {
+                    "SELECT data FROM profiles WHERE id = $1"
+                };
+                self.query_opt(sql, &[&row])?.map(|r| r.get::<_, String>(0))
+            }
         };
-        self.query_opt(sql, &[&row])?
-            .map(|r| {
-                serde_json::from_str(r.get::<_, &str>(0))
-                    .map_err(|e| StoreError::Corrupt(format!("profile {row}: {e}")))
-            })
-            .transpose()
+        data.map(|d| {
+            serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(format!("profile {row}: {e}")))
+        })
+        .transpose()
     }
 
     fn keep(&mut self, row: i64, profile: Option<Profile>) {
@@ -163,6 +181,7 @@ impl ProfileRows for PgTx<'_> {
     }
 
     fn save(&mut self, row: i64, p: &Profile) -> Result<(), StoreError> {
+        self.prefetched.remove(&row);
         self.execute(
             "UPDATE profiles SET external_id = $2, email = $3, phone = $4, data = $5, updated_at = $6 WHERE id = $1",
             &[
@@ -255,7 +274,7 @@ impl ProfileRows for PgTx<'_> {
                 profile.external_id.as_deref(),
                 source.as_str(),
                 t.kind(),
-                &payload,
+                payload,
             )?;
         }
         Ok(())
@@ -274,6 +293,7 @@ impl ProfileRows for PgTx<'_> {
     }
 
     fn delete_row(&mut self, row: i64) -> Result<usize, StoreError> {
+        self.prefetched.remove(&row);
         Ok(
             usize::try_from(self.execute("DELETE FROM profiles WHERE id = $1", &[&row])?)
                 .unwrap_or(0),
