@@ -313,10 +313,10 @@ impl Store {
         }
         let h = hash.clone();
         let info = self.read(move |tx| tx.api_key_by_hash(&h)).await?;
-        if let Some(info) = &info {
-            if let Ok(mut keys) = self.keys.lock() {
-                keys.insert(hash, info.clone());
-            }
+        if let Some(info) = &info
+            && let Ok(mut keys) = self.keys.lock()
+        {
+            keys.insert(hash, info.clone());
         }
         Ok(info)
     }
