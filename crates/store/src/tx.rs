@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use leadwire_profiles::{Identifier, ParsedTrack, Profile};
 
 use crate::postgres::PgTx;
+use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
     ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ChangeSource, ClaimedJob, Consumer,
@@ -57,6 +58,56 @@ impl<'a> Tx<'a> {
             Inner::Sqlite(tx) => tx.now,
             Inner::Postgres(tx) => tx.now,
         }
+    }
+}
+
+/// Runs one of `crate::profiles`' rules over the backend's row access.
+macro_rules! with_rows {
+    ($tx:expr, $rule:path, $($arg:expr),*) => {
+        match &mut $tx.0 {
+            Inner::Sqlite(rows) => $rule(rows, $($arg),*),
+            Inner::Postgres(rows) => $rule(rows, $($arg),*),
+        }
+    };
+}
+
+impl Tx<'_> {
+    /// The profile an identifier names (Braze's precedence for email and phone), as of this
+    /// transaction.
+    pub fn profile(&mut self, id: &Identifier) -> Result<Option<Profile>, StoreError> {
+        with_rows!(self, profiles::profile, id)
+    }
+
+    pub fn profile_by_braze_id(&mut self, braze_id: &str) -> Result<Option<Profile>, StoreError> {
+        self.profile(&Identifier::BrazeId(braze_id.to_owned()))
+    }
+
+    /// `/users/track`: applies every object, writes each touched profile once, appends the
+    /// triggers the changes raise.
+    pub fn track(
+        &mut self,
+        req: &ParsedTrack,
+        source: ChangeSource,
+    ) -> Result<TrackResult, StoreError> {
+        with_rows!(self, profiles::track, req, source)
+    }
+
+    pub fn delete_users(&mut self, ids: &[Identifier]) -> Result<usize, StoreError> {
+        with_rows!(self, profiles::delete_users, ids)
+    }
+
+    pub fn add_aliases(
+        &mut self,
+        aliases: &[NewAlias],
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        with_rows!(self, profiles::add_aliases, aliases)
+    }
+
+    pub fn identify(
+        &mut self,
+        reqs: &[IdentifyRequest],
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        with_rows!(self, profiles::identify, reqs)
     }
 }
 
@@ -178,19 +229,11 @@ forward! {
     /// cannot run inside a transaction).
     fn checkpoint_after_commit() -> Result<(), StoreError>;
 
-    // profiles
-    /// The profile an identifier names (Braze's precedence for email and phone), as of this
-    /// transaction.
-    fn profile(id: &Identifier) -> Result<Option<Profile>, StoreError>;
-    fn profile_by_braze_id(braze_id: &str) -> Result<Option<Profile>, StoreError>;
+    // profiles (the rules are in `crate::profiles`, below)
     /// Every user's braze id (a broadcast's audience).
     fn braze_ids() -> Result<Vec<String>, StoreError>;
     fn profile_count() -> Result<u64, StoreError>;
     fn api_key_by_hash(hash: &str) -> Result<Option<ApiKeyInfo>, StoreError>;
-    fn track(req: &ParsedTrack, source: ChangeSource) -> Result<TrackResult, StoreError>;
-    fn delete_users(ids: &[Identifier]) -> Result<usize, StoreError>;
-    fn add_aliases(aliases: &[NewAlias]) -> Result<Vec<(usize, String)>, StoreError>;
-    fn identify(reqs: &[IdentifyRequest]) -> Result<Vec<(usize, String)>, StoreError>;
     fn create_api_key(name: &str, permissions: &[String]) -> Result<String, StoreError>;
 
     // templates

@@ -3,14 +3,12 @@
 //! profile it loads (`FOR UPDATE`) until it commits.
 
 use chrono::{DateTime, Utc};
-use leadwire_profiles::{
-    EventObject, Identifier, ParsedTrack, Profile, PurchaseObject, Trigger, UserAlias,
-};
+use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigger, UserAlias};
 
 use super::{PgTx, count};
 use crate::model::hash_key;
-use crate::profiles::{self, ProfileRows};
-use crate::{ApiKeyInfo, ChangeSource, IdentifyRequest, NewAlias, StoreError, TrackResult};
+use crate::profiles::ProfileRows;
+use crate::{ApiKeyInfo, ChangeSource, StoreError};
 
 fn text<'p>(p: &'p Profile, key: &str) -> Option<&'p str> {
     p.standard.get(key).and_then(|v| v.as_str())
@@ -21,14 +19,6 @@ fn encode(p: &Profile) -> Result<String, StoreError> {
 }
 
 impl PgTx<'_> {
-    pub fn profile(&mut self, id: &Identifier) -> Result<Option<Profile>, StoreError> {
-        profiles::profile(self, id)
-    }
-
-    pub fn profile_by_braze_id(&mut self, braze_id: &str) -> Result<Option<Profile>, StoreError> {
-        self.profile(&Identifier::BrazeId(braze_id.to_owned()))
-    }
-
     /// Every user's braze id (a broadcast's audience).
     pub fn braze_ids(&mut self) -> Result<Vec<String>, StoreError> {
         Ok(self
@@ -59,32 +49,6 @@ impl PgTx<'_> {
                 .map(str::to_string)
                 .collect(),
         }))
-    }
-
-    pub fn track(
-        &mut self,
-        req: &ParsedTrack,
-        source: ChangeSource,
-    ) -> Result<TrackResult, StoreError> {
-        profiles::track(self, req, source)
-    }
-
-    pub fn delete_users(&mut self, ids: &[Identifier]) -> Result<usize, StoreError> {
-        profiles::delete_users(self, ids)
-    }
-
-    pub fn add_aliases(
-        &mut self,
-        aliases: &[NewAlias],
-    ) -> Result<Vec<(usize, String)>, StoreError> {
-        profiles::add_aliases(self, aliases)
-    }
-
-    pub fn identify(
-        &mut self,
-        reqs: &[IdentifyRequest],
-    ) -> Result<Vec<(usize, String)>, StoreError> {
-        profiles::identify(self, reqs)
     }
 
     pub fn create_api_key(

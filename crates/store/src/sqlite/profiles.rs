@@ -1,15 +1,13 @@
 //! Profiles, aliases, events, purchases and API keys: `/users/track` and friends.
 
 use chrono::{DateTime, Utc};
-use leadwire_profiles::{
-    EventObject, Identifier, ParsedTrack, Profile, PurchaseObject, Trigger, UserAlias,
-};
+use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigger, UserAlias};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteTx;
 use crate::model::hash_key;
-use crate::profiles::{self, ProfileRows};
-use crate::{ApiKeyInfo, ChangeSource, IdentifyRequest, NewAlias, StoreError, TrackResult};
+use crate::profiles::ProfileRows;
+use crate::{ApiKeyInfo, ChangeSource, StoreError};
 
 fn profile_from_row(data: &str) -> Result<Profile, StoreError> {
     serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("profile row: {e}")))
@@ -60,16 +58,6 @@ impl Identity {
 }
 
 impl SqliteTx<'_> {
-    /// The profile an identifier names (Braze's precedence for email and phone), as of this
-    /// transaction.
-    pub fn profile(&mut self, id: &Identifier) -> Result<Option<Profile>, StoreError> {
-        profiles::profile(self, id)
-    }
-
-    pub fn profile_by_braze_id(&mut self, braze_id: &str) -> Result<Option<Profile>, StoreError> {
-        self.profile(&Identifier::BrazeId(braze_id.to_owned()))
-    }
-
     /// Every user's braze id (a broadcast's audience).
     pub fn braze_ids(&mut self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
@@ -109,32 +97,6 @@ impl SqliteTx<'_> {
                 .map(str::to_string)
                 .collect(),
         }))
-    }
-
-    pub fn track(
-        &mut self,
-        req: &ParsedTrack,
-        source: ChangeSource,
-    ) -> Result<TrackResult, StoreError> {
-        profiles::track(self, req, source)
-    }
-
-    pub fn delete_users(&mut self, ids: &[Identifier]) -> Result<usize, StoreError> {
-        profiles::delete_users(self, ids)
-    }
-
-    pub fn add_aliases(
-        &mut self,
-        aliases: &[NewAlias],
-    ) -> Result<Vec<(usize, String)>, StoreError> {
-        profiles::add_aliases(self, aliases)
-    }
-
-    pub fn identify(
-        &mut self,
-        reqs: &[IdentifyRequest],
-    ) -> Result<Vec<(usize, String)>, StoreError> {
-        profiles::identify(self, reqs)
     }
 
     pub fn create_api_key(
