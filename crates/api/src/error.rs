@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 503: the feature is not running on this server.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503 with `Retry-After`: the database cannot be reached right now; nothing was changed.
+    #[error("the database is unreachable: {0}")]
+    DatabaseUnavailable(String),
     /// Never echoed: logged, and answered with a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,7 +49,12 @@ impl ApiError {
 
 impl From<leadwire_store::StoreError> for ApiError {
     fn from(e: leadwire_store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            leadwire_store::StoreError::Unavailable(detail) => {
+                ApiError::DatabaseUnavailable(detail)
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -68,6 +76,7 @@ impl From<leadwire_webhooks::WebhookError> for ApiError {
             },
             W::NotFound { what, id } => ApiError::NotFound(format!("{what} '{id}' does not exist")),
             W::Conflict(message) => ApiError::Conflict(message),
+            W::Unavailable(detail) => ApiError::DatabaseUnavailable(detail),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -111,6 +120,16 @@ impl IntoResponse for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"message": message}),
             ),
+            ApiError::DatabaseUnavailable(detail) => {
+                tracing::warn!(%detail, "the database is unreachable; answering 503");
+                let body = serde_json::json!({"message": "The database is unreachable right now; nothing was changed. Retry in a few seconds."});
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    axum::Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering a request");
                 (

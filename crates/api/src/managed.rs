@@ -60,6 +60,7 @@ impl From<EngineError> for ApiError {
                 ApiError::NotFound(format!("{what} '{id}' does not exist"))
             }
             EngineError::Store(leadwire_store::StoreError::Conflict(m)) => ApiError::Conflict(m),
+            EngineError::Store(e @ leadwire_store::StoreError::Unavailable(_)) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -2,7 +2,7 @@
 //! killed with SIGKILL loses nothing and doubles nothing.
 //!
 //! Three nodes, the seed's two flows against the Salesforce emulator (over HTTPS): users arrive
-//! through `/users/track` spread over the nodes; the "New lead" campaign creates each lead, the
+//! through `/users/track` spread over the nodes that stay up; the "New lead" campaign creates each lead, the
 //! lead-scoring Canvas marks those over the threshold as MQL and updates their lead. One node is
 //! killed with -9 while creates are in flight (and started again), another while MQL updates are
 //! in flight. Then: every user has exactly one lead, exactly the users over the threshold are MQL
@@ -129,15 +129,8 @@ impl Cluster {
         }
     }
 
-    /// A node that is up, round robin.
-    fn url(&self, n: usize) -> String {
-        let up: Vec<u16> = self
-            .nodes
-            .iter()
-            .filter(|(_, c)| c.is_some())
-            .map(|(p, _)| *p)
-            .collect();
-        format!("http://127.0.0.1:{}", up[n % up.len()])
+    fn url_of(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].0)
     }
 
     fn log_tail(&self) -> String {
@@ -164,20 +157,19 @@ impl Drop for Cluster {
     }
 }
 
-async fn track(http: &reqwest::Client, url: &str, key: &str, attributes: Vec<Json>) {
-    let r = http
-        .post(format!("{url}/users/track"))
-        .bearer_auth(key)
-        .json(&json!({ "attributes": attributes }))
-        .send()
-        .await
-        .expect("track");
-    assert_eq!(
-        r.status().as_u16(),
-        201,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+/// Sends `objects` to `/users/track` in requests of 75, round robin over `urls`.
+async fn track_all(http: reqwest::Client, urls: Vec<String>, key: String, objects: Vec<Json>) {
+    for (n, chunk) in objects.chunks(75).enumerate() {
+        let r = http
+            .post(format!("{}/users/track", urls[n % urls.len()]))
+            .bearer_auth(&key)
+            .json(&json!({ "attributes": chunk }))
+            .send()
+            .await
+            .expect("track");
+        let status = r.status().as_u16();
+        assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
+    }
 }
 
 /// Leads per user (by `Leadwire_Id__c`), and the users whose lead is MQL.
@@ -265,25 +257,28 @@ async fn three_nodes_share_the_work_and_a_kill_9_loses_and_doubles_nothing() {
     let user = |i: usize| format!("mn-{i:06}");
 
     // Phase 1: every user gets an email (a lead to create) and a score of 10 (the Canvas lets
-    // them go: under the threshold).
-    for (n, chunk) in (0..users).collect::<Vec<_>>().chunks(75).enumerate() {
-        let attributes = chunk
-            .iter()
-            .map(|&i| json!({"external_id": user(i), "first_name": "Multi", "last_name": format!("Node {i}"), "email": format!("{}@example.com", user(i)), "company": "Acme", "lead_stage": "Lead", "lead_score": 10}))
-            .collect();
-        track(&http, &cluster.url(n), &key, attributes).await;
-    }
-    let tracked = started.elapsed();
-    // Kill node 2 while creates are in flight, then start it again.
+    // them go: under the threshold). Requests go to nodes 0 and 1 while node 2 is killed with
+    // -9 once a third of the leads exist (creates in flight on every node), then started again.
+    let urls = [cluster.url_of(0), cluster.url_of(1)];
+    let sending = tokio::spawn(track_all(
+        http.clone(),
+        urls.to_vec(),
+        key.clone(),
+        (0..users)
+            .map(|i| json!({"external_id": user(i), "first_name": "Multi", "last_name": format!("Node {i}"), "email": format!("{}@example.com", user(i)), "company": "Acme", "lead_stage": "Lead", "lead_score": 10}))
+            .collect(),
+    ));
     wait_for(
         &cluster,
         "a third of the leads",
-        Duration::from_secs(600),
+        Duration::from_secs(900),
         || emulator.lead_count() >= users / 3,
     )
     .await;
     cluster.kill(2);
     let leads_at_first_kill = emulator.lead_count();
+    sending.await.expect("phase 1 sent");
+    let tracked = started.elapsed();
     wait_for(&cluster, "every lead", Duration::from_secs(900), || {
         emulator.lead_count() >= users
     })
@@ -291,24 +286,27 @@ async fn three_nodes_share_the_work_and_a_kill_9_loses_and_doubles_nothing() {
     cluster.start(2);
 
     // Phase 2: every other user crosses the threshold: the Canvas marks them MQL and updates
-    // their lead.
+    // their lead. Requests go to nodes 0 and 2; node 1 is killed once a third are done.
     let qualified: Vec<usize> = (0..users).step_by(2).collect();
-    for (n, chunk) in qualified.chunks(75).enumerate() {
-        let attributes = chunk
+    let sending = tokio::spawn(track_all(
+        http.clone(),
+        vec![cluster.url_of(0), cluster.url_of(2)],
+        key.clone(),
+        qualified
             .iter()
             .map(|&i| json!({"external_id": user(i), "lead_score": 60}))
-            .collect();
-        track(&http, &cluster.url(n), &key, attributes).await;
-    }
+            .collect(),
+    ));
     wait_for(
         &cluster,
         "a third of the MQL updates",
-        Duration::from_secs(600),
+        Duration::from_secs(900),
         || leads_by_user(&emulator).1 >= qualified.len() / 3,
     )
     .await;
     cluster.kill(1);
     let mql_at_second_kill = leads_by_user(&emulator).1;
+    sending.await.expect("phase 2 sent");
     wait_for(
         &cluster,
         "every MQL update",

@@ -30,6 +30,9 @@ pub use service::{WebhookConfig, WebhookService};
 pub enum WebhookError {
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached right now; nothing was changed.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     /// The request is malformed (a JSON path and what is wrong with it).
     #[error("{0}")]
     Invalid(String),
@@ -50,6 +53,7 @@ impl From<leadwire_store::StoreError> for WebhookError {
         match e {
             S::Conflict(m) => WebhookError::Conflict(m),
             S::NotFound { what, id } => WebhookError::NotFound { what, id },
+            S::Unavailable(m) => WebhookError::Unavailable(m),
             other => WebhookError::Database(other.to_string()),
         }
     }
