@@ -434,6 +434,9 @@ pub(crate) struct PgTx<'a> {
     pub(crate) queued_triggers: feed::QueuedTriggers,
     /// Profile rows read (and locked) by `resolve`, for `load` to take.
     pub(crate) prefetched: HashMap<i64, String>,
+    /// Templates looked up in this transaction: by id (version, archived) and by name.
+    pub(crate) template_versions: HashMap<String, Option<(i64, bool)>>,
+    pub(crate) template_ids: HashMap<String, Option<String>>,
 }
 
 impl<'a> PgTx<'a> {
@@ -448,6 +451,8 @@ impl<'a> PgTx<'a> {
             appended: 0,
             queued_triggers: feed::QueuedTriggers::default(),
             prefetched: HashMap::new(),
+            template_versions: HashMap::new(),
+            template_ids: HashMap::new(),
         }
     }
 

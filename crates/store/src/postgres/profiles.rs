@@ -70,6 +70,20 @@ impl PgTx<'_> {
     }
 }
 
+impl PgTx<'_> {
+    /// Runs a lookup that returns `(id, data)` and keeps the data for `load`.
+    fn resolve_fetching(&mut self, sql: &str, key: &str) -> Result<Option<i64>, StoreError> {
+        let Some(r) = self.query_opt(sql, &[&key])? else {
+            return Ok(None);
+        };
+        let row: i64 = r.get(0);
+        if !self.local.contains_key(&row) {
+            self.prefetched.insert(row, r.get::<_, String>(1));
+        }
+        Ok(Some(row))
+    }
+}
+
 impl ProfileRows for PgTx<'_> {
     fn now(&self) -> DateTime<Utc> {
         self.now
@@ -77,25 +91,23 @@ impl ProfileRows for PgTx<'_> {
 
     fn resolve(&mut self, id: &Identifier) -> Result<Option<i64>, StoreError> {
         let row = match id {
-            // The common case fetches (and locks) the row in the same round trip; `load` takes
-            // it from there.
+            // Lookups by external id and braze id fetch (and lock) the row in the same round
+            // trip; `load` takes it from there.
             Identifier::ExternalId(x) => {
                 let sql = if self.writable {
                     "SELECT id, data FROM profiles WHERE external_id = $1 FOR UPDATE"
                 } else {
                     "SELECT id, data FROM profiles WHERE external_id = $1"
                 };
-                let Some(r) = self.query_opt(sql, &[x])? else {
-                    return Ok(None);
-                };
-                let row: i64 = r.get(0);
-                if !self.local.contains_key(&row) {
-                    self.prefetched.insert(row, r.get::<_, String>(1));
-                }
-                return Ok(Some(row));
+                return self.resolve_fetching(sql, x);
             }
             Identifier::BrazeId(x) => {
-                self.query_opt("SELECT id FROM profiles WHERE braze_id = $1", &[x])?
+                let sql = if self.writable {
+                    "SELECT id, data FROM profiles WHERE braze_id = $1 FOR UPDATE"
+                } else {
+                    "SELECT id, data FROM profiles WHERE braze_id = $1"
+                };
+                return self.resolve_fetching(sql, x);
             }
             Identifier::Alias(a) => self.query_opt(
                 "SELECT profile_id FROM aliases WHERE alias_label = $1 AND alias_name = $2",

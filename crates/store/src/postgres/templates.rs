@@ -23,6 +23,12 @@ fn template_row(r: &Row) -> TemplateRow {
 }
 
 impl PgTx<'_> {
+    /// Drops what this transaction remembered of templates (it is about to change one).
+    fn forget_templates(&mut self) {
+        self.template_versions.clear();
+        self.template_ids.clear();
+    }
+
     /// Saves a new template (its name must not be taken by an active one); returns its id.
     pub fn insert_template(
         &mut self,
@@ -30,6 +36,7 @@ impl PgTx<'_> {
         description: &str,
         definition: &str,
     ) -> Result<String, StoreError> {
+        self.forget_templates();
         let id = new_id("wt_");
         let now = millis(SystemTime::now());
         self.query_unique(
@@ -48,6 +55,7 @@ impl PgTx<'_> {
         description: &str,
         definition: &str,
     ) -> Result<bool, StoreError> {
+        self.forget_templates();
         let now = millis(SystemTime::now());
         // `updated_at` is the compile cache's version: it must move even within a millisecond.
         let rows = self.query_unique(
@@ -60,6 +68,7 @@ impl PgTx<'_> {
 
     /// Archives a template; `false` when no template has this id.
     pub fn archive_template(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.forget_templates();
         let now = millis(SystemTime::now());
         Ok(self.execute(
             "UPDATE webhook_templates SET archived = true, updated_at = GREATEST($2, updated_at + 1) WHERE id = $1",
@@ -97,24 +106,35 @@ impl PgTx<'_> {
         Ok(rows.iter().map(template_row).collect())
     }
 
-    /// The template's version (its `updated_at` in ms) and whether it is archived.
+    /// The template's version (its `updated_at` in ms) and whether it is archived. Asked once
+    /// per transaction (a pass enqueues many jobs of one template).
     pub fn template_version(&mut self, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
-        Ok(self
+        if let Some(known) = self.template_versions.get(id) {
+            return Ok(*known);
+        }
+        let version = self
             .query_opt(
                 "SELECT updated_at, archived FROM webhook_templates WHERE id = $1",
                 &[&id],
             )?
-            .map(|r| (r.get(0), r.get(1))))
+            .map(|r| (r.get(0), r.get(1)));
+        self.template_versions.insert(id.to_owned(), version);
+        Ok(version)
     }
 
-    /// The id of the active template with this name (or id).
+    /// The id of the active template with this name (or id); asked once per transaction.
     pub fn template_id_by_name(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
+        if let Some(known) = self.template_ids.get(name) {
+            return Ok(known.clone());
+        }
+        let id: Option<String> = self
             .query_opt(
                 "SELECT id FROM webhook_templates WHERE (name = $1 OR id = $1) AND NOT archived",
                 &[&name],
             )?
-            .map(|r| r.get(0)))
+            .map(|r| r.get(0));
+        self.template_ids.insert(name.to_owned(), id.clone());
+        Ok(id)
     }
 
     /// Creates or replaces a credential (by name).
