@@ -168,13 +168,164 @@ fn as_f64(v: &Value) -> f64 {
     }
 }
 
-/// Digits after the decimal point in a float's shortest form.
-fn decimals(v: &Value) -> usize {
-    match v {
-        Value::Float(f) => format!("{f}")
-            .split_once('.')
-            .map_or(0, |(_, frac)| frac.len()),
-        _ => 0,
+/// An exact decimal, `mantissa x 10^-scale`: how Ruby Liquid (BigDecimal) computes with floats.
+/// A float becomes the decimal of its shortest printed form (0.1 is exactly 0.1).
+#[derive(Debug, Clone, Copy)]
+struct Decimal {
+    mantissa: i128,
+    scale: u32,
+}
+
+impl Decimal {
+    /// `None` for values too large or too precise for an i128 mantissa (the caller uses f64).
+    fn of(v: &Value) -> Option<Decimal> {
+        match v {
+            Value::Int(i) => Some(Decimal {
+                mantissa: i128::from(*i),
+                scale: 0,
+            }),
+            Value::Float(f) if f.is_finite() => {
+                let text = format!("{f}");
+                let (sign, digits) = match text.strip_prefix('-') {
+                    Some(rest) => (-1, rest),
+                    None => (1, text.as_str()),
+                };
+                let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+                let scale = u32::try_from(frac.len()).ok().filter(|s| *s <= 30)?;
+                let mut mantissa: i128 = 0;
+                for c in int.chars().chain(frac.chars()) {
+                    let d = i128::from(c.to_digit(10)?);
+                    mantissa = mantissa.checked_mul(10)?.checked_add(d)?;
+                }
+                Some(Decimal {
+                    mantissa: sign * mantissa,
+                    scale,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn rescale(self, scale: u32) -> Option<i128> {
+        self.mantissa
+            .checked_mul(10i128.checked_pow(scale.checked_sub(self.scale)?)?)
+    }
+
+    fn neg(self) -> Option<Decimal> {
+        Some(Decimal {
+            mantissa: self.mantissa.checked_neg()?,
+            scale: self.scale,
+        })
+    }
+
+    fn add(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(other.scale);
+        Some(Decimal {
+            mantissa: self.rescale(scale)?.checked_add(other.rescale(scale)?)?,
+            scale,
+        })
+    }
+
+    fn mul(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale + other.scale;
+        if scale > 60 {
+            return None;
+        }
+        Some(Decimal {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            scale,
+        })
+    }
+
+    /// Ruby's `%`: the remainder takes the divisor's sign. `None` for a zero divisor too.
+    fn rem_floor(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(other.scale);
+        let (x, y) = (self.rescale(scale)?, other.rescale(scale)?);
+        let r = x.checked_rem(y)?;
+        let r = if r != 0 && ((r < 0) != (y < 0)) {
+            r + y
+        } else {
+            r
+        };
+        Some(Decimal { mantissa: r, scale })
+    }
+
+    /// Rounds half away from zero to `places` decimal places (BigDecimal's default mode).
+    fn round(self, places: i64) -> Option<Decimal> {
+        let drop = i64::from(self.scale) - places;
+        if drop <= 0 {
+            return Some(self);
+        }
+        let factor = 10i128.checked_pow(u32::try_from(drop).ok()?)?;
+        let q = self.mantissa / factor;
+        let r = self.mantissa % factor;
+        let q = if r.checked_abs()?.checked_mul(2)? >= factor {
+            q + self.mantissa.signum()
+        } else {
+            q
+        };
+        if places >= 0 {
+            Some(Decimal {
+                mantissa: q,
+                scale: u32::try_from(places).ok()?,
+            })
+        } else {
+            Some(Decimal {
+                mantissa: q.checked_mul(10i128.checked_pow(u32::try_from(-places).ok()?)?)?,
+                scale: 0,
+            })
+        }
+    }
+
+    fn to_f64(self) -> f64 {
+        format!("{}e-{}", self.mantissa, self.scale)
+            .parse()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Ruby Liquid's `round`: an integer for 0 places (and for integer input), else a float rounded
+/// in decimal (2.675 rounds to 2.68, as BigDecimal does, not 2.67 as binary floats would).
+fn round_number(n: &Value, digits: i64) -> Value {
+    match n {
+        Value::Int(i) if digits >= 0 => Value::Int(*i),
+        Value::Int(i) => {
+            let factor = 10i128.checked_pow(u32::try_from(-digits).unwrap_or(u32::MAX));
+            match factor {
+                Some(f) => {
+                    let v = i128::from(*i);
+                    let q = v / f;
+                    let q = if (v % f).abs() * 2 >= f {
+                        q + v.signum()
+                    } else {
+                        q
+                    };
+                    i64::try_from(q * f).map_or(Value::Int(0), Value::Int)
+                }
+                None => Value::Int(0),
+            }
+        }
+        Value::Float(f) if !f.is_finite() => Value::Float(*f),
+        other => {
+            let rounded = Decimal::of(other).and_then(|d| d.round(digits));
+            let f = match rounded {
+                Some(d) => d.to_f64(),
+                None => {
+                    let factor = 10f64.powi(digits as i32);
+                    (as_f64(other) * factor).round() / factor
+                }
+            };
+            // golden-liquid: no decimal places (or negative places) give an integer.
+            if digits <= 0 {
+                if f.is_finite() && f.abs() < 9.2e18 {
+                    Value::Int(f as i64)
+                } else {
+                    Value::Float(f)
+                }
+            } else {
+                Value::Float(f)
+            }
+        }
     }
 }
 
@@ -384,15 +535,14 @@ pub(crate) fn apply(
                         .map(|r| a[r].to_vec())
                         .unwrap_or_default(),
                 )),
-                Value::Str(s) => {
-                    let chars: Vec<char> = s.chars().collect();
+                other => {
+                    let chars: Vec<char> = other.to_str_lossy().chars().collect();
                     Ok(Value::str(
                         slice_range(chars.len(), start, len)
                             .map(|r| chars[r].iter().collect::<String>())
                             .unwrap_or_default(),
                     ))
                 }
-                _ => Ok(Value::str("")),
             }
         }
         "split" => {
@@ -487,9 +637,7 @@ pub(crate) fn apply(
         }
         "base64_decode" | "base64_url_safe_decode" => {
             arity(args, 0, 0)?;
-            let Value::Str(s) = &input else {
-                return Err("input must be a base64 string".into());
-            };
+            let s = str_of(&input);
             let engine = if name == "base64_decode" {
                 &base64::engine::general_purpose::STANDARD
             } else {
@@ -498,7 +646,9 @@ pub(crate) fn apply(
             let bytes = engine
                 .decode(s.as_bytes())
                 .map_err(|e| format!("invalid base64: {e}"))?;
-            Ok(Value::str(String::from_utf8_lossy(&bytes).into_owned()))
+            let text = String::from_utf8(bytes)
+                .map_err(|_| "the decoded bytes are not UTF-8 text".to_string())?;
+            Ok(Value::str(text))
         }
 
         // ---- numbers ----
@@ -520,41 +670,45 @@ pub(crate) fn apply(
         "round" => {
             arity(args, 0, 1)?;
             let n = to_number(&input);
-            let digits = match args.first() {
-                Some(v) => to_int(v).unwrap_or(0),
-                None => 0,
-            };
-            if digits <= 0 {
-                let factor = 10f64.powi((-digits) as i32);
-                return Ok(match n {
-                    Value::Int(i) if digits == 0 => Value::Int(i),
-                    other => Value::Int(((as_f64(&other) / factor).round() * factor) as i64),
-                });
+            // Ruby truncates a float number of digits (`round: 1.5` rounds to 1 place).
+            let digits = match args.first().map(to_number) {
+                Some(Value::Int(d)) => d,
+                Some(Value::Float(d)) if d.is_finite() => d as i64,
+                _ => 0,
             }
-            let factor = 10f64.powi(digits as i32);
-            Ok(Value::Float((as_f64(&n) * factor).round() / factor))
+            .clamp(-30, 30);
+            Ok(round_number(&n, digits))
         }
         "plus" | "minus" | "times" => {
             arity(args, 1, 1)?;
             let a = to_number(&input);
             let b = to_number(&args[0]);
-            let result = match name {
-                "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
-                "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
-                _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+            // Ruby Liquid computes with floats as BigDecimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
+            if matches!((&a, &b), (Value::Int(_), Value::Int(_))) {
+                return Ok(match name {
+                    "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
+                    "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
+                    _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+                });
+            }
+            let exact = match name {
+                "plus" => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.add(y)),
+                "minus" => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.add(y.neg()?)),
+                _ => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.mul(y)),
             };
-            // Ruby Liquid computes float arithmetic in decimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
-            let places = if name == "times" {
-                decimals(&a) + decimals(&b)
-            } else {
-                decimals(&a).max(decimals(&b))
-            };
-            Ok(match result {
-                Value::Float(f) if places > 0 && places < 16 => {
-                    let factor = 10f64.powi(places as i32);
-                    Value::Float((f * factor).round() / factor)
-                }
-                other => other,
+            Ok(match exact {
+                Some(d) => Value::Float(d.to_f64()),
+                None => match name {
+                    "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
+                    "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
+                    _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+                },
             })
         }
         "divided_by" => {
@@ -591,7 +745,16 @@ pub(crate) fn apply(
                     }))
                 }
                 _ => {
+                    if let Some(d) = Decimal::of(&a)
+                        .zip(Decimal::of(&b))
+                        .and_then(|(x, y)| x.rem_floor(y))
+                    {
+                        return Ok(Value::Float(d.to_f64()));
+                    }
                     let (x, y) = (as_f64(&a), as_f64(&b));
+                    if y == 0.0 {
+                        return Err("modulo by 0".into());
+                    }
                     Ok(Value::Float(x - y * (x / y).floor()))
                 }
             }
@@ -642,14 +805,7 @@ pub(crate) fn apply(
                     .first()
                     .map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()]))
                     .unwrap_or_default(),
-                Value::Str(s) => {
-                    let c = if name == "first" {
-                        s.chars().next()
-                    } else {
-                        s.chars().last()
-                    };
-                    c.map(|c| Value::str(c.to_string())).unwrap_or_default()
-                }
+                // Ruby's String has no `first`/`last`: nil, as python-liquid.
                 _ => Value::Nil,
             })
         }
@@ -754,10 +910,10 @@ pub(crate) fn apply(
         }
         "sort" | "sort_natural" => {
             arity(args, 0, 1)?;
-            if !matches!(input, Value::Array(_) | Value::Range(..)) {
-                return Ok(input);
-            }
-            let mut items = input_items(&input);
+            let mut items = match &input {
+                Value::Object(_) => vec![input.clone()],
+                other => input_items(other),
+            };
             let key = args.first().filter(|v| !v.is_nil()).map(str_of);
             let natural = name == "sort_natural";
             let probe = |v: &Value| -> Value {
