@@ -63,7 +63,7 @@ _soft_str = markupsafe.soft_str
 def ruby_str(v):
     """to_s as Ruby spells host values: python-liquid would print Python's float and dict repr."""
     if isinstance(v, bool):
-        return _soft_str(v)
+        return "true" if v else "false"
     if isinstance(v, float):
         return ruby_float(v)
     if isinstance(v, (dict, list)):
