@@ -107,10 +107,14 @@ impl<'c> State<'c> {
                 return v.clone();
             }
         }
-        if let Some(n) = self.counters.get(name) {
-            return Value::Int(*n);
+        // Counters live apart from variables and are read last (python-liquid, current Liquid).
+        if let Some(v) = self.ctx.global_opt(name) {
+            return v;
         }
-        self.ctx.global(name)
+        match self.counters.get(name) {
+            Some(n) => Value::Int(*n),
+            None => Value::Nil,
+        }
     }
 
     pub fn render_block(&mut self, block: &Block, out: &mut String) -> Flow {
