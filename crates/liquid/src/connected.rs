@@ -278,8 +278,8 @@ impl ConnectedContent {
     /// A cached answer, the flight to wait for, or the lead on a new request for `key`.
     fn begin(&self, key: &str) -> Begin<'_> {
         let now = (self.clock)();
-        let flight = Arc::new(Flight::default());
-        if let Ok(mut cache) = self.cache.lock() {
+        let mut cache = self.cache.lock();
+        if let Ok(cache) = cache.as_mut() {
             match cache.get(key) {
                 Some(Slot::Ready { expires, answer }) if *expires > now => {
                     return Begin::Hit(answer.clone());
@@ -287,8 +287,13 @@ impl ConnectedContent {
                 Some(Slot::Pending(f)) => return Begin::Wait(f.clone()),
                 _ => {}
             }
+        }
+        // A miss: this render leads the request; later renders for the key wait for it.
+        let flight = Arc::new(Flight::default());
+        if let Ok(cache) = cache.as_mut() {
             cache.insert(key.to_string(), Slot::Pending(flight.clone()));
         }
+        drop(cache);
         Begin::Lead(Lead {
             client: self,
             key: key.to_string(),

@@ -135,19 +135,51 @@ fn to_number(v: &Value) -> Value {
     }
 }
 
+/// Ruby Liquid's `Utils.to_number` of a string: `-?\d+\.\d+` is a (decimal) float, anything
+/// else is Ruby's `String#to_i` (leading whitespace, a sign, digits with single underscores; the
+/// rest ignored), so "1_000" is 1000, "10abc" is 10, "1e3" is 1 and "abc" is 0.
 fn parse_number(s: &str) -> Option<Value> {
-    let t = s.trim();
-    if let Ok(i) = t.parse::<i64>() {
-        return Some(Value::Int(i));
+    let b = s.as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let sign = usize::from(b.first() == Some(&b'-'));
+    let int = digits(sign);
+    if int > 0 && b.get(sign + int) == Some(&b'.') {
+        let frac = digits(sign + int + 1);
+        if frac > 0 && sign + int + 1 + frac == b.len() {
+            return s.parse::<f64>().ok().map(Value::Float);
+        }
     }
-    // Ruby accepts a leading number: "10abc" is not valid, but "1.5" is.
-    if t.chars()
-        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
-        && let Ok(f) = t.parse::<f64>()
-    {
-        return Some(Value::Float(f));
+    Some(ruby_to_i(s))
+}
+
+/// Ruby's `String#to_i`.
+fn ruby_to_i(s: &str) -> Value {
+    let t = s.trim_start();
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut text = String::new();
+    let mut last_was_digit = false;
+    for c in rest.chars() {
+        if c.is_ascii_digit() {
+            text.push(c);
+            last_was_digit = true;
+        } else if c == '_' && last_was_digit {
+            last_was_digit = false;
+        } else {
+            break;
+        }
     }
-    None
+    if text.is_empty() {
+        return Value::Int(0);
+    }
+    let signed = if negative { format!("-{text}") } else { text };
+    match signed.parse::<i64>() {
+        Ok(i) => Value::Int(i),
+        Err(_) => Value::Float(signed.parse::<f64>().unwrap_or(0.0)),
+    }
 }
 
 /// A number argument that must look like one (strict arithmetic filters).
@@ -601,7 +633,22 @@ pub(crate) fn apply(
                 None => "...".to_string(),
             };
             let s = str_of(&input);
-            let words: Vec<&str> = s.split_whitespace().collect();
+            // Ruby: input.split(" ", words + 1); a trailing remainder counts even when empty.
+            let mut words: Vec<&str> = Vec::new();
+            let mut rest = s.trim_start();
+            while !rest.is_empty() || words.len() == words_n {
+                if words.len() == words_n {
+                    words.push(rest);
+                    break;
+                }
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                words.push(&rest[..end]);
+                let after = &rest[end..];
+                if after.is_empty() {
+                    break;
+                }
+                rest = after.trim_start();
+            }
             if words.len() <= words_n {
                 return Ok(Value::str(s));
             }
@@ -894,6 +941,12 @@ pub(crate) fn apply(
                                 out.push(o.get(key.as_str()).cloned().unwrap_or_default())
                             }
                             Value::Nil => out.push(Value::Nil),
+                            // Ruby's String#[] with a string: the substring if present, else nil.
+                            Value::Str(text) => out.push(if text.contains(key.as_str()) {
+                                Value::str(key.as_str())
+                            } else {
+                                Value::Nil
+                            }),
                             other => {
                                 return Err(format!(
                                     "cannot read '{key}' of {}",

@@ -235,10 +235,12 @@ impl Value {
             return false;
         }
         match self {
+            // Ruby: `right.to_s` when the left is a string; `empty` and `blank` are "".
             Value::Str(s) => match needle {
                 Value::Str(n) => s.contains(n.as_ref()),
-                Value::Nil | Value::Empty | Value::Blank => false,
-                other => s.contains(other.to_output().as_str()),
+                Value::Nil => false,
+                Value::Empty | Value::Blank => true,
+                other => s.contains(other.to_str_lossy().as_ref()),
             },
             Value::Array(items) => items.iter().any(|i| i.liquid_eq(needle)),
             Value::Range(a, b) => match needle {
