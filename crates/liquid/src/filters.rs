@@ -361,13 +361,20 @@ fn round_number(n: &Value, digits: i64) -> Value {
     }
 }
 
+/// Ruby Liquid's `Utils.to_integer`: `Integer(x.to_s)`, which allows single underscores between
+/// digits and refuses floats (golden-liquid: `slice: 2.2` is an error).
 fn to_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
-        Value::Str(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("'{s}' is not an integer")),
+        Value::Str(s) => {
+            let t = s.trim();
+            let digits_ok = !t.starts_with('_') && !t.ends_with('_') && !t.contains("__");
+            t.replace('_', "")
+                .parse::<i64>()
+                .ok()
+                .filter(|_| digits_ok)
+                .ok_or_else(|| format!("'{s}' is not an integer"))
+        }
         Value::Nil => Err("argument is undefined; expected an integer".into()),
         other => Err(format!("expected an integer, got {}", other.type_name())),
     }
@@ -558,8 +565,8 @@ pub(crate) fn apply(
             arity(args, 1, 2)?;
             let start = to_int(&args[0])?;
             let len = match args.get(1) {
+                Some(Value::Nil) | None => 1,
                 Some(v) => to_int(v)?,
-                None => 1,
             };
             match &input {
                 Value::Array(a) => Ok(Value::array(
@@ -603,6 +610,9 @@ pub(crate) fn apply(
         }
         "truncate" => {
             arity(args, 0, 2)?;
+            if input.is_nil() {
+                return Ok(Value::Nil);
+            }
             let length = match args.first() {
                 Some(v) => to_int(v)?,
                 None => 50,
@@ -623,6 +633,9 @@ pub(crate) fn apply(
         }
         "truncatewords" => {
             arity(args, 0, 2)?;
+            if input.is_nil() {
+                return Ok(Value::Nil);
+            }
             let words_n = match args.first() {
                 Some(v) => to_int(v)?,
                 None => 15,
@@ -750,6 +763,10 @@ pub(crate) fn apply(
                     .and_then(|(x, y)| x.mul(y)),
             };
             Ok(match exact {
+                // A zero keeps the sign IEEE gives it (-2.5 times 0 is -0.0, as BigDecimal's).
+                Some(d) if d.mantissa == 0 && name == "times" => {
+                    Value::Float(as_f64(&a) * as_f64(&b))
+                }
                 Some(d) => Value::Float(d.to_f64()),
                 None => match name {
                     "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
@@ -862,16 +879,18 @@ pub(crate) fn apply(
                 Some(v) => str_of(v),
                 None => " ".into(),
             };
-            match &input {
-                Value::Array(_) | Value::Range(..) => Ok(Value::str(
-                    input_items(&input)
-                        .iter()
-                        .map(|v| v.to_output())
-                        .collect::<Vec<_>>()
-                        .join(&sep),
-                )),
-                other => Ok(other.clone()),
-            }
+            // Ruby joins whatever its InputIterator makes of the input: a number is one item.
+            let items = match &input {
+                Value::Object(_) => vec![input.clone()],
+                other => input_items(other),
+            };
+            Ok(Value::str(
+                items
+                    .iter()
+                    .map(|v| v.to_str_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(&sep),
+            ))
         }
         "reverse" => {
             arity(args, 0, 0)?;
@@ -895,7 +914,11 @@ pub(crate) fn apply(
         }
         "concat" => {
             arity(args, 1, 1)?;
-            let Some(extra) = args[0].to_items() else {
+            // Ruby wants an array (`to_ary`): a range is an error, as in python-liquid.
+            let Some(extra) = args[0]
+                .to_items()
+                .filter(|_| matches!(args[0], Value::Array(_)))
+            else {
                 return Err(format!(
                     "expected an array argument, got {}",
                     args[0].type_name()
@@ -933,7 +956,7 @@ pub(crate) fn apply(
             };
             match &input {
                 Value::Object(o) => Ok(o.get(key.as_str()).cloned().unwrap_or_default()),
-                Value::Array(_) => {
+                Value::Array(_) | Value::Str(_) => {
                     let mut out = Vec::new();
                     for item in input_items(&input) {
                         match &item {

@@ -60,7 +60,7 @@ impl Value {
             Value::Str(s) => s.is_empty(),
             Value::Array(a) => a.is_empty(),
             Value::Object(o) => o.is_empty(),
-            Value::Range(a, b) => b < a,
+            // A Ruby Range has no `empty?`: `default` keeps even an empty one.
             Value::Empty | Value::Blank => true,
             _ => false,
         }

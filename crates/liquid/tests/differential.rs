@@ -33,7 +33,7 @@ use leadwire_liquid::{Context, Outcome, Template};
 const DEFAULT_CASES: usize = 3000;
 const DEFAULT_SEED: u64 = 0x1EAD_3173_D1FF;
 /// A recorded category exercised this often without a disagreement is stale.
-const STALE_AFTER: usize = 20;
+const STALE_AFTER: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rendered {
