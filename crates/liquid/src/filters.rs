@@ -565,7 +565,8 @@ pub(crate) fn apply(
             arity(args, 1, 2)?;
             let start = to_int(&args[0])?;
             let len = match args.get(1) {
-                Some(Value::Nil) | None => 1,
+                // Ruby: `length ? to_integer(length) : 1`.
+                Some(Value::Nil | Value::Bool(false)) | None => 1,
                 Some(v) => to_int(v)?,
             };
             match &input {
