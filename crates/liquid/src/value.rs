@@ -359,10 +359,20 @@ pub fn write_float(f: f64, out: &mut String) {
         out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
         return;
     }
+    // Fast path, no allocation: in Ruby's fixed range Rust's shortest form is Ruby's.
+    let magnitude = f.abs();
+    if (1e-4..1e15).contains(&magnitude) {
+        let _ = if f.fract() == 0.0 {
+            write!(out, "{f:.1}")
+        } else {
+            write!(out, "{f}")
+        };
+        return;
+    }
     if f.is_sign_negative() {
         out.push('-');
     }
-    let f = f.abs();
+    let f = magnitude;
     if f == 0.0 {
         out.push_str("0.0");
         return;
