@@ -394,7 +394,7 @@ fn leadwire_agrees_with_the_reference_implementations() {
         .iter()
         .filter(|(_, t)| t.disagreements > 0)
         .collect();
-    cats.sort_by(|a, b| b.1.disagreements.cmp(&a.1.disagreements));
+    cats.sort_by_key(|c| std::cmp::Reverse(c.1.disagreements));
     for (cat, t) in &cats {
         eprintln!("    {:>6} of {:>6}  {cat}", t.disagreements, t.cases);
     }
@@ -404,7 +404,7 @@ fn leadwire_agrees_with_the_reference_implementations() {
         "  referees differ (python-liquid wins): {differ} cases; leadwire sided with Ruby 5.4 in {sided}"
     );
     let mut conflicts: Vec<_> = referee_conflicts.iter().collect();
-    conflicts.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    conflicts.sort_by_key(|c| std::cmp::Reverse(c.1.0));
     for (cat, (d, s)) in conflicts.iter().take(25) {
         eprintln!("    {d:>6} (leadwire = Ruby: {s:>5})  {cat}");
     }

@@ -149,6 +149,8 @@ const NUMERIC_STRINGS: &[&str] = &[
     ".5", "5.",
 ];
 
+// 3.14159 is data a template author would type, not an approximation of pi.
+#[allow(clippy::approx_constant)]
 const FLOATS: &[f64] = &[
     0.1,
     2.5,
@@ -1000,7 +1002,7 @@ impl Gen {
                 let bodies = [
                     format!("assign x = {v}\necho x"),
                     format!("if {cond}\n  echo 'y'\nelse\n  echo 'n'\nendif"),
-                    format!("for q in (1..3)\n  echo q\n  # a comment\nendfor"),
+                    "for q in (1..3)\n  echo q\n  # a comment\nendfor".to_string(),
                     format!("case {v}\nwhen 1\n  echo 'one'\nelse\n  echo 'other'\nendcase"),
                     format!("echo {v} | size"),
                     "capture c\necho 'in'\nendcapture\necho c".to_string(),
