@@ -114,10 +114,126 @@ impl Default for ConnectedContentConfig {
     }
 }
 
-#[derive(Clone)]
-struct CacheEntry {
-    expires: Instant,
-    response: Arc<FetchResponse>,
+/// A 2xx answer as templates see it, parsed once when it arrives: a JSON object or array (with
+/// `__http_status_code__`), or text. Cache hits reuse it instead of re-parsing the body.
+#[derive(Debug)]
+enum Answer {
+    Json(Value),
+    Text(Arc<str>),
+}
+
+impl Answer {
+    fn of(response: &FetchResponse) -> Answer {
+        match serde_json::from_slice::<serde_json::Value>(&response.body) {
+            Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+                let mut value = Value::from(&json);
+                if let Value::Object(obj) = &mut value {
+                    Arc::make_mut(obj).insert(
+                        "__http_status_code__".into(),
+                        Value::Int(i64::from(response.status)),
+                    );
+                }
+                Answer::Json(value)
+            }
+            _ => Answer::Text(String::from_utf8_lossy(&response.body).into()),
+        }
+    }
+}
+
+/// What one request came to, after any retries: a 2xx answer, or why there is none.
+#[derive(Debug, Clone)]
+enum Fetched {
+    Answer(Arc<Answer>),
+    /// A non-2xx status or a transport error; `retryable` as `:retry` sees it.
+    Failed {
+        why: String,
+        retryable: bool,
+    },
+}
+
+/// One request in flight that later renders for the same key wait for (single flight).
+#[derive(Default)]
+struct Flight {
+    done: Mutex<Option<Fetched>>,
+    ready: std::sync::Condvar,
+}
+
+impl Flight {
+    fn wait(&self) -> Fetched {
+        let Ok(mut done) = self.done.lock() else {
+            return Fetched::Failed {
+                why: "the request this render waited for was abandoned".into(),
+                retryable: true,
+            };
+        };
+        loop {
+            if let Some(result) = done.as_ref() {
+                return result.clone();
+            }
+            done = match self.ready.wait(done) {
+                Ok(d) => d,
+                Err(_) => {
+                    return Fetched::Failed {
+                        why: "the request this render waited for was abandoned".into(),
+                        retryable: true,
+                    };
+                }
+            };
+        }
+    }
+
+    fn finish(&self, result: Fetched) {
+        if let Ok(mut done) = self.done.lock() {
+            *done = Some(result);
+        }
+        self.ready.notify_all();
+    }
+}
+
+enum Slot {
+    Ready {
+        expires: Instant,
+        answer: Arc<Answer>,
+    },
+    Pending(Arc<Flight>),
+}
+
+/// How a cacheable request starts: from the cache, by waiting for the same request already in
+/// flight, or by making it (the leader, who must call [`Lead::finish`]).
+enum Begin<'a> {
+    Hit(Arc<Answer>),
+    Wait(Arc<Flight>),
+    Lead(Lead<'a>),
+}
+
+/// The render that makes a request others wait for. Dropping it unfinished (a panicking
+/// fetcher) releases the waiters with a failure, so nobody waits forever.
+struct Lead<'a> {
+    client: &'a ConnectedContent,
+    key: String,
+    flight: Arc<Flight>,
+    finished: bool,
+}
+
+impl Lead<'_> {
+    fn finish(mut self, result: &Fetched, ttl: Duration) {
+        self.finished = true;
+        self.client
+            .settle(&self.key, &self.flight, result, Some(ttl));
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let abandoned = Fetched::Failed {
+                why: "the request was abandoned".into(),
+                retryable: true,
+            };
+            self.client
+                .settle(&self.key, &self.flight, &abandoned, None);
+        }
+    }
 }
 
 /// The connected_content client a [`Context`](crate::Context) uses: fetcher, credentials, cache.
@@ -126,7 +242,7 @@ pub struct ConnectedContent {
     fetcher: Arc<dyn Fetcher>,
     credentials: Option<Arc<dyn CredentialStore>>,
     config: ConnectedContentConfig,
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: Mutex<HashMap<String, Slot>>,
     clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
@@ -159,23 +275,102 @@ impl ConnectedContent {
         &self.config
     }
 
-    fn cached(&self, key: &str) -> Option<Arc<FetchResponse>> {
+    /// A cached answer, the flight to wait for, or the lead on a new request for `key`.
+    fn begin(&self, key: &str) -> Begin<'_> {
         let now = (self.clock)();
-        let mut cache = self.cache.lock().ok()?;
-        match cache.get(key) {
-            Some(entry) if entry.expires > now => Some(entry.response.clone()),
-            Some(_) => {
-                cache.remove(key);
-                None
+        let mut cache = self.cache.lock();
+        if let Ok(cache) = cache.as_mut() {
+            match cache.get(key) {
+                Some(Slot::Ready { expires, answer }) if *expires > now => {
+                    return Begin::Hit(answer.clone());
+                }
+                Some(Slot::Pending(f)) => return Begin::Wait(f.clone()),
+                _ => {}
             }
-            None => None,
         }
+        // A miss: this render leads the request; later renders for the key wait for it.
+        let flight = Arc::new(Flight::default());
+        if let Ok(cache) = cache.as_mut() {
+            cache.insert(key.to_string(), Slot::Pending(flight.clone()));
+        }
+        drop(cache);
+        Begin::Lead(Lead {
+            client: self,
+            key: key.to_string(),
+            flight,
+            finished: false,
+        })
     }
 
-    fn store(&self, key: String, ttl: Duration, response: Arc<FetchResponse>) {
-        let expires = (self.clock)() + ttl;
+    /// Ends a flight: a 2xx answer is cached for `ttl`, anything else leaves no entry behind.
+    fn settle(&self, key: &str, flight: &Arc<Flight>, result: &Fetched, ttl: Option<Duration>) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, CacheEntry { expires, response });
+            let ours = matches!(cache.get(key), Some(Slot::Pending(f)) if Arc::ptr_eq(f, flight));
+            if ours {
+                match (result, ttl) {
+                    (Fetched::Answer(answer), Some(ttl)) => {
+                        let expires = (self.clock)() + ttl;
+                        cache.insert(
+                            key.to_string(),
+                            Slot::Ready {
+                                expires,
+                                answer: answer.clone(),
+                            },
+                        );
+                    }
+                    _ => {
+                        cache.remove(key);
+                    }
+                }
+            }
+        }
+        flight.finish(result.clone());
+    }
+
+    /// Makes the request, with `:retry`'s attempts. `Err` is the abort reason when they ran out.
+    fn fetch(&self, request: &FetchRequest, retry: bool) -> Result<Fetched, String> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.fetcher.fetch(request);
+            let ok = matches!(&outcome, Ok(r) if (200..300).contains(&r.status));
+            let retryable = is_retryable(&outcome);
+            if ok || !retry || !retryable {
+                return Ok(match outcome {
+                    Ok(r) if ok => {
+                        if r.body.len() > self.config.max_response_bytes {
+                            Fetched::Failed {
+                                why: format!(
+                                    "response is larger than {} bytes",
+                                    self.config.max_response_bytes
+                                ),
+                                retryable: false,
+                            }
+                        } else {
+                            Fetched::Answer(Arc::new(Answer::of(&r)))
+                        }
+                    }
+                    Ok(r) => Fetched::Failed {
+                        why: format!("HTTP {}", r.status),
+                        retryable,
+                    },
+                    Err(e) => Fetched::Failed {
+                        why: e.to_string(),
+                        retryable,
+                    },
+                });
+            }
+            if attempt >= self.config.max_retries {
+                let why = match &outcome {
+                    Ok(r) => format!("HTTP {}", r.status),
+                    Err(e) => e.to_string(),
+                };
+                return Err(format!(
+                    "connected_content to {} failed after {} retries: {why}",
+                    request.url, self.config.max_retries
+                ));
+            }
+            std::thread::sleep(self.config.retry_base_delay * 2u32.saturating_pow(attempt));
+            attempt += 1;
         }
     }
 }
@@ -562,89 +757,82 @@ pub(crate) fn render_tag(
         (Method::Get, None, false) => Some(client.config.default_cache_ttl),
         (Method::Post, None, false) => None,
     };
-    let key = cache_key(&request);
-    let cached = ttl.and_then(|_| client.cached(&key));
-    let from_cache = cached.is_some();
-    let response = match cached {
-        Some(hit) => Ok(hit.as_ref().clone()),
-        None => {
-            let mut attempt = 0;
-            loop {
-                let outcome = client.fetcher.fetch(&request);
-                let ok = matches!(&outcome, Ok(r) if (200..300).contains(&r.status));
-                if ok || !tag.retry || !is_retryable(&outcome) {
-                    break outcome;
-                }
-                if attempt >= client.config.max_retries {
-                    let why = match &outcome {
-                        Ok(r) => format!("HTTP {}", r.status),
-                        Err(e) => e.to_string(),
-                    };
+    let fetched = match ttl {
+        None => client.fetch(&request, tag.retry).map_err(Stop::Abort)?,
+        Some(ttl) => match client.begin(&cache_key(&request)) {
+            Begin::Hit(answer) => Fetched::Answer(answer),
+            Begin::Wait(flight) => match flight.wait() {
+                // The request this render waited for failed after its own retries.
+                Fetched::Failed { why, retryable } if tag.retry && retryable => {
                     return Err(Stop::Abort(format!(
                         "connected_content to {} failed after {} retries: {why}",
                         request.url, client.config.max_retries
                     )));
                 }
-                std::thread::sleep(client.config.retry_base_delay * 2u32.saturating_pow(attempt));
-                attempt += 1;
-            }
-        }
+                other => other,
+            },
+            Begin::Lead(lead) => match client.fetch(&request, tag.retry) {
+                Ok(fetched) => {
+                    lead.finish(&fetched, ttl);
+                    fetched
+                }
+                Err(abort) => {
+                    let failed = Fetched::Failed {
+                        why: abort.clone(),
+                        retryable: true,
+                    };
+                    lead.finish(&failed, ttl);
+                    return Err(Stop::Abort(abort));
+                }
+            },
+        },
     };
 
     let save_name: Arc<str> = tag.save.clone().unwrap_or_else(|| "connected".into());
-    match response {
-        Ok(resp) if (200..300).contains(&resp.status) => {
-            if let Some(ttl) = ttl.filter(|_| !from_cache)
-                && resp.body.len() <= client.config.max_response_bytes
-            {
-                client.store(key, ttl, Arc::new(resp.clone()));
-            }
-            match serde_json::from_slice::<serde_json::Value>(&resp.body) {
-                Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
-                    let mut value = Value::from(&json);
-                    if let Value::Object(obj) = &mut value {
-                        Arc::make_mut(obj).insert(
-                            "__http_status_code__".into(),
-                            Value::Int(i64::from(resp.status)),
-                        );
-                    }
-                    state.assign(save_name, value);
-                }
-                _ => {
-                    let text = String::from_utf8_lossy(&resp.body).into_owned();
-                    if tag.save.is_some() {
-                        state.assign(save_name, Value::str(text));
-                    } else {
-                        out.push_str(&text);
-                    }
+    match fetched {
+        Fetched::Answer(answer) => match answer.as_ref() {
+            Answer::Json(value) => state.assign(save_name, value.clone()),
+            Answer::Text(text) => {
+                if tag.save.is_some() {
+                    state.assign(save_name, Value::Str(text.clone()));
+                } else {
+                    out.push_str(text);
                 }
             }
-        }
+        },
         // Braze cannot consume a non-2xx answer: the saved value is empty and nothing is inserted.
-        _ => state.assign(save_name, Value::Nil),
+        Fetched::Failed { .. } => state.assign(save_name, Value::Nil),
     }
     Ok(())
 }
 
 /// Cache key: method, URL, headers and body, so two different bodies never share an entry.
+/// The text itself (separated by bytes no URL, header or form body holds unescaped), not a digest:
+/// hashing it again per render would cost more than the render of a cached answer.
 fn cache_key(request: &FetchRequest) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(request.method.as_str());
-    hasher.update([0]);
-    hasher.update(&request.url);
+    let mut key = String::with_capacity(
+        16 + request.url.len()
+            + request.body.as_ref().map_or(0, String::len)
+            + request
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
+    );
+    key.push_str(request.method.as_str());
+    key.push('\0');
+    key.push_str(&request.url);
     for (k, v) in &request.headers {
-        hasher.update([0]);
-        hasher.update(k.to_ascii_lowercase());
-        hasher.update([1]);
-        hasher.update(v);
+        key.push('\0');
+        key.extend(k.chars().map(|c| c.to_ascii_lowercase()));
+        key.push('\u{1}');
+        key.push_str(v);
     }
-    hasher.update([2]);
+    key.push('\u{2}');
     if let Some(body) = &request.body {
-        hasher.update(body);
+        key.push_str(body);
     }
-    let digest = hasher.finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    key
 }
 
 #[cfg(test)]
@@ -672,6 +860,84 @@ mod tests {
         let names: Vec<_> = parts.iter().map(|p| p.0).collect();
         assert_eq!(names, ["", "method", "headers", "body", "save"]);
         assert_eq!(parts[2].1.trim(), "{\"a\": \"{{ t }}\"}");
+    }
+
+    /// Answers once released, counting calls.
+    struct Gate {
+        calls: std::sync::atomic::AtomicUsize,
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl Fetcher for Gate {
+        fn fetch(&self, _: &FetchRequest) -> Result<FetchResponse, FetchError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut open = self.open.lock().expect("gate lock");
+            while !*open {
+                open = self.opened.wait(open).expect("gate wait");
+            }
+            Ok(FetchResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: br#"{"access_token":"t0k"}"#.to_vec(),
+            })
+        }
+    }
+
+    #[test]
+    fn concurrent_misses_for_one_key_make_one_request() {
+        let gate = Arc::new(Gate {
+            calls: Default::default(),
+            open: std::sync::Mutex::new(false),
+            opened: Default::default(),
+        });
+        let client = Arc::new(ConnectedContent::new(
+            gate.clone(),
+            ConnectedContentConfig::default(),
+        ));
+        let template = Arc::new(
+            crate::Template::parse(
+                "{% connected_content https://x.example.com/token :save r %}{{ r.access_token }}",
+            )
+            .expect("valid"),
+        );
+        let context = Arc::new(crate::Context::new().with_connected_content(client.clone()));
+        let renders: Vec<_> = (0..4)
+            .map(|_| {
+                let (t, c) = (template.clone(), context.clone());
+                std::thread::spawn(move || t.render(&c))
+            })
+            .collect();
+        // Wait (bounded) until one render leads the request and the other three wait for it:
+        // the pending flight is then held by the cache, the leader and three waiters.
+        let mut all_waiting = false;
+        for _ in 0..10_000_000 {
+            let holders = client.cache.lock().ok().and_then(|c| {
+                c.values().find_map(|slot| match slot {
+                    Slot::Pending(f) => Some(Arc::strong_count(f)),
+                    Slot::Ready { .. } => None,
+                })
+            });
+            if holders == Some(5) {
+                all_waiting = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        *gate.open.lock().expect("gate lock") = true;
+        gate.opened.notify_all();
+        for r in renders {
+            let outcome = r.join().expect("render thread");
+            assert_eq!(outcome, Ok(crate::Outcome::Rendered("t0k".into())));
+        }
+        assert!(all_waiting, "the renders never all reached the request");
+        assert_eq!(gate.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A later render is served from the cache, parsed once.
+        assert_eq!(
+            template.render(&context),
+            Ok(crate::Outcome::Rendered("t0k".into()))
+        );
+        assert_eq!(gate.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

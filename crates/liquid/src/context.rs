@@ -131,8 +131,8 @@ impl Context {
         self
     }
 
-    pub(crate) fn global(&self, name: &str) -> Value {
-        self.globals.get(name).cloned().unwrap_or_default()
+    pub(crate) fn global_opt(&self, name: &str) -> Option<Value> {
+        self.globals.get(name).cloned()
     }
 
     pub(crate) fn braze_attribute(&self, name: &str) -> Value {

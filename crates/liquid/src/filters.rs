@@ -135,19 +135,51 @@ fn to_number(v: &Value) -> Value {
     }
 }
 
+/// Ruby Liquid's `Utils.to_number` of a string: `-?\d+\.\d+` is a (decimal) float, anything
+/// else is Ruby's `String#to_i` (leading whitespace, a sign, digits with single underscores; the
+/// rest ignored), so "1_000" is 1000, "10abc" is 10, "1e3" is 1 and "abc" is 0.
 fn parse_number(s: &str) -> Option<Value> {
-    let t = s.trim();
-    if let Ok(i) = t.parse::<i64>() {
-        return Some(Value::Int(i));
+    let b = s.as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let sign = usize::from(b.first() == Some(&b'-'));
+    let int = digits(sign);
+    if int > 0 && b.get(sign + int) == Some(&b'.') {
+        let frac = digits(sign + int + 1);
+        if frac > 0 && sign + int + 1 + frac == b.len() {
+            return s.parse::<f64>().ok().map(Value::Float);
+        }
     }
-    // Ruby accepts a leading number: "10abc" is not valid, but "1.5" is.
-    if t.chars()
-        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
-        && let Ok(f) = t.parse::<f64>()
-    {
-        return Some(Value::Float(f));
+    Some(ruby_to_i(s))
+}
+
+/// Ruby's `String#to_i`.
+fn ruby_to_i(s: &str) -> Value {
+    let t = s.trim_start();
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut text = String::new();
+    let mut last_was_digit = false;
+    for c in rest.chars() {
+        if c.is_ascii_digit() {
+            text.push(c);
+            last_was_digit = true;
+        } else if c == '_' && last_was_digit {
+            last_was_digit = false;
+        } else {
+            break;
+        }
     }
-    None
+    if text.is_empty() {
+        return Value::Int(0);
+    }
+    let signed = if negative { format!("-{text}") } else { text };
+    match signed.parse::<i64>() {
+        Ok(i) => Value::Int(i),
+        Err(_) => Value::Float(signed.parse::<f64>().unwrap_or(0.0)),
+    }
 }
 
 /// A number argument that must look like one (strict arithmetic filters).
@@ -168,23 +200,181 @@ fn as_f64(v: &Value) -> f64 {
     }
 }
 
-/// Digits after the decimal point in a float's shortest form.
-fn decimals(v: &Value) -> usize {
-    match v {
-        Value::Float(f) => format!("{f}")
-            .split_once('.')
-            .map_or(0, |(_, frac)| frac.len()),
-        _ => 0,
+/// An exact decimal, `mantissa x 10^-scale`: how Ruby Liquid (BigDecimal) computes with floats.
+/// A float becomes the decimal of its shortest printed form (0.1 is exactly 0.1).
+#[derive(Debug, Clone, Copy)]
+struct Decimal {
+    mantissa: i128,
+    scale: u32,
+}
+
+impl Decimal {
+    /// `None` for values too large or too precise for an i128 mantissa (the caller uses f64).
+    fn of(v: &Value) -> Option<Decimal> {
+        match v {
+            Value::Int(i) => Some(Decimal {
+                mantissa: i128::from(*i),
+                scale: 0,
+            }),
+            Value::Float(f) if f.is_finite() => {
+                let text = format!("{f}");
+                let (sign, digits) = match text.strip_prefix('-') {
+                    Some(rest) => (-1, rest),
+                    None => (1, text.as_str()),
+                };
+                let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+                let scale = u32::try_from(frac.len()).ok().filter(|s| *s <= 30)?;
+                let mut mantissa: i128 = 0;
+                for c in int.chars().chain(frac.chars()) {
+                    let d = i128::from(c.to_digit(10)?);
+                    mantissa = mantissa.checked_mul(10)?.checked_add(d)?;
+                }
+                Some(Decimal {
+                    mantissa: sign * mantissa,
+                    scale,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn rescale(self, scale: u32) -> Option<i128> {
+        self.mantissa
+            .checked_mul(10i128.checked_pow(scale.checked_sub(self.scale)?)?)
+    }
+
+    fn neg(self) -> Option<Decimal> {
+        Some(Decimal {
+            mantissa: self.mantissa.checked_neg()?,
+            scale: self.scale,
+        })
+    }
+
+    fn add(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(other.scale);
+        Some(Decimal {
+            mantissa: self.rescale(scale)?.checked_add(other.rescale(scale)?)?,
+            scale,
+        })
+    }
+
+    fn mul(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale + other.scale;
+        if scale > 60 {
+            return None;
+        }
+        Some(Decimal {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            scale,
+        })
+    }
+
+    /// Ruby's `%`: the remainder takes the divisor's sign. `None` for a zero divisor too.
+    fn rem_floor(self, other: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(other.scale);
+        let (x, y) = (self.rescale(scale)?, other.rescale(scale)?);
+        let r = x.checked_rem(y)?;
+        let r = if r != 0 && ((r < 0) != (y < 0)) {
+            r + y
+        } else {
+            r
+        };
+        Some(Decimal { mantissa: r, scale })
+    }
+
+    /// Rounds half away from zero to `places` decimal places (BigDecimal's default mode).
+    fn round(self, places: i64) -> Option<Decimal> {
+        let drop = i64::from(self.scale) - places;
+        if drop <= 0 {
+            return Some(self);
+        }
+        let factor = 10i128.checked_pow(u32::try_from(drop).ok()?)?;
+        let q = self.mantissa / factor;
+        let r = self.mantissa % factor;
+        let q = if r.checked_abs()?.checked_mul(2)? >= factor {
+            q + self.mantissa.signum()
+        } else {
+            q
+        };
+        if places >= 0 {
+            Some(Decimal {
+                mantissa: q,
+                scale: u32::try_from(places).ok()?,
+            })
+        } else {
+            Some(Decimal {
+                mantissa: q.checked_mul(10i128.checked_pow(u32::try_from(-places).ok()?)?)?,
+                scale: 0,
+            })
+        }
+    }
+
+    fn to_f64(self) -> f64 {
+        format!("{}e-{}", self.mantissa, self.scale)
+            .parse()
+            .unwrap_or(f64::NAN)
     }
 }
 
+/// Ruby Liquid's `round`: an integer for 0 places (and for integer input), else a float rounded
+/// in decimal (2.675 rounds to 2.68, as BigDecimal does, not 2.67 as binary floats would).
+fn round_number(n: &Value, digits: i64) -> Value {
+    match n {
+        Value::Int(i) if digits >= 0 => Value::Int(*i),
+        Value::Int(i) => {
+            let factor = 10i128.checked_pow(u32::try_from(-digits).unwrap_or(u32::MAX));
+            match factor {
+                Some(f) => {
+                    let v = i128::from(*i);
+                    let q = v / f;
+                    let q = if (v % f).abs() * 2 >= f {
+                        q + v.signum()
+                    } else {
+                        q
+                    };
+                    i64::try_from(q * f).map_or(Value::Int(0), Value::Int)
+                }
+                None => Value::Int(0),
+            }
+        }
+        Value::Float(f) if !f.is_finite() => Value::Float(*f),
+        other => {
+            let rounded = Decimal::of(other).and_then(|d| d.round(digits));
+            let f = match rounded {
+                Some(d) => d.to_f64(),
+                None => {
+                    let factor = 10f64.powi(digits as i32);
+                    (as_f64(other) * factor).round() / factor
+                }
+            };
+            // golden-liquid: no decimal places (or negative places) give an integer.
+            if digits <= 0 {
+                if f.is_finite() && f.abs() < 9.2e18 {
+                    Value::Int(f as i64)
+                } else {
+                    Value::Float(f)
+                }
+            } else {
+                Value::Float(f)
+            }
+        }
+    }
+}
+
+/// Ruby Liquid's `Utils.to_integer`: `Integer(x.to_s)`, which allows single underscores between
+/// digits and refuses floats (golden-liquid: `slice: 2.2` is an error).
 fn to_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(i) => Ok(*i),
-        Value::Str(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("'{s}' is not an integer")),
+        Value::Str(s) => {
+            let t = s.trim();
+            let digits_ok = !t.starts_with('_') && !t.ends_with('_') && !t.contains("__");
+            t.replace('_', "")
+                .parse::<i64>()
+                .ok()
+                .filter(|_| digits_ok)
+                .ok_or_else(|| format!("'{s}' is not an integer"))
+        }
         Value::Nil => Err("argument is undefined; expected an integer".into()),
         other => Err(format!("expected an integer, got {}", other.type_name())),
     }
@@ -375,8 +565,9 @@ pub(crate) fn apply(
             arity(args, 1, 2)?;
             let start = to_int(&args[0])?;
             let len = match args.get(1) {
+                // Ruby: `length ? to_integer(length) : 1`.
+                Some(Value::Nil | Value::Bool(false)) | None => 1,
                 Some(v) => to_int(v)?,
-                None => 1,
             };
             match &input {
                 Value::Array(a) => Ok(Value::array(
@@ -384,15 +575,14 @@ pub(crate) fn apply(
                         .map(|r| a[r].to_vec())
                         .unwrap_or_default(),
                 )),
-                Value::Str(s) => {
-                    let chars: Vec<char> = s.chars().collect();
+                other => {
+                    let chars: Vec<char> = other.to_str_lossy().chars().collect();
                     Ok(Value::str(
                         slice_range(chars.len(), start, len)
                             .map(|r| chars[r].iter().collect::<String>())
                             .unwrap_or_default(),
                     ))
                 }
-                _ => Ok(Value::str("")),
             }
         }
         "split" => {
@@ -421,6 +611,9 @@ pub(crate) fn apply(
         }
         "truncate" => {
             arity(args, 0, 2)?;
+            if input.is_nil() {
+                return Ok(Value::Nil);
+            }
             let length = match args.first() {
                 Some(v) => to_int(v)?,
                 None => 50,
@@ -441,6 +634,9 @@ pub(crate) fn apply(
         }
         "truncatewords" => {
             arity(args, 0, 2)?;
+            if input.is_nil() {
+                return Ok(Value::Nil);
+            }
             let words_n = match args.first() {
                 Some(v) => to_int(v)?,
                 None => 15,
@@ -451,7 +647,22 @@ pub(crate) fn apply(
                 None => "...".to_string(),
             };
             let s = str_of(&input);
-            let words: Vec<&str> = s.split_whitespace().collect();
+            // Ruby: input.split(" ", words + 1); a trailing remainder counts even when empty.
+            let mut words: Vec<&str> = Vec::new();
+            let mut rest = s.trim_start();
+            while !rest.is_empty() || words.len() == words_n {
+                if words.len() == words_n {
+                    words.push(rest);
+                    break;
+                }
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                words.push(&rest[..end]);
+                let after = &rest[end..];
+                if after.is_empty() {
+                    break;
+                }
+                rest = after.trim_start();
+            }
             if words.len() <= words_n {
                 return Ok(Value::str(s));
             }
@@ -487,9 +698,7 @@ pub(crate) fn apply(
         }
         "base64_decode" | "base64_url_safe_decode" => {
             arity(args, 0, 0)?;
-            let Value::Str(s) = &input else {
-                return Err("input must be a base64 string".into());
-            };
+            let s = str_of(&input);
             let engine = if name == "base64_decode" {
                 &base64::engine::general_purpose::STANDARD
             } else {
@@ -498,7 +707,9 @@ pub(crate) fn apply(
             let bytes = engine
                 .decode(s.as_bytes())
                 .map_err(|e| format!("invalid base64: {e}"))?;
-            Ok(Value::str(String::from_utf8_lossy(&bytes).into_owned()))
+            let text = String::from_utf8(bytes)
+                .map_err(|_| "the decoded bytes are not UTF-8 text".to_string())?;
+            Ok(Value::str(text))
         }
 
         // ---- numbers ----
@@ -520,41 +731,49 @@ pub(crate) fn apply(
         "round" => {
             arity(args, 0, 1)?;
             let n = to_number(&input);
-            let digits = match args.first() {
-                Some(v) => to_int(v).unwrap_or(0),
-                None => 0,
-            };
-            if digits <= 0 {
-                let factor = 10f64.powi((-digits) as i32);
-                return Ok(match n {
-                    Value::Int(i) if digits == 0 => Value::Int(i),
-                    other => Value::Int(((as_f64(&other) / factor).round() * factor) as i64),
-                });
+            // Ruby truncates a float number of digits (`round: 1.5` rounds to 1 place).
+            let digits = match args.first().map(to_number) {
+                Some(Value::Int(d)) => d,
+                Some(Value::Float(d)) if d.is_finite() => d as i64,
+                _ => 0,
             }
-            let factor = 10f64.powi(digits as i32);
-            Ok(Value::Float((as_f64(&n) * factor).round() / factor))
+            .clamp(-30, 30);
+            Ok(round_number(&n, digits))
         }
         "plus" | "minus" | "times" => {
             arity(args, 1, 1)?;
             let a = to_number(&input);
             let b = to_number(&args[0]);
-            let result = match name {
-                "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
-                "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
-                _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+            // Ruby Liquid computes with floats as BigDecimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
+            if matches!((&a, &b), (Value::Int(_), Value::Int(_))) {
+                return Ok(match name {
+                    "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
+                    "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
+                    _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+                });
+            }
+            let exact = match name {
+                "plus" => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.add(y)),
+                "minus" => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.add(y.neg()?)),
+                _ => Decimal::of(&a)
+                    .zip(Decimal::of(&b))
+                    .and_then(|(x, y)| x.mul(y)),
             };
-            // Ruby Liquid computes float arithmetic in decimal: 10.1 - 2.2 is 7.9, not 7.8999999999999995.
-            let places = if name == "times" {
-                decimals(&a) + decimals(&b)
-            } else {
-                decimals(&a).max(decimals(&b))
-            };
-            Ok(match result {
-                Value::Float(f) if places > 0 && places < 16 => {
-                    let factor = 10f64.powi(places as i32);
-                    Value::Float((f * factor).round() / factor)
+            Ok(match exact {
+                // A zero keeps the sign IEEE gives it (-2.5 times 0 is -0.0, as BigDecimal's).
+                Some(d) if d.mantissa == 0 && name == "times" => {
+                    Value::Float(as_f64(&a) * as_f64(&b))
                 }
-                other => other,
+                Some(d) => Value::Float(d.to_f64()),
+                None => match name {
+                    "plus" => arith(&a, &b, i64::checked_add, |x, y| x + y),
+                    "minus" => arith(&a, &b, i64::checked_sub, |x, y| x - y),
+                    _ => arith(&a, &b, i64::checked_mul, |x, y| x * y),
+                },
             })
         }
         "divided_by" => {
@@ -591,7 +810,16 @@ pub(crate) fn apply(
                     }))
                 }
                 _ => {
+                    if let Some(d) = Decimal::of(&a)
+                        .zip(Decimal::of(&b))
+                        .and_then(|(x, y)| x.rem_floor(y))
+                    {
+                        return Ok(Value::Float(d.to_f64()));
+                    }
                     let (x, y) = (as_f64(&a), as_f64(&b));
+                    if y == 0.0 {
+                        return Err("modulo by 0".into());
+                    }
                     Ok(Value::Float(x - y * (x / y).floor()))
                 }
             }
@@ -642,14 +870,7 @@ pub(crate) fn apply(
                     .first()
                     .map(|(k, v)| Value::array(vec![Value::Str(k.clone()), v.clone()]))
                     .unwrap_or_default(),
-                Value::Str(s) => {
-                    let c = if name == "first" {
-                        s.chars().next()
-                    } else {
-                        s.chars().last()
-                    };
-                    c.map(|c| Value::str(c.to_string())).unwrap_or_default()
-                }
+                // Ruby's String has no `first`/`last`: nil, as python-liquid.
                 _ => Value::Nil,
             })
         }
@@ -659,16 +880,18 @@ pub(crate) fn apply(
                 Some(v) => str_of(v),
                 None => " ".into(),
             };
-            match &input {
-                Value::Array(_) | Value::Range(..) => Ok(Value::str(
-                    input_items(&input)
-                        .iter()
-                        .map(|v| v.to_output())
-                        .collect::<Vec<_>>()
-                        .join(&sep),
-                )),
-                other => Ok(other.clone()),
-            }
+            // Ruby joins whatever its InputIterator makes of the input: a number is one item.
+            let items = match &input {
+                Value::Object(_) => vec![input.clone()],
+                other => input_items(other),
+            };
+            Ok(Value::str(
+                items
+                    .iter()
+                    .map(|v| v.to_str_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(&sep),
+            ))
         }
         "reverse" => {
             arity(args, 0, 0)?;
@@ -692,7 +915,11 @@ pub(crate) fn apply(
         }
         "concat" => {
             arity(args, 1, 1)?;
-            let Some(extra) = args[0].to_items() else {
+            // Ruby wants an array (`to_ary`): a range is an error, as in python-liquid.
+            let Some(extra) = args[0]
+                .to_items()
+                .filter(|_| matches!(args[0], Value::Array(_)))
+            else {
                 return Err(format!(
                     "expected an array argument, got {}",
                     args[0].type_name()
@@ -730,7 +957,7 @@ pub(crate) fn apply(
             };
             match &input {
                 Value::Object(o) => Ok(o.get(key.as_str()).cloned().unwrap_or_default()),
-                Value::Array(_) => {
+                Value::Array(_) | Value::Str(_) => {
                     let mut out = Vec::new();
                     for item in input_items(&input) {
                         match &item {
@@ -738,6 +965,12 @@ pub(crate) fn apply(
                                 out.push(o.get(key.as_str()).cloned().unwrap_or_default())
                             }
                             Value::Nil => out.push(Value::Nil),
+                            // Ruby's String#[] with a string: the substring if present, else nil.
+                            Value::Str(text) => out.push(if text.contains(key.as_str()) {
+                                Value::str(key.as_str())
+                            } else {
+                                Value::Nil
+                            }),
                             other => {
                                 return Err(format!(
                                     "cannot read '{key}' of {}",
@@ -754,10 +987,10 @@ pub(crate) fn apply(
         }
         "sort" | "sort_natural" => {
             arity(args, 0, 1)?;
-            if !matches!(input, Value::Array(_) | Value::Range(..)) {
-                return Ok(input);
-            }
-            let mut items = input_items(&input);
+            let mut items = match &input {
+                Value::Object(_) => vec![input.clone()],
+                other => input_items(other),
+            };
             let key = args.first().filter(|v| !v.is_nil()).map(str_of);
             let natural = name == "sort_natural";
             let probe = |v: &Value| -> Value {

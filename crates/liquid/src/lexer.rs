@@ -76,6 +76,20 @@ pub(crate) fn tokenize(source: &str) -> Result<Vec<TemplateToken<'_>>, RawError>
                 trim_right,
             });
             pos = end + 2;
+            // The bodies of raw and doc are not Liquid: `{{` or `%}` in them must not be lexed.
+            if let Some(close) = match name {
+                "raw" => find_closing_tag(source, pos, "endraw"),
+                "doc" => find_closing_tag(source, pos, "enddoc"),
+                _ => None,
+            } {
+                if close > pos {
+                    tokens.push(TemplateToken::Text {
+                        text: &source[pos..close],
+                        offset: pos,
+                    });
+                }
+                pos = close;
+            }
         } else {
             let Some(end) = find_output_end(bytes, inner) else {
                 return Err(RawError::syntax(
@@ -95,6 +109,28 @@ pub(crate) fn tokenize(source: &str) -> Result<Vec<TemplateToken<'_>>, RawError>
         }
     }
     Ok(tokens)
+}
+
+/// Where the first `{% name %}` (with optional `-` markers) at or after `from` starts.
+pub(crate) fn find_closing_tag(source: &str, from: usize, name: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let mut at = from;
+    while let Some(open) = find_bytes(bytes, at, b"{%") {
+        let mut i = open + 2;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let rest = source[i..].trim_start();
+        if let Some(after) = rest.strip_prefix(name) {
+            let after = after.trim_start();
+            let after = after.strip_prefix('-').unwrap_or(after);
+            if after.starts_with("%}") {
+                return Some(open);
+            }
+        }
+        at = open + 2;
+    }
+    None
 }
 
 fn tag_name_len(markup: &str) -> usize {

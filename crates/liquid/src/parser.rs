@@ -570,7 +570,8 @@ fn find_endraw(rest: &str) -> Option<(usize, usize)> {
 }
 
 /// Finds `{% name %}` (with optional `-` markers) in `rest`, for tags whose body is not Liquid.
-/// Returns the body length (trimmed if the closing tag has `{%-`) and the end of the closing tag.
+/// Returns the body length and the end of the closing tag. A `{%-` on the closing tag does not
+/// trim the body: it is not Liquid (python-liquid; Ruby 5.4 fails to close such a raw at all).
 fn find_end_tag(rest: &str, tag_name: &str) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(open) = rest[from..].find("{%") {
@@ -587,11 +588,7 @@ fn find_end_tag(rest: &str, tag_name: &str) -> Option<(usize, usize)> {
             let stripped3 = stripped2.strip_prefix('-').unwrap_or(stripped2);
             if stripped3.starts_with("%}") {
                 let close_end = rest.len() - stripped3.len() + 2;
-                let mut body_end = start;
-                if bytes.get(start + 2) == Some(&b'-') {
-                    body_end = rest[..start].trim_end().len();
-                }
-                return Some((body_end, close_end));
+                return Some((start, close_end));
             }
         }
         from = start + 2;

@@ -107,10 +107,14 @@ impl<'c> State<'c> {
                 return v.clone();
             }
         }
-        if let Some(n) = self.counters.get(name) {
-            return Value::Int(*n);
+        // Counters live apart from variables and are read last (python-liquid, current Liquid).
+        if let Some(v) = self.ctx.global_opt(name) {
+            return v;
         }
-        self.ctx.global(name)
+        match self.counters.get(name) {
+            Some(n) => Value::Int(*n),
+            None => Value::Nil,
+        }
     }
 
     pub fn render_block(&mut self, block: &Block, out: &mut String) -> Flow {
@@ -355,6 +359,10 @@ impl<'c> State<'c> {
             None => None,
         };
         let length = items.len() as i64;
+        // An empty collection renders no row (current Liquid and python-liquid; Ruby 5.4 printed one).
+        if length == 0 {
+            return Ok(());
+        }
         let cols = cols.filter(|c| *c > 0).unwrap_or(length.max(1));
         self.scopes.push(HashMap::default());
         out.push_str("<tr class=\"row1\">\n");
@@ -441,8 +449,9 @@ impl<'c> State<'c> {
             None => None,
         };
         self.depth += 1;
+        // `include ... with` an array renders once per item, like `for` (Ruby and python-liquid).
         let result = match bound {
-            Some((Value::Array(items), true)) => {
+            Some((Value::Array(items), _)) => {
                 let mut r = Ok(());
                 for item in items.iter() {
                     let mut s = scope.clone();
@@ -615,7 +624,7 @@ pub(crate) fn compare(
     left: &Value,
     op: CompareOp,
     right: &Value,
-    _offset: usize,
+    offset: usize,
 ) -> Result<bool, RawError> {
     use std::cmp::Ordering::*;
     Ok(match op {
@@ -627,6 +636,24 @@ pub(crate) fn compare(
             let ordering = left
                 .liquid_cmp(right)
                 .or_else(|| numeric(left)?.liquid_cmp(&numeric(right)?));
+            // A number and a string that is not one cannot be ordered: Ruby raises
+            // "comparison of Integer with String failed", python-liquid a type error. Other
+            // mismatches (nil, booleans, arrays, hashes) are false, as Ruby's Condition has them.
+            let number_and_text = matches!(
+                (left, right),
+                (Value::Int(_) | Value::Float(_), Value::Str(_))
+                    | (Value::Str(_), Value::Int(_) | Value::Float(_))
+            );
+            if ordering.is_none() && number_and_text {
+                return Err(RawError::filter(
+                    format!(
+                        "cannot compare {} with {}",
+                        left.type_name(),
+                        right.type_name()
+                    ),
+                    offset,
+                ));
+            }
             match (op, ordering) {
                 (CompareOp::Lt, Some(o)) => o == Less,
                 (CompareOp::Gt, Some(o)) => o == Greater,

@@ -60,7 +60,7 @@ impl Value {
             Value::Str(s) => s.is_empty(),
             Value::Array(a) => a.is_empty(),
             Value::Object(o) => o.is_empty(),
-            Value::Range(a, b) => b < a,
+            // A Ruby Range has no `empty?`: `default` keeps even an empty one.
             Value::Empty | Value::Blank => true,
             _ => false,
         }
@@ -110,10 +110,42 @@ impl Value {
                     item.render_to(out);
                 }
             }
-            Value::Object(_) => out.push_str(&self.to_json_string()),
+            // Ruby's Hash#to_s is its inspect: {"a"=>1, "b"=>nil}.
+            Value::Object(_) => self.inspect_to(out),
             Value::Range(a, b) => {
                 let _ = write!(out, "{a}..{b}");
             }
+        }
+    }
+
+    /// Ruby's `#inspect` (Ruby 3.1): what `to_s` gives for hashes, and for arrays outside output.
+    pub fn inspect_to(&self, out: &mut String) {
+        match self {
+            Value::Nil | Value::Empty | Value::Blank => out.push_str("nil"),
+            Value::Str(s) => inspect_str(s, out),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.inspect_to(out);
+                }
+                out.push(']');
+            }
+            Value::Object(o) => {
+                out.push('{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    inspect_str(k, out);
+                    out.push_str("=>");
+                    v.inspect_to(out);
+                }
+                out.push('}');
+            }
+            other => other.render_to(out),
         }
     }
 
@@ -123,10 +155,16 @@ impl Value {
         s
     }
 
-    /// A string view for string filters: nil becomes empty, numbers their decimal form.
+    /// A string view for string filters, as Ruby's `to_s`: nil becomes empty, numbers their
+    /// decimal form, arrays and hashes their inspect form (`[1, "a"]`, unlike output, which joins).
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Value::Str(s) => std::borrow::Cow::Borrowed(s),
+            Value::Array(_) => {
+                let mut s = String::new();
+                self.inspect_to(&mut s);
+                std::borrow::Cow::Owned(s)
+            }
             other => std::borrow::Cow::Owned(other.to_output()),
         }
     }
@@ -156,6 +194,7 @@ impl Value {
                 Str(_) | Array(_) | Object(_) => v.is_empty_like(),
                 _ => false,
             },
+            // golden-liquid: nil and false are blank too (python-liquid 2.3.6 and Ruby 5.4 disagree).
             (Blank, v) | (v, Blank) => v.is_blank(),
             (Nil, Nil) => true,
             (Bool(a), Bool(b)) => a == b,
@@ -196,10 +235,12 @@ impl Value {
             return false;
         }
         match self {
+            // Ruby: `right.to_s` when the left is a string; `empty` and `blank` are "".
             Value::Str(s) => match needle {
                 Value::Str(n) => s.contains(n.as_ref()),
-                Value::Nil | Value::Empty | Value::Blank => false,
-                other => s.contains(other.to_output().as_str()),
+                Value::Nil => false,
+                Value::Empty | Value::Blank => true,
+                other => s.contains(other.to_str_lossy().as_ref()),
             },
             Value::Array(items) => items.iter().any(|i| i.liquid_eq(needle)),
             Value::Range(a, b) => match needle {
@@ -306,17 +347,97 @@ pub(crate) fn range_items(start: i64, end: i64) -> Vec<Value> {
     (start..=end).map(Value::Int).collect()
 }
 
-/// Formats a float as Ruby does for ordinary magnitudes: `7.0`, `10.5`, `0.1`.
+/// Formats a float as Ruby's `Float#to_s`: the shortest digits that read back the same, in fixed
+/// notation while the decimal exponent is in -4 < e < 16 (`7.0`, `0.0001`, `123456789012345.0`)
+/// and in Ruby's scientific notation otherwise (`1.0e+16`, `1.0e-05`, `1.234567890123456e+15`).
 pub fn write_float(f: f64, out: &mut String) {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        let _ = write!(out, "{f:.1}");
-    } else if f.is_nan() {
+    if f.is_nan() {
         out.push_str("NaN");
-    } else if f.is_infinite() {
-        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
-    } else {
-        let _ = write!(out, "{f}");
+        return;
     }
+    if f.is_infinite() {
+        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+        return;
+    }
+    // Fast path, no allocation: in Ruby's fixed range Rust's shortest form is Ruby's.
+    let magnitude = f.abs();
+    if (1e-4..1e15).contains(&magnitude) {
+        let _ = if f.fract() == 0.0 {
+            write!(out, "{f:.1}")
+        } else {
+            write!(out, "{f}")
+        };
+        return;
+    }
+    if f.is_sign_negative() {
+        out.push('-');
+    }
+    let f = magnitude;
+    if f == 0.0 {
+        out.push_str("0.0");
+        return;
+    }
+    // `{:e}` prints the shortest round-trip digits: "1.2345e3".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    // The value is 0.DIGITS x 10^decpt.
+    let decpt = exp + 1;
+    if (-3..=15).contains(&decpt) {
+        if decpt <= 0 {
+            out.push_str("0.");
+            for _ in 0..-decpt {
+                out.push('0');
+            }
+            out.push_str(&digits);
+        } else {
+            let decpt = decpt as usize;
+            if digits.len() <= decpt {
+                out.push_str(&digits);
+                for _ in digits.len()..decpt {
+                    out.push('0');
+                }
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..decpt]);
+                out.push('.');
+                out.push_str(&digits[decpt..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        out.push('.');
+        out.push_str(if digits.len() > 1 { &digits[1..] } else { "0" });
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+}
+
+/// Ruby's `String#inspect` for UTF-8 text: double quotes, backslash escapes for quotes,
+/// backslashes, `#{`, and control characters.
+fn inspect_str(s: &str, out: &mut String) {
+    out.push('"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{1b}' => out.push_str("\\e"),
+            '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.push_str("\\#"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -329,6 +450,29 @@ mod tests {
         assert_eq!(render(7.0), "7.0");
         assert_eq!(render(10.5), "10.5");
         assert_eq!(render(-0.25), "-0.25");
+        assert_eq!(render(1e15), "1.0e+15");
+        assert_eq!(render(1e14), "100000000000000.0");
+        assert_eq!(render(123456789012345.0), "123456789012345.0");
+        assert_eq!(render(1234567890123456.0), "1.234567890123456e+15");
+        assert_eq!(render(1e20), "1.0e+20");
+        assert_eq!(render(0.0001), "0.0001");
+        assert_eq!(render(0.00001), "1.0e-05");
+        assert_eq!(render(1.5e-5), "1.5e-05");
+        assert_eq!(render(7e-10), "7.0e-10");
+        assert_eq!(render(-0.0), "-0.0");
+        assert_eq!(render(0.30000000000000004), "0.30000000000000004");
+    }
+
+    #[test]
+    fn hashes_print_as_ruby_inspects_them() {
+        let json = serde_json::json!({"a": [1, null, 2.5], "b\"": {"c": "x\ny"}});
+        assert_eq!(
+            Value::from(&json).to_output(),
+            r#"{"a"=>[1, nil, 2.5], "b\""=>{"c"=>"x\ny"}}"#
+        );
+        let array = Value::from(&serde_json::json!(["a", 1]));
+        assert_eq!(array.to_output(), "a1");
+        assert_eq!(array.to_str_lossy(), r#"["a", 1]"#);
     }
 
     #[test]
