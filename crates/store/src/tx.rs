@@ -26,7 +26,9 @@ pub struct Tx<'a>(Inner<'a>);
 
 enum Inner<'a> {
     Sqlite(SqliteTx<'a>),
-    Postgres(PgTx<'a>),
+    // Boxed: a PostgreSQL transaction carries its per-transaction memos (one allocation per
+    // transaction, next to a network round trip per statement).
+    Postgres(Box<PgTx<'a>>),
 }
 
 impl<'a> Tx<'a> {
@@ -35,7 +37,7 @@ impl<'a> Tx<'a> {
     }
 
     pub(crate) fn postgres(tx: PgTx<'a>) -> Tx<'a> {
-        Tx(Inner::Postgres(tx))
+        Tx(Inner::Postgres(Box::new(tx)))
     }
 
     pub(crate) fn into_sqlite(self) -> Option<SqliteTx<'a>> {
@@ -47,7 +49,7 @@ impl<'a> Tx<'a> {
 
     pub(crate) fn into_postgres(self) -> Option<PgTx<'a>> {
         match self.0 {
-            Inner::Postgres(tx) => Some(tx),
+            Inner::Postgres(tx) => Some(*tx),
             Inner::Sqlite(_) => None,
         }
     }
@@ -66,7 +68,7 @@ macro_rules! with_rows {
     ($tx:expr, $rule:path, $($arg:expr),*) => {
         match &mut $tx.0 {
             Inner::Sqlite(rows) => $rule(rows, $($arg),*),
-            Inner::Postgres(rows) => $rule(rows, $($arg),*),
+            Inner::Postgres(rows) => $rule(&mut **rows, $($arg),*),
         }
     };
 }
