@@ -26,10 +26,10 @@ pub(super) fn end_of(client: &mut Client) -> Result<i64, StoreError> {
 }
 
 impl PgTx<'_> {
-    /// Trigger feed entries after `position`, oldest first: only ones no running transaction
-    /// can precede. When none is ready but later triggers are committed behind an older
-    /// transaction still running, waits (up to [`HOLD_BACK_WAIT`]) for it to end, so a busy
-    /// database does not leave a consumer idle with work in sight.
+    /// Trigger feed entries after `position`, oldest first. In a write transaction (a consumer
+    /// that will move its position) only ones no running transaction can precede: when some
+    /// committed triggers are held back by older transactions still running, waits (up to
+    /// [`HOLD_BACK_WAIT`]) for those to end, so a pass sees what was committed before it.
     pub fn triggers_after(
         &mut self,
         position: i64,
@@ -38,6 +38,7 @@ impl PgTx<'_> {
         self.flush_triggers()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let started = std::time::Instant::now();
+        let mut waited = false;
         loop {
             let rows = self.query(
                 "SELECT seq, braze_id, external_id, source, payload, created_at,
@@ -45,31 +46,37 @@ impl PgTx<'_> {
                  FROM triggers WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&position, &limit],
             )?;
-            let bound = rows.first().map_or(i64::MAX, |r| r.get::<_, i64>(6));
+            // Only a reader that moves a position needs the bound (what it skips now it would
+            // skip for good); a read-only snapshot reports what it sees.
+            let bound = match rows.first() {
+                Some(r) if self.writable => r.get::<_, i64>(6),
+                _ => i64::MAX,
+            };
             let ready: Vec<_> = rows
                 .iter()
                 .take_while(|r| r.get::<_, i64>(0) < bound)
                 .collect();
-            // Nothing ready but something committed behind an older running transaction: wait
-            // for that transaction (polling only the bound, which is cheap), then read again. A
-            // snapshot taken once (a read-only transaction) never moves: no use waiting there.
-            if ready.is_empty() && !rows.is_empty() && self.writable {
-                let first: i64 = rows[0].get(0);
+            // Something committed but held back by older transactions still running: wait for
+            // those (polling only the bound, which is cheap), then read again. Transactions that
+            // start writing after this read get later ids than every row read, so the wait ends
+            // when the transactions running now do, however busy the database stays.
+            let held_back = ready.len() < rows.len();
+            if held_back && !waited {
+                waited = true;
+                let last: i64 = rows[rows.len() - 1].get(0);
                 while started.elapsed() < HOLD_BACK_WAIT {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                     let bound: i64 = self
                         .query_one(
                             "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24",
                             &[],
                         )?
                         .get(0);
-                    if bound > first {
+                    if bound > last {
                         break;
                     }
                 }
-                if started.elapsed() < HOLD_BACK_WAIT {
-                    continue;
-                }
+                continue;
             }
             return ready
                 .into_iter()
