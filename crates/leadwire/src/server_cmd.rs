@@ -157,11 +157,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_window: Duration::from_secs(3600),
             ..Default::default()
         };
-        let app = leadwire_app::App::start(
-            args.data
-                .app_config(&args.delivery, args.role.runs_workers())?,
-        )
-        .await?;
+        let mut app_config = args
+            .data
+            .app_config(&args.delivery, args.role.runs_workers())?;
+        // A node waits for a database that is not up yet (started together, or restarting);
+        // one-shot commands fail at once.
+        if let DatabaseConfig::Postgres(c) = &mut app_config.database {
+            c.wait_for_database = Duration::from_secs(600);
+        }
+        let app = leadwire_app::App::start(app_config).await?;
         let api = if args.role.serves_api() {
             let api = app.serve_api(args.listen, config).await?;
             println!("leadwire API listening on {}", api.url());

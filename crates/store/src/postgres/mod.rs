@@ -72,6 +72,10 @@ pub struct PostgresConfig {
     pub max_connections: usize,
     /// Longest one statement may run before the server cancels it.
     pub statement_timeout: Duration,
+    /// How long opening waits for a database that cannot be reached yet (refused, timed out,
+    /// starting up), trying again every second and saying so; zero fails at once. Wrong
+    /// credentials or a wrong database name fail at once either way.
+    pub wait_for_database: Duration,
 }
 
 impl PostgresConfig {
@@ -81,6 +85,7 @@ impl PostgresConfig {
             schema: "public".into(),
             max_connections: 16,
             statement_timeout: Duration::from_secs(30),
+            wait_for_database: Duration::ZERO,
         }
     }
 
@@ -176,7 +181,7 @@ impl PostgresBackend {
             path: redact_url(&config.url),
             reason: describe_error(&e),
         };
-        let mut client = client_config.connect(NoTls).map_err(open_error)?;
+        let mut client = connect_patiently(&client_config, &config).map_err(open_error)?;
         schema::migrate(&mut client, &config.schema)?;
         // Every consumer's position row exists before any pass, so the pass's row lock is what
         // makes one node at a time consume a consumer's triggers.
@@ -305,6 +310,41 @@ impl Pool {
         }
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
+        }
+    }
+}
+
+/// Connects, trying again every second while the server cannot be reached (up to
+/// `config.wait_for_database`).
+fn connect_patiently(
+    client_config: &postgres::Config,
+    config: &PostgresConfig,
+) -> Result<Client, postgres::Error> {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match client_config.connect(NoTls) {
+            Ok(client) => {
+                if said {
+                    tracing::info!(url = %redact_url(&config.url), "PostgreSQL is reachable");
+                }
+                return Ok(client);
+            }
+            // A server error other than "starting up" (bad password, no such database) will
+            // not go away by waiting.
+            Err(e)
+                if e.as_db_error().is_some() && e.code() != Some(&SqlState::CANNOT_CONNECT_NOW) =>
+            {
+                return Err(e);
+            }
+            Err(e) if started.elapsed() < config.wait_for_database => {
+                if !said {
+                    tracing::warn!(url = %redact_url(&config.url), error = %describe_error(&e), "cannot reach PostgreSQL; trying again every second");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
