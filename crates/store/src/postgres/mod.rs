@@ -5,8 +5,8 @@
 //! Work shared between nodes is made safe by the database, not by this process:
 //!
 //! - a profile is locked (`FOR UPDATE`) by the transaction that loads it to change it;
-//! - a feed consumer's position row is locked for the whole pass that moves it, so one node at a
-//!   time consumes a consumer's triggers (and wakes its due journeys);
+//! - a feed consumer's advisory lock is held for the whole pass that moves its position, so one
+//!   node at a time consumes a consumer's triggers (and wakes its due journeys);
 //! - jobs are claimed with `FOR UPDATE SKIP LOCKED` and leased, so a dead node's jobs go back to
 //!   the others when the lease runs out;
 //! - trigger positions are `transaction id << 24 | index`, and readers take only positions below
@@ -183,8 +183,8 @@ impl PostgresBackend {
         };
         let mut client = connect_patiently(&client_config, &config).map_err(open_error)?;
         schema::migrate(&mut client, &config.schema)?;
-        // Every consumer's position row exists before any pass, so the pass's row lock is what
-        // makes one node at a time consume a consumer's triggers.
+        // Every consumer's position row exists from the start (0: nothing consumed yet), so
+        // pruning always sees every consumer.
         for consumer in crate::Consumer::ALL {
             client.execute(
                 "INSERT INTO feed_positions (consumer, seq) VALUES ($1, 0) ON CONFLICT DO NOTHING",
