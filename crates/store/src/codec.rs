@@ -89,3 +89,55 @@ pub(crate) fn enqueue_precondition(
         Some((_, false)) => Ok(()),
     }
 }
+
+/// A new API key as stored: `(id, key, key's hash)`. The key itself is shown once and never
+/// stored.
+pub(crate) fn new_api_key() -> (String, String, String) {
+    let key = format!(
+        "lw-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    let id = format!("key-{:08x}", rand::random::<u32>());
+    let hash = crate::model::hash_key(&key);
+    (id, key, hash)
+}
+
+/// An API key's permissions as stored: Braze's names, comma-separated.
+pub(crate) fn encode_permissions(permissions: &[String]) -> String {
+    permissions.join(",")
+}
+
+pub(crate) fn decode_permissions(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A new job's columns as stored, the same on every backend.
+pub(crate) struct JobColumns {
+    pub(crate) delivery_id: String,
+    /// The user identifier as JSON, and as people read it.
+    pub(crate) identifier: String,
+    pub(crate) user_label: String,
+    pub(crate) properties: String,
+    /// When it is first due, and when it was enqueued (ms).
+    pub(crate) due_at: i64,
+    pub(crate) enqueued_at: i64,
+}
+
+impl JobColumns {
+    pub(crate) fn of(job: &crate::NewJob) -> Result<JobColumns, StoreError> {
+        let now = millis(SystemTime::now());
+        Ok(JobColumns {
+            delivery_id: new_delivery_id(),
+            identifier: serde_json::to_string(&job.user)
+                .map_err(|e| StoreError::Corrupt(format!("user identifier: {e}")))?,
+            user_label: identifier_label(&job.user),
+            properties: job.properties.to_string(),
+            due_at: job.not_before.map_or(now, millis),
+            enqueued_at: now,
+        })
+    }
+}

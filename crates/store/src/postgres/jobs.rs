@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime};
 use leadwire_profiles::Identifier;
 
 use super::{PgTx, count};
-use crate::codec::{
-    enqueue_precondition, from_millis, identifier_label, millis, new_delivery_id, parse_json,
-};
+use crate::codec::{JobColumns, enqueue_precondition, from_millis, millis, parse_json};
 use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
 
 fn ms(d: Duration) -> i64 {
@@ -21,32 +19,28 @@ impl PgTx<'_> {
     /// Enqueues a job: it exists if and only if this transaction commits.
     pub fn enqueue_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
         enqueue_precondition(&job.template_id, self.template_version(&job.template_id)?)?;
-        let now = millis(SystemTime::now());
-        let at = job.not_before.map_or(now, millis);
-        let identifier = serde_json::to_string(&job.user)
-            .map_err(|e| StoreError::Corrupt(format!("user identifier: {e}")))?;
-        let delivery_id = new_delivery_id();
+        let row = JobColumns::of(job)?;
         let job_id: i64 = self
             .query_one(
                 "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
                 &[
-                    &delivery_id,
+                    &row.delivery_id,
                     &job.template_id,
-                    &identifier,
-                    &identifier_label(&job.user),
+                    &row.identifier,
+                    &row.user_label,
                     &job.campaign_id,
                     &job.step_id,
-                    &job.properties.to_string(),
-                    &at,
-                    &now,
+                    &row.properties,
+                    &row.due_at,
+                    &row.enqueued_at,
                 ],
             )?
             .get(0);
         self.effects.jobs = true;
         Ok(Enqueued {
             job_id,
-            delivery_id,
+            delivery_id: row.delivery_id,
         })
     }
 

@@ -360,13 +360,14 @@ where
         .batch_execute("BEGIN")
         .map_err(|e| E::from(e.into()))?;
     let mut tx = Tx::postgres(PgTx::new(conn, schema, true));
-    let out = f(&mut tx);
+    let mut out = f(&mut tx);
     let mut pg = tx.into_postgres();
     // Triggers still queued go in before the commit; a failure there fails the transaction.
-    let out = match (out, pg.as_mut().map(PgTx::flush_triggers)) {
-        (Ok(_), Some(Err(e))) => Err(E::from(e)),
-        (out, _) => out,
-    };
+    if out.is_ok()
+        && let Some(Err(e)) = pg.as_mut().map(PgTx::flush_triggers)
+    {
+        out = Err(E::from(e));
+    }
     let effects = pg.map(|t| t.effects).unwrap_or_default();
     match out {
         Ok(value) => {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigger, UserAlias};
 
 use super::{PgTx, count};
-use crate::model::hash_key;
+use crate::codec::{decode_permissions, encode_permissions, new_api_key};
 use crate::profiles::ProfileRows;
 use crate::{ApiKeyInfo, ChangeSource, StoreError};
 
@@ -42,12 +42,7 @@ impl PgTx<'_> {
         Ok(row.map(|r| ApiKeyInfo {
             id: r.get(0),
             name: r.get(1),
-            permissions: r
-                .get::<_, &str>(2)
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect(),
+            permissions: decode_permissions(r.get(2)),
         }))
     }
 
@@ -56,15 +51,10 @@ impl PgTx<'_> {
         name: &str,
         permissions: &[String],
     ) -> Result<String, StoreError> {
-        let key = format!(
-            "lw-{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        );
-        let id = format!("key-{:08x}", rand::random::<u32>());
+        let (id, key, hash) = new_api_key();
         self.execute(
             "INSERT INTO api_keys (id, key_hash, name, permissions, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&id, &hash_key(&key), &name, &permissions.join(","), &self.now.to_rfc3339()],
+            &[&id, &hash, &name, &encode_permissions(permissions), &self.now.to_rfc3339()],
         )?;
         Ok(key)
     }

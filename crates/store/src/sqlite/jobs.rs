@@ -13,7 +13,7 @@ use leadwire_profiles::Identifier;
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteTx, millis, parse_json};
-use crate::codec::{enqueue_precondition, identifier_label, new_delivery_id};
+use crate::codec::{JobColumns, enqueue_precondition};
 use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
 
 const CLAIM_SQL: &str = "UPDATE webhook_jobs
@@ -26,32 +26,28 @@ impl SqliteTx<'_> {
     /// Fails if the template does not exist or is archived.
     pub fn enqueue_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
         enqueue_precondition(&job.template_id, self.template_version(&job.template_id)?)?;
-        let now = millis(SystemTime::now());
-        let at = job.not_before.map_or(now, millis);
-        let identifier = serde_json::to_string(&job.user)
-            .map_err(|e| StoreError::Corrupt(format!("user identifier: {e}")))?;
-        let delivery_id = new_delivery_id();
+        let row = JobColumns::of(job)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
             )?
             .execute(params![
-                delivery_id,
+                row.delivery_id,
                 job.template_id,
-                identifier,
-                identifier_label(&job.user),
+                row.identifier,
+                row.user_label,
                 job.campaign_id,
                 job.step_id,
-                job.properties.to_string(),
-                at,
-                now
+                row.properties,
+                row.due_at,
+                row.enqueued_at
             ])?;
         let job_id = self.conn.last_insert_rowid();
         self.effects.jobs = true;
         Ok(Enqueued {
             job_id,
-            delivery_id,
+            delivery_id: row.delivery_id,
         })
     }
 

@@ -5,7 +5,7 @@ use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigge
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteTx;
-use crate::model::hash_key;
+use crate::codec::{decode_permissions, encode_permissions, new_api_key};
 use crate::profiles::ProfileRows;
 use crate::{ApiKeyInfo, ChangeSource, StoreError};
 
@@ -91,11 +91,7 @@ impl SqliteTx<'_> {
         Ok(row.map(|(id, name, perms)| ApiKeyInfo {
             id,
             name,
-            permissions: perms
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect(),
+            permissions: decode_permissions(&perms),
         }))
     }
 
@@ -105,15 +101,10 @@ impl SqliteTx<'_> {
         permissions: &[String],
     ) -> Result<String, StoreError> {
         let now = self.now;
-        let key = format!(
-            "lw-{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        );
-        let id = format!("key-{:08x}", rand::random::<u32>());
+        let (id, key, hash) = new_api_key();
         self.conn
             .prepare_cached("INSERT INTO api_keys (id, key_hash, name, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![id, hash_key(&key), name, permissions.join(","), now.to_rfc3339()])?;
+            .execute(params![id, hash, name, encode_permissions(permissions), now.to_rfc3339()])?;
         Ok(key)
     }
 }
