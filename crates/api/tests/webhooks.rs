@@ -250,7 +250,7 @@ fn english_body() -> Json {
 
 /// The German seed's key/value rows (Create Lead table), read from the seed file itself.
 fn german_body() -> Option<Json> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/seeds");
     let file = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -1,4 +1,4 @@
-//! Every template in the seed pages (`../shared/seeds/`, the same Braze page in five languages)
+//! Every template in the seed pages (`testdata/seeds/`, the same Braze page in five languages)
 //! renders as Braze would: the Create Lead body and Authorization header, the Update Lead URL and
 //! body. Templates are read from the seed files themselves (the `{% raw %}` spans in their tables).
 
@@ -11,7 +11,7 @@ use leadwire_http_client::{ClientConfig, HttpFetcher, build_client};
 use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context, Outcome, Template};
 
 fn seed_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/seeds");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),

@@ -70,7 +70,7 @@ fn syntax_errors_name_line_and_column() {
 
 #[test]
 fn golden_runner_ends_with_the_counts() {
-    let file = repo().join("../shared/conformance/braze-liquid/braze_liquid.visible.json");
+    let file = repo().join("testdata/conformance/braze-liquid/braze_liquid.visible.json");
     if !file.exists() {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),

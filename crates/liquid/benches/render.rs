@@ -203,7 +203,7 @@ fn main() {
         .expect("fixed now")
         .with_timezone(&chrono::Utc);
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/golden-liquid/benchmark_fixtures");
+        .join("../../testdata/conformance/golden-liquid/benchmark_fixtures");
     let mut cases = seed_cases();
     cases.extend(fixture_cases(&fixtures, now));
     println!(

@@ -1,4 +1,4 @@
-//! The golden-liquid and Braze-dialect conformance suites, read in place from `../shared/conformance/`.
+//! The golden-liquid and Braze-dialect conformance suites, read in place from `testdata/conformance/`.
 //! Where that folder is missing the tests print so and pass, except under `CI=true`, where they fail.
 
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use leadwire_liquid::golden::{parse_known_failures, run_suite};
 
 fn conformance_file(relative: &str) -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance");
     let path = root.join(relative);
     if path.exists() {
         return Some(path);

@@ -10,7 +10,7 @@ use leadwire_liquid::{Context, Outcome, Template};
 #[test]
 fn benchmark_fixtures_render_their_expected_output() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/golden-liquid/benchmark_fixtures");
+        .join("../../testdata/conformance/golden-liquid/benchmark_fixtures");
     let Ok(entries) = std::fs::read_dir(&root) else {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),

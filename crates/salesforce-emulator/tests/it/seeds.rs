@@ -1,4 +1,4 @@
-//! The seed pages (`shared/seeds/*.txt`, one Braze doc page in five languages) carry a Create Lead body
+//! The seed pages (`testdata/seeds/*.txt`, one Braze doc page in five languages) carry a Create Lead body
 //! table whose keys were translated by mistake. Salesforce must accept the camelCase keys and reject
 //! every translated one with INVALID_FIELD.
 
