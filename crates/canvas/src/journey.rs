@@ -424,7 +424,7 @@ fn resolve_update(
         let value = match template {
             Some(t) => match t.render(ctx) {
                 Ok(Outcome::Rendered(s)) => Json::String(s),
-                Ok(Outcome::Aborted { .. }) => return None,
+                Ok(Outcome::Aborted { .. } | Outcome::TokenFailed(_)) => return None,
                 Err(_) => Json::Null,
             },
             None => literal.clone(),

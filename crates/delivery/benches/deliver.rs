@@ -97,6 +97,7 @@ fn template(url: &str, authorization: Option<String>) -> Arc<CompiledWebhook> {
             headers,
             value_typing: ValueTyping::Strings,
             write_back: vec![],
+            lookup_field: None,
         }
         .compile()
         .expect("compiles"),

@@ -302,6 +302,7 @@ mod tests {
             headers: vec![],
             value_typing: ValueTyping::Strings,
             write_back: vec![],
+            lookup_field: None,
         }
         .compile()
         .expect("compiles");

@@ -16,6 +16,8 @@ pub enum AttemptResult {
     ConnectError,
     /// No complete answer within the request time limit.
     Timeout,
+    /// The request went out but the connection closed before an answer came.
+    NoAnswer,
     /// The host's circuit is open; Braze simulates `598 Host Unhealthy` and retries.
     CircuitOpen,
     /// We refused to send (SSRF guard, invalid request): retrying cannot help.
@@ -61,10 +63,19 @@ pub fn classify(result: AttemptResult) -> Classification {
             408 | 429 | 500..=599 => Classification::Retry(RetryReason::Status(code)),
             _ => Classification::Terminal,
         },
-        AttemptResult::ConnectError | AttemptResult::Timeout | AttemptResult::CircuitOpen => {
-            Classification::Retry(RetryReason::Unreachable)
-        }
+        AttemptResult::ConnectError
+        | AttemptResult::Timeout
+        | AttemptResult::NoAnswer
+        | AttemptResult::CircuitOpen => Classification::Retry(RetryReason::Unreachable),
         AttemptResult::Refused => Classification::Terminal,
+    }
+}
+
+impl AttemptResult {
+    /// Whether the request may have been received and acted on although no answer says so: a
+    /// create retried after this can make a second record.
+    pub fn outcome_unknown(self) -> bool {
+        matches!(self, AttemptResult::Timeout | AttemptResult::NoAnswer)
     }
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::budget::{BudgetAdmission, BudgetChange, Budgets};
 use crate::circuit::{Admission, CircuitBreakers};
 use crate::clock::{self, Clock};
 use crate::hostlimit::HostLimits;
@@ -162,6 +163,8 @@ impl AttemptReport {
 pub struct Attempt {
     pub report: AttemptReport,
     pub response_body: Vec<u8>,
+    /// The answer paused or resumed sends to its org (API budget).
+    pub budget_change: Option<BudgetChange>,
 }
 
 /// What [`Sender::send`] did.
@@ -170,6 +173,11 @@ pub enum Dispatch {
     Attempted(Box<Attempt>),
     /// The host's concurrency limit stayed full: nothing was sent and no attempt is used.
     HostBusy,
+    /// The org's API budget holds sends back until then: nothing was sent, no attempt is used.
+    Held {
+        wait: Duration,
+        reason: String,
+    },
 }
 
 /// Everything an attempt needs, shared by all workers.
@@ -180,6 +188,7 @@ pub struct Sender {
     limits: Arc<HostLimits>,
     circuits: Arc<CircuitBreakers>,
     redactor: Arc<Redactor>,
+    budgets: Arc<Budgets>,
     clock: Arc<dyn Clock>,
 }
 
@@ -225,8 +234,19 @@ impl Sender {
             limits,
             circuits,
             redactor,
+            budgets: Arc::new(Budgets::new(Default::default())),
             clock: clock::system(),
         }
+    }
+
+    /// Spends each org's API allowance by `budgets`' policy (the default keeps 5% back).
+    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
     }
 
     /// Reads the time from `clock` instead of the system clocks (tests move a
@@ -321,6 +341,7 @@ impl Sender {
             Dispatch::Attempted(Box::new(Attempt {
                 report,
                 response_body: Vec::new(),
+                budget_change: None,
             }))
         };
 
@@ -354,6 +375,16 @@ impl Sender {
             return attempted(r);
         }
 
+        let origin = url.origin().ascii_serialization();
+        if let BudgetAdmission::Hold { until, reason } =
+            self.budgets.admit(&origin, self.clock.now())
+        {
+            return Dispatch::Held {
+                wait: until.saturating_duration_since(self.clock.now()),
+                reason,
+            };
+        }
+
         let mut builder = self
             .client
             .request(reqwest_method(request.method), url)
@@ -371,13 +402,17 @@ impl Sender {
             Err(e) => {
                 let result = if find_blocked(&e).is_some() {
                     AttemptResult::Refused
+                } else if e.is_connect() {
+                    // No connection, so nothing was received.
+                    AttemptResult::ConnectError
                 } else if e.is_timeout() {
                     AttemptResult::Timeout
                 } else if e.is_builder() {
                     // The request itself cannot be built (e.g. an invalid header): retrying cannot help.
                     AttemptResult::Refused
                 } else {
-                    AttemptResult::ConnectError
+                    // Connected and sent (in part or whole), then the connection closed.
+                    AttemptResult::NoAnswer
                 };
                 let message = match (result, find_blocked(&e)) {
                     (_, Some(blocked)) => blocked.to_string(),
@@ -440,11 +475,27 @@ impl Sender {
             }
         }
         let result = AttemptResult::Status(status);
-        let classification = classify(result);
+        let mut classification = classify(result);
         self.circuits
             .record(&host, self.clock.now(), classification.is_host_failure());
-        let next = self.next_delay(classification, attempt, retry_after, previous_delay, random);
+        let mut next =
+            self.next_delay(classification, attempt, retry_after, previous_delay, random);
         let text = String::from_utf8_lossy(&body);
+        let mut budget_change = response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("sforce-limit-info"))
+            .and_then(|(_, v)| leadwire_salesforce::limits::parse_limit_info(v))
+            .and_then(|usage| self.budgets.observe(&origin, usage, self.clock.now()));
+        if status == 403 && text.contains("REQUEST_LIMIT_EXCEEDED") {
+            // The daily allowance is spent (by us or anyone): not this request's fault, so it
+            // waits for the window instead of failing for good.
+            budget_change = self
+                .budgets
+                .exhausted(&origin, self.clock.now())
+                .or(budget_change);
+            classification = Classification::Retry(RetryReason::Status(403));
+            next = Some(self.budgets.probe_every());
+        }
         let report = AttemptReport {
             delivery_id: delivery_id.to_owned(),
             attempt,
@@ -466,7 +517,29 @@ impl Sender {
         Dispatch::Attempted(Box::new(Attempt {
             report,
             response_body: body,
+            budget_change,
         }))
+    }
+
+    /// Braze's retry rules for a failure found before the request went out (a failed token
+    /// call): the classification and, when it is retried, the wait.
+    pub fn plan_retry(
+        &self,
+        result: AttemptResult,
+        attempts_made: u32,
+        retry_after: Option<RetryAfter>,
+        previous_delay: Option<Duration>,
+        random: f64,
+    ) -> (Classification, Option<Duration>) {
+        let classification = classify(result);
+        let next = self.next_delay(
+            classification,
+            attempts_made,
+            retry_after,
+            previous_delay,
+            random,
+        );
+        (classification, next)
     }
 
     fn next_delay(

@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use leadwire_liquid::{Context, Outcome, Template, validate_url};
+use leadwire_liquid::{Context, Outcome, Template, TokenFailure, validate_url};
 
 /// The HTTP methods a webhook may use (Braze documents POST, GET, PUT, DELETE; its Salesforce
 /// guides use PATCH).
@@ -106,6 +106,11 @@ pub struct WebhookTemplate {
     pub headers: Vec<(String, String)>,
     pub value_typing: ValueTyping,
     pub write_back: Vec<WriteBackRule>,
+    /// For a Salesforce create (`POST …/sobjects/Lead/`): the field (e.g. `Email`) whose value in
+    /// the rendered body finds a lead already there. Before a create is retried, leadwire looks
+    /// it up, so a create that reached Salesforce without an answer is not made twice. Without
+    /// it, a create whose outcome is unknown is not retried.
+    pub lookup_field: Option<String>,
 }
 
 /// Which part of a template a message is about.
@@ -116,6 +121,7 @@ pub enum Field {
     RawBody,
     Header(String),
     WriteBack(String),
+    LookupField,
 }
 
 impl fmt::Display for Field {
@@ -126,6 +132,7 @@ impl fmt::Display for Field {
             Field::RawBody => f.write_str("body"),
             Field::Header(h) => write!(f, "header '{h}'"),
             Field::WriteBack(a) => write!(f, "write-back '{a}'"),
+            Field::LookupField => f.write_str("lookup field"),
         }
     }
 }
@@ -192,6 +199,7 @@ pub struct CompiledWebhook {
     body: CompiledBody,
     value_typing: ValueTyping,
     write_back: Vec<WriteBackRule>,
+    lookup_field: Option<String>,
     warnings: Vec<Warning>,
     uses_connected_content: bool,
 }
@@ -222,6 +230,12 @@ pub enum RenderOutcome {
         reason: String,
     },
     Error(RenderError),
+    /// The OAuth token call a header or body makes failed: nothing is sent, and the attempt
+    /// counts as failed with the token endpoint's answer (Braze would send `Bearer `).
+    TokenFailed {
+        field: Field,
+        failure: Box<TokenFailure>,
+    },
 }
 
 /// Headers leadwire sets itself; a template may not.
@@ -445,6 +459,17 @@ impl WebhookTemplate {
             }
         }
 
+        if let Some(field) = &self.lookup_field
+            && !leadwire_salesforce::soql::is_identifier(field)
+        {
+            errors.push(CompileError::Invalid {
+                field: Field::LookupField,
+                message: format!(
+                    "'{field}' is not a Salesforce field name (letters, digits and _, such as Email)"
+                ),
+            });
+        }
+
         match url {
             Some(url) if errors.is_empty() => {
                 let uses_connected_content = url.uses_connected_content()
@@ -464,6 +489,7 @@ impl WebhookTemplate {
                     body,
                     value_typing: self.value_typing,
                     write_back: self.write_back.clone(),
+                    lookup_field: self.lookup_field.clone(),
                     warnings,
                     uses_connected_content,
                 })
@@ -482,6 +508,10 @@ fn render_part(field: impl FnOnce() -> Field, template: &Template, context: &Con
     match template.render(context) {
         Ok(Outcome::Rendered(text)) => Part::Text(text),
         Ok(Outcome::Aborted { reason }) => Part::Stop(RenderOutcome::Aborted { reason }),
+        Ok(Outcome::TokenFailed(failure)) => Part::Stop(RenderOutcome::TokenFailed {
+            field: field(),
+            failure,
+        }),
         Err(e) => Part::Stop(RenderOutcome::Error(RenderError {
             field: field(),
             message: e.to_string(),
@@ -515,6 +545,39 @@ fn typed_value(text: String, typing: ValueTyping) -> serde_json::Value {
     serde_json::Value::String(text)
 }
 
+impl RenderedRequest {
+    /// The value of a top-level field of a JSON object body, matched case-insensitively as
+    /// Salesforce matches field names (`email` is `Email`); strings as they are, other scalars
+    /// as JSON text.
+    pub fn body_field(&self, field: &str) -> Option<String> {
+        let body = self.body.as_deref()?;
+        let json: serde_json::Value = serde_json::from_str(body).ok()?;
+        let (_, value) = json
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(field))?;
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The token of an `Authorization: Bearer …` (or Salesforce's older `OAuth …`) header.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, v)| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+                    .then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+    }
+}
+
 impl CompiledWebhook {
     pub fn name(&self) -> &str {
         &self.name
@@ -527,6 +590,9 @@ impl CompiledWebhook {
     }
     pub fn write_back(&self) -> &[WriteBackRule] {
         &self.write_back
+    }
+    pub fn lookup_field(&self) -> Option<&str> {
+        self.lookup_field.as_deref()
     }
     /// Rendering may make HTTP calls: run it on a blocking thread.
     pub fn uses_connected_content(&self) -> bool {
@@ -621,6 +687,7 @@ mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             value_typing: ValueTyping::Strings,
             write_back: vec![],
+            lookup_field: None,
         }
     }
 

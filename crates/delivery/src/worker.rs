@@ -18,9 +18,16 @@ use leadwire_liquid::{ConnectedContent, Context};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::retry::Classification;
-use crate::sender::{AttemptReport, Dispatch, LoggedRequest, LoggedResponse, Sender};
-use crate::webhook::{CompiledWebhook, RenderOutcome, RenderedRequest, WriteBackRule};
+use leadwire_liquid::TokenFailure;
+use leadwire_salesforce::soql::{self, Lookup};
+use leadwire_salesforce::target::{Instances, Operation, Target, classify};
+
+use crate::budget::BudgetChange;
+use crate::retry::{AttemptResult, Classification, parse_retry_after};
+use crate::sender::{Attempt, AttemptReport, Dispatch, LoggedRequest, LoggedResponse, Sender};
+use crate::webhook::{
+    CompiledWebhook, Field, Method, RenderError, RenderOutcome, RenderedRequest, WriteBackRule,
+};
 
 /// A claimed job, hydrated by the queue: the ids it was enqueued with plus the compiled template
 /// and the user's render context as of the claim (the store keeps ids only and reloads them).
@@ -96,6 +103,10 @@ pub enum FailureKind {
     Terminal,
     /// Retriable failures used up the schedule.
     RetriesExhausted,
+    /// The OAuth token call failed for good (a 4xx from the token endpoint, or retries used up).
+    TokenCall,
+    /// A create's outcome is unknown and could not be settled by a lookup.
+    OutcomeUnknown,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +172,20 @@ pub enum ActivityKind {
     Failed,
     /// Delivered, but the response fields could not be saved to the profile.
     WriteBackFailed,
+    /// A connected_content call to an OAuth token endpoint failed (Braze: "Connected Content
+    /// error"); the send is retried on the same rules, or failed.
+    ConnectedContentError,
+    /// Salesforce refused a cached token (401 `INVALID_SESSION_ID`): it was dropped and the
+    /// request sent again with a new one.
+    TokenRefreshed,
+    /// A create was retried after an attempt whose outcome was unknown, and the lookup found the
+    /// record already there: not created twice, its id written back.
+    Deduplicated,
+    /// A create went out and no answer came back, and nothing can tell whether it was made:
+    /// not retried, so it cannot be made twice.
+    OutcomeUnknown,
+    /// The org's API allowance paused or resumed sends to it.
+    ApiBudget,
 }
 
 /// One entry of the message activity log; secrets are already redacted.
@@ -271,7 +296,14 @@ pub struct Worker<Q, A> {
     sender: Arc<Sender>,
     connected: Option<Arc<ConnectedContent>>,
     config: WorkerConfig,
+    instances: Instances,
     rng: AtomicU64,
+}
+
+/// Where a step of a job's execution got to: go on with the send, or the job is settled.
+enum Step<T> {
+    Continue(T),
+    Settled(ExecutionOutcome),
 }
 
 /// SplitMix64 step: a cheap, well-mixed stream for jitter (not for secrets).
@@ -301,8 +333,15 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             sender,
             connected: None,
             config,
+            instances: Instances::default(),
             rng: AtomicU64::new(seed),
         }
+    }
+
+    /// Hosts besides `*.salesforce.com` to treat as Salesforce (the emulator, a proxy).
+    pub fn with_salesforce_instances(mut self, instances: Instances) -> Self {
+        self.instances = instances;
+        self
     }
 
     /// The connected_content client renders use (share one per workspace: it holds the cache).
@@ -345,8 +384,8 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             // The fetcher blocks on the runtime: never on an async worker thread.
             match tokio::task::spawn_blocking(render).await {
                 Ok(outcome) => outcome,
-                Err(e) => RenderOutcome::Error(crate::webhook::RenderError {
-                    field: crate::webhook::Field::Url,
+                Err(e) => RenderOutcome::Error(RenderError {
+                    field: Field::Url,
                     message: format!("rendering stopped unexpectedly: {e}"),
                 }),
             }
@@ -379,71 +418,397 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
 
     /// Runs one claimed job to its next state.
     pub async fn execute(&self, job: Job) -> Result<ExecutionOutcome, QueueError> {
-        let request: RenderedRequest = match self.render(&job).await {
-            RenderOutcome::Rendered(r) => r,
+        let request = match self.rendered(&job).await? {
+            Step::Continue(r) => r,
+            Step::Settled(outcome) => return Ok(outcome),
+        };
+        let target = classify(request.method.as_str(), &request.url, &self.instances);
+        if let Some(Target {
+            operation: Operation::MissingRecordId { object },
+            ..
+        }) = &target
+        {
+            let reason = format!(
+                "not sent: the {object} record id in {} {} rendered empty for this user (Salesforce would answer 404 or 405); the user has no {object} id yet",
+                request.method,
+                self.sender.redactor().text(&request.url)
+            );
+            return self.abort(&job, reason).await;
+        }
+        let create = target
+            .as_ref()
+            .filter(|t| matches!(t.operation, Operation::Create { .. }));
+        // A retried create first asks Salesforce whether the record is already there.
+        if let Some(target) = create
+            && job.attempts_made > 0
+            && let Some(field) = job.template.lookup_field()
+        {
+            match self.look_up(&job, &request, target, field).await? {
+                Step::Continue(()) => {}
+                Step::Settled(outcome) => return Ok(outcome),
+            }
+        }
+        let attempt = match self
+            .send_with_fresh_token(&job, &request, &RenderedRequest::clone)
+            .await?
+        {
+            Step::Continue(attempt) => attempt,
+            Step::Settled(outcome) => return Ok(outcome),
+        };
+        if create.is_some()
+            && attempt.report.result.outcome_unknown()
+            && job.template.lookup_field().is_none()
+        {
+            let report = &attempt.report;
+            let message = format!(
+                "{}: the create may or may not have been made, so it is not sent again (a second lead could result). Name a lookup field (such as Email) on the template, or use an upsert URL (PATCH …/sobjects/Lead/External_Id__c/{{value}}), to make retries safe",
+                report.summary()
+            );
+            let entry = self.entry(&job, ActivityKind::OutcomeUnknown, message, Some(report));
+            let failure = Failure {
+                kind: FailureKind::OutcomeUnknown,
+                message: entry.message.clone(),
+                report: Some(report.clone()),
+            };
+            self.activity.record(entry).await;
+            self.queue.fail(&job, &failure).await?;
+            return Ok(ExecutionOutcome::Failed);
+        }
+        self.settle(&job, &attempt, &attempt.response_body).await
+    }
+
+    /// Renders the job's request, settling the job when rendering stops it.
+    async fn rendered(&self, job: &Job) -> Result<Step<RenderedRequest>, QueueError> {
+        Ok(match self.render(job).await {
+            RenderOutcome::Rendered(r) => Step::Continue(r),
             RenderOutcome::Aborted { reason } => {
                 let message = if reason.is_empty() {
                     "{% abort_message %} called".to_owned()
                 } else {
                     reason
                 };
-                self.activity
-                    .record(self.entry(&job, ActivityKind::Aborted, message.clone(), None))
-                    .await;
-                self.queue
-                    .complete(&job, Completion::Aborted { reason: &message })
-                    .await?;
-                return Ok(ExecutionOutcome::Aborted);
+                Step::Settled(self.abort(job, message).await?)
             }
             RenderOutcome::Error(error) => {
-                let entry = self.entry(&job, ActivityKind::RenderError, error.to_string(), None);
+                let entry = self.entry(job, ActivityKind::RenderError, error.to_string(), None);
                 let failure = Failure {
                     kind: FailureKind::Render,
                     message: entry.message.clone(),
                     report: None,
                 };
                 self.activity.record(entry).await;
-                self.queue.fail(&job, &failure).await?;
-                return Ok(ExecutionOutcome::RenderFailed);
+                self.queue.fail(job, &failure).await?;
+                Step::Settled(ExecutionOutcome::RenderFailed)
             }
-        };
+            RenderOutcome::TokenFailed { field, failure } => {
+                Step::Settled(self.token_failed(job, &field, &failure).await?)
+            }
+        })
+    }
 
+    async fn abort(&self, job: &Job, message: String) -> Result<ExecutionOutcome, QueueError> {
+        self.activity
+            .record(self.entry(job, ActivityKind::Aborted, message.clone(), None))
+            .await;
+        self.queue
+            .complete(job, Completion::Aborted { reason: &message })
+            .await?;
+        Ok(ExecutionOutcome::Aborted)
+    }
+
+    /// A failed OAuth token call is a failed attempt of the send, on Braze's retry rules, with
+    /// the token endpoint's request and answer in the log.
+    async fn token_failed(
+        &self,
+        job: &Job,
+        field: &Field,
+        failure: &TokenFailure,
+    ) -> Result<ExecutionOutcome, QueueError> {
+        let result = match (failure.status, failure.timed_out) {
+            (Some(status), _) => AttemptResult::Status(status),
+            (None, true) => AttemptResult::Timeout,
+            (None, false) => AttemptResult::ConnectError,
+        };
+        let retry_after = failure
+            .response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| parse_retry_after(v));
         let attempt = job.attempts_made + 1;
-        let random = splitmix(&self.rng);
+        let (classification, next_delay) = self.sender.plan_retry(
+            result,
+            attempt,
+            retry_after,
+            job.previous_delay,
+            splitmix(&self.rng),
+        );
+        let redactor = self.sender.redactor();
+        let report = AttemptReport {
+            delivery_id: job.delivery_id.clone(),
+            attempt,
+            started_at: self.sender.clock().system_now(),
+            duration: Duration::ZERO,
+            request: LoggedRequest {
+                method: failure.method.as_str().to_owned(),
+                url: redactor.text(&failure.url),
+                headers: redactor.headers(&failure.request_headers),
+                body: failure.request_body.as_deref().map(|b| redactor.text(b)),
+            },
+            response: failure.status.map(|status| LoggedResponse {
+                status,
+                headers: redactor.headers(&failure.response_headers),
+                body: redactor.text(&failure.response_body),
+                truncated: false,
+            }),
+            result,
+            classification,
+            error: failure
+                .status
+                .is_none()
+                .then(|| redactor.text(&failure.reason)),
+            retry_after,
+            next_delay,
+        };
+        let message = format!(
+            "Connected Content error in {field}: the token call failed, so the request was not sent. {}",
+            report.summary()
+        );
+        let entry = self.entry(
+            job,
+            ActivityKind::ConnectedContentError,
+            message,
+            Some(&report),
+        );
+        match (classification, next_delay) {
+            (Classification::Retry(_), Some(after)) => {
+                self.activity.record(entry).await;
+                self.queue
+                    .retry_at(job, self.sender.clock().system_now() + after, &report)
+                    .await?;
+                Ok(ExecutionOutcome::Retrying { after })
+            }
+            _ => {
+                let failure = Failure {
+                    kind: FailureKind::TokenCall,
+                    message: entry.message.clone(),
+                    report: Some(report.clone()),
+                };
+                self.activity.record(entry).await;
+                self.queue.fail(job, &failure).await?;
+                Ok(ExecutionOutcome::Failed)
+            }
+        }
+    }
+
+    /// One HTTP attempt through the sender; a held or busy host gives the job back.
+    async fn attempt(
+        &self,
+        job: &Job,
+        request: &RenderedRequest,
+    ) -> Result<Step<Box<Attempt>>, QueueError> {
         let dispatch = self
             .sender
             .send(
-                &request,
+                request,
                 &job.delivery_id,
-                attempt,
+                job.attempts_made + 1,
                 job.previous_delay,
-                random,
+                splitmix(&self.rng),
             )
             .await;
         let attempt = match dispatch {
             Dispatch::HostBusy => {
                 self.queue
                     .release(
-                        &job,
+                        job,
                         self.sender.clock().system_now() + self.config.busy_host_delay,
                     )
                     .await?;
-                return Ok(ExecutionOutcome::Deferred);
+                return Ok(Step::Settled(ExecutionOutcome::Deferred));
+            }
+            Dispatch::Held { wait, .. } => {
+                self.queue
+                    .release(job, self.sender.clock().system_now() + wait)
+                    .await?;
+                return Ok(Step::Settled(ExecutionOutcome::Deferred));
             }
             Dispatch::Attempted(a) => a,
         };
+        if let Some(change) = &attempt.budget_change {
+            let message = match change {
+                BudgetChange::Paused(m) | BudgetChange::Resumed(m) => m.clone(),
+            };
+            self.activity
+                .record(self.entry(job, ActivityKind::ApiBudget, message, Some(&attempt.report)))
+                .await;
+        }
+        Ok(Step::Continue(attempt))
+    }
+
+    /// Sends; when Salesforce refuses the token the render fetched (401 `INVALID_SESSION_ID`),
+    /// drops it from the cache, renders again with a new one and sends once more.
+    ///
+    /// `derive` turns the job's rendered request into the one to send (itself, or the lookup
+    /// made with its authorization), so a re-render gives the new token to either.
+    async fn send_with_fresh_token(
+        &self,
+        job: &Job,
+        rendered: &RenderedRequest,
+        derive: &(dyn Fn(&RenderedRequest) -> RenderedRequest + Sync),
+    ) -> Result<Step<Box<Attempt>>, QueueError> {
+        let request = derive(rendered);
+        let attempt = match self.attempt(job, &request).await? {
+            Step::Continue(a) => a,
+            settled => return Ok(settled),
+        };
+        let refused = attempt
+            .report
+            .response
+            .as_ref()
+            .is_some_and(|r| r.status == 401 && r.body.contains("INVALID_SESSION_ID"));
+        let (Some(connected), Some(token)) = (&self.connected, request.bearer_token()) else {
+            return Ok(Step::Continue(attempt));
+        };
+        if !refused || !job.template.uses_connected_content() {
+            return Ok(Step::Continue(attempt));
+        }
+        connected.forget_token(token);
+        self.activity
+            .record(self.entry(
+                job,
+                ActivityKind::TokenRefreshed,
+                "Salesforce refused the cached access token (401 INVALID_SESSION_ID: expired or revoked); it was dropped and the request sent again with a new one".into(),
+                Some(&attempt.report),
+            ))
+            .await;
+        let rendered = match self.rendered(job).await? {
+            Step::Continue(r) => r,
+            Step::Settled(outcome) => return Ok(Step::Settled(outcome)),
+        };
+        self.attempt(job, &derive(&rendered)).await
+    }
+
+    /// Before a create is retried: is the record already there? Found settles the job as
+    /// delivered (its id written back); not found lets the create go out again.
+    async fn look_up(
+        &self,
+        job: &Job,
+        request: &RenderedRequest,
+        target: &Target,
+        field: &str,
+    ) -> Result<Step<()>, QueueError> {
+        let Some(object) = target.object() else {
+            return Ok(Step::Continue(()));
+        };
+        let Some(value) = request.body_field(field) else {
+            // Nothing to look up by (the body has no such field for this user): the create
+            // goes out again, as it would without a lookup field.
+            return Ok(Step::Continue(()));
+        };
+        let query = match soql::lookup_query(object, field, &value) {
+            Ok(q) => q,
+            Err(_) => return Ok(Step::Continue(())),
+        };
+        let url = soql::query_url(target, &query);
+        let lookup = |rendered: &RenderedRequest| {
+            let mut headers: Vec<(String, String)> = rendered
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .cloned()
+                .collect();
+            headers.push(("Accept".into(), "application/json".into()));
+            RenderedRequest {
+                method: Method::Get,
+                url: url.clone(),
+                headers,
+                body: None,
+            }
+        };
+        let attempt = match self.send_with_fresh_token(job, request, &lookup).await? {
+            Step::Continue(a) => a,
+            Step::Settled(outcome) => return Ok(Step::Settled(outcome)),
+        };
+        if !attempt.report.classification.is_success() {
+            // The lookup itself failed: the job waits (or fails) on the usual rules.
+            return Ok(Step::Settled(
+                self.settle(job, &attempt, &attempt.response_body).await?,
+            ));
+        }
+        match soql::parse_lookup(&attempt.response_body) {
+            Ok(Lookup::NotFound) => Ok(Step::Continue(())),
+            Ok(Lookup::Found(id)) => {
+                let body =
+                    serde_json::json!({"id": id, "success": true, "errors": [], "created": false})
+                        .to_string();
+                self.activity
+                    .record(self.entry(
+                        job,
+                        ActivityKind::Deduplicated,
+                        format!(
+                            "an earlier attempt had created {object} {id} ({field} = {value}) without an answer; it was not created again"
+                        ),
+                        Some(&attempt.report),
+                    ))
+                    .await;
+                Ok(Step::Settled(
+                    self.settle(job, &attempt, body.as_bytes()).await?,
+                ))
+            }
+            Ok(Lookup::Several(ids)) => {
+                let message = format!(
+                    "{} {object} records have {field} = {value} ({}); which one an earlier attempt created cannot be told, so the create is not sent again",
+                    ids.len(),
+                    ids.join(", ")
+                );
+                let entry = self.entry(
+                    job,
+                    ActivityKind::OutcomeUnknown,
+                    message,
+                    Some(&attempt.report),
+                );
+                let failure = Failure {
+                    kind: FailureKind::OutcomeUnknown,
+                    message: entry.message.clone(),
+                    report: Some(attempt.report.clone()),
+                };
+                self.activity.record(entry).await;
+                self.queue.fail(job, &failure).await?;
+                Ok(Step::Settled(ExecutionOutcome::Failed))
+            }
+            Err(why) => {
+                let entry = self.entry(
+                    job,
+                    ActivityKind::RenderError,
+                    format!("the lookup before retrying the create failed: {why}"),
+                    Some(&attempt.report),
+                );
+                self.activity.record(entry).await;
+                Ok(Step::Continue(()))
+            }
+        }
+    }
+
+    /// Settles a job by its attempt: delivered (with write-back from `response_body`), retried
+    /// on Braze's rules, or failed.
+    async fn settle(
+        &self,
+        job: &Job,
+        attempt: &Attempt,
+        response_body: &[u8],
+    ) -> Result<ExecutionOutcome, QueueError> {
         let report = &attempt.report;
         match (report.classification, report.next_delay) {
             (Classification::Success, _) => {
                 let rules = job.template.write_back();
                 let mut write_back = Vec::new();
                 if !rules.is_empty() {
-                    match extract_write_back(rules, &attempt.response_body) {
+                    match extract_write_back(rules, response_body) {
                         Ok(attributes) => write_back = attributes,
                         Err(message) => {
                             self.activity
                                 .record(self.entry(
-                                    &job,
+                                    job,
                                     ActivityKind::WriteBackFailed,
                                     message,
                                     Some(report),
@@ -453,21 +818,16 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                     }
                 }
                 self.queue
-                    .complete(&job, Completion::Delivered { report, write_back })
+                    .complete(job, Completion::Delivered { report, write_back })
                     .await?;
                 Ok(ExecutionOutcome::Delivered)
             }
             (Classification::Retry(_), Some(after)) => {
                 self.activity
-                    .record(self.entry(
-                        &job,
-                        ActivityKind::Retrying,
-                        report.summary(),
-                        Some(report),
-                    ))
+                    .record(self.entry(job, ActivityKind::Retrying, report.summary(), Some(report)))
                     .await;
                 self.queue
-                    .retry_at(&job, self.sender.clock().system_now() + after, report)
+                    .retry_at(job, self.sender.clock().system_now() + after, report)
                     .await?;
                 Ok(ExecutionOutcome::Retrying { after })
             }
@@ -477,14 +837,14 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 } else {
                     FailureKind::RetriesExhausted
                 };
-                let entry = self.entry(&job, ActivityKind::Failed, report.summary(), Some(report));
+                let entry = self.entry(job, ActivityKind::Failed, report.summary(), Some(report));
                 let failure = Failure {
                     kind,
                     message: entry.message.clone(),
                     report: Some(report.clone()),
                 };
                 self.activity.record(entry).await;
-                self.queue.fail(&job, &failure).await?;
+                self.queue.fail(job, &failure).await?;
                 Ok(ExecutionOutcome::Failed)
             }
         }

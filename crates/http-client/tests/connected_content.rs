@@ -49,6 +49,15 @@ async fn spawn_server() -> (String, Hits) {
             let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             axum::Json(serde_json::json!({"access_token": format!("tok-{n}"), "body": body, "content_type": ct}))
         }))
+        .route("/services/oauth2/token", post(|State(h): State<Hits>| async move {
+            // Every third call fails like Salesforce under load.
+            let n = h.bump("oauth");
+            if n % 3 == 0 {
+                (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "7")], "{\"error\":\"unavailable\"}").into_response()
+            } else {
+                axum::Json(serde_json::json!({"access_token": format!("00D!sf-{n}"), "token_type": "Bearer", "instance_url": "x"})).into_response()
+            }
+        }))
         .route("/text", get(|State(h): State<Hits>| async move {
             h.bump("text");
             "plain <b>text</b>"
@@ -196,7 +205,7 @@ async fn get_is_cached_for_five_minutes_and_no_cache_bypasses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_is_not_cached_unless_cache_max_age_and_bodies_never_share() {
     let h = harness().await;
-    let t = "{% connected_content BASE/token :method post :body client_id=a&grant_type=client_credentials :save r %}{{ r.access_token }}";
+    let t = "{% connected_content BASE/token :method post :body client_id=a :save r %}{{ r.access_token }}";
     assert_eq!(h.text(t).await, "tok-1");
     assert_eq!(
         h.text(t).await,
@@ -216,6 +225,56 @@ async fn post_is_not_cached_unless_cache_max_age_and_bodies_never_share() {
         "a different body is a different entry"
     );
     assert_eq!(h.hits.get("token"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_tokens_are_reused_dropped_on_request_and_failures_are_outcomes() {
+    let h = harness().await;
+    let t = "{% connected_content BASE/services/oauth2/token :method post :body client_id=a&client_secret=s&grant_type=client_credentials :save result %}Bearer {{result.access_token}}";
+    for _ in 0..5 {
+        assert_eq!(
+            h.text(t).await,
+            "Bearer 00D!sf-1",
+            "reused without :cache_max_age"
+        );
+    }
+    assert_eq!(h.hits.get("oauth"), 1);
+    h.advance(Duration::from_secs(2 * 3600 + 1));
+    assert_eq!(
+        h.text(t).await,
+        "Bearer 00D!sf-2",
+        "a new token after its lifetime"
+    );
+    assert!(
+        h.client.forget_token("00D!sf-2"),
+        "the cached token is dropped"
+    );
+    assert!(!h.client.forget_token("00D!sf-2"), "only once");
+    // The third call fails: an outcome with the endpoint's answer, not `Bearer `.
+    match h.render(t).await {
+        Ok(Outcome::TokenFailed(f)) => {
+            assert_eq!(f.status, Some(503));
+            assert_eq!(f.response_body, "{\"error\":\"unavailable\"}");
+            assert!(
+                f.response_headers
+                    .iter()
+                    .any(|(k, v)| k == "retry-after" && v == "7")
+            );
+            assert!(f.url.ends_with("/services/oauth2/token"));
+            assert!(
+                f.request_body
+                    .as_deref()
+                    .is_some_and(|b| b.contains("grant_type"))
+            );
+        }
+        other => panic!("expected a failed token call, got {other:?}"),
+    }
+    assert_eq!(
+        h.text(t).await,
+        "Bearer 00D!sf-4",
+        "a failure is not cached"
+    );
+    assert_eq!(h.hits.get("oauth"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

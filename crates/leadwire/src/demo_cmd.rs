@@ -131,6 +131,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut delivery = DeliveryArgs::quiet();
     delivery.ca_cert = Some(ca_path.clone());
     delivery.allow_hosts = vec!["localhost".into(), "127.0.0.1".into()];
+    delivery.salesforce_instances = vec![instance.clone()];
     let app = App::start(data.app_config(&delivery, true)?).await?;
 
     // 3. The worked example, with the emulator as the org.

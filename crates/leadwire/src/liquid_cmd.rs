@@ -120,6 +120,11 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
             eprintln!("aborted: {reason}");
             std::process::exit(3);
         }
+        Outcome::TokenFailed(failure) => Err(anyhow::anyhow!(
+            "{origin}: the token call failed: {} {}",
+            failure.reason,
+            failure.response_body
+        )),
     }
 }
 

@@ -45,6 +45,23 @@ pub struct DeliveryArgs {
     /// Time limit in seconds for a connected_content call (Braze: 2).
     #[arg(long, default_value_t = 2)]
     pub connected_content_timeout_secs: u64,
+    /// A Salesforce instance besides *.salesforce.com (an origin such as https://127.0.0.1:8443,
+    /// or a host), for lookups before retried creates, empty-record-id checks and the linter
+    /// (repeatable).
+    #[arg(long = "salesforce-instance")]
+    pub salesforce_instances: Vec<String>,
+    /// How long an OAuth token fetched by connected_content is reused, in seconds, when its
+    /// answer has no expires_in (Salesforce's never has; its default session lasts 2 hours).
+    /// A token Salesforce refuses earlier (401) is dropped and fetched again.
+    #[arg(long, default_value_t = 7200)]
+    pub token_lifetime_secs: u64,
+    /// Daily Salesforce API calls kept unspent per org (at least this many, or the share below,
+    /// whichever is larger); sends to an org pause before they reach it.
+    #[arg(long, default_value_t = 500)]
+    pub api_reserve_calls: u64,
+    /// The reserve as a percentage of the org's daily allowance.
+    #[arg(long, default_value_t = 5.0)]
+    pub api_reserve_percent: f64,
 }
 
 impl DeliveryArgs {
@@ -59,6 +76,10 @@ impl DeliveryArgs {
             job_lease_secs: 300,
             activity_retention_hours: 60,
             connected_content_timeout_secs: 2,
+            salesforce_instances: Vec::new(),
+            token_lifetime_secs: 7200,
+            api_reserve_calls: 500,
+            api_reserve_percent: 5.0,
         }
     }
 
@@ -86,6 +107,16 @@ impl DeliveryArgs {
         config.activity_retention = Duration::from_secs(self.activity_retention_hours * 3600);
         config.connected_content.timeout =
             Duration::from_secs(self.connected_content_timeout_secs.max(1));
+        config.connected_content.token_lifetime = Duration::from_secs(self.token_lifetime_secs);
+        config.salesforce_instances = self.salesforce_instances.clone();
+        if !(0.0..=100.0).contains(&self.api_reserve_percent) {
+            anyhow::bail!(
+                "--api-reserve-percent must be between 0 and 100, got {}",
+                self.api_reserve_percent
+            );
+        }
+        config.api_budget.reserve_calls = self.api_reserve_calls;
+        config.api_budget.reserve_share = self.api_reserve_percent / 100.0;
         Ok(config)
     }
 }

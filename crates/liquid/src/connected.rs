@@ -95,6 +95,11 @@ pub struct ConnectedContentConfig {
     /// Braze allows only ports 80 and 443; `None` allows any port (self-hosted tests use others).
     pub allowed_ports: Option<Vec<u16>>,
     pub user_agent: String,
+    /// How long a token from an OAuth token endpoint is reused when its answer carries no
+    /// `expires_in` (Salesforce's never does). Salesforce's default session timeout is 2 hours;
+    /// a token revoked or expired sooner is dropped when the API answers 401 (see
+    /// [`ConnectedContent::forget_token`]).
+    pub token_lifetime: Duration,
 }
 
 impl Default for ConnectedContentConfig {
@@ -110,6 +115,7 @@ impl Default for ConnectedContentConfig {
             allowed_ports: None,
             user_agent: concat!("Braze Sender (leadwire/", env!("CARGO_PKG_VERSION"), ")")
                 .to_string(),
+            token_lifetime: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -123,6 +129,29 @@ enum Answer {
 }
 
 impl Answer {
+    /// The `access_token` of an OAuth answer.
+    fn access_token(&self) -> Option<&str> {
+        match self {
+            Answer::Json(Value::Object(obj)) => match obj.get("access_token") {
+                Some(Value::Str(token)) => Some(token),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `expires_in` (seconds) of an OAuth answer that has one.
+    fn expires_in(&self) -> Option<Duration> {
+        match self {
+            Answer::Json(Value::Object(obj)) => match obj.get("expires_in") {
+                Some(Value::Int(secs)) if *secs > 0 => Some(Duration::from_secs(*secs as u64)),
+                Some(Value::Str(text)) => text.parse::<u64>().ok().map(Duration::from_secs),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     fn of(response: &FetchResponse) -> Answer {
         match serde_json::from_slice::<serde_json::Value>(&response.body) {
             Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
@@ -144,11 +173,64 @@ impl Answer {
 #[derive(Debug, Clone)]
 enum Fetched {
     Answer(Arc<Answer>),
-    /// A non-2xx status or a transport error; `retryable` as `:retry` sees it.
+    /// A non-2xx status or a transport error; `retryable` as `:retry` sees it. `response` is
+    /// the non-2xx answer, kept for the activity log of a failed token call.
     Failed {
         why: String,
         retryable: bool,
+        response: Option<Arc<FetchResponse>>,
+        timed_out: bool,
     },
+}
+
+impl Fetched {
+    fn failed(why: impl Into<String>) -> Fetched {
+        Fetched::Failed {
+            why: why.into(),
+            retryable: true,
+            response: None,
+            timed_out: false,
+        }
+    }
+}
+
+/// A failed call to an OAuth token endpoint, as the activity log shows it (the caller redacts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFailure {
+    pub method: Method,
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Option<String>,
+    /// The endpoint's answer, when there was one.
+    pub status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: String,
+    /// Why there is no usable answer, in a sentence.
+    pub reason: String,
+    /// No answer arrived in time.
+    pub timed_out: bool,
+}
+
+/// Whether a connected_content request asks an OAuth token endpoint for a token: a POST to
+/// `…/oauth2/token` (Salesforce, most providers) or with a `grant_type` in its body.
+pub fn is_token_request(request: &FetchRequest) -> bool {
+    if request.method != Method::Post {
+        return false;
+    }
+    let path = request
+        .url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
+    path.ends_with("/oauth2/token")
+        || path.ends_with("/oauth/token")
+        || request
+            .body
+            .as_deref()
+            .is_some_and(|b| b.contains("grant_type=") || b.contains("\"grant_type\""))
 }
 
 /// One request in flight that later renders for the same key wait for (single flight).
@@ -161,10 +243,7 @@ struct Flight {
 impl Flight {
     fn wait(&self) -> Fetched {
         let Ok(mut done) = self.done.lock() else {
-            return Fetched::Failed {
-                why: "the request this render waited for was abandoned".into(),
-                retryable: true,
-            };
+            return Fetched::failed("the request this render waited for was abandoned");
         };
         loop {
             if let Some(result) = done.as_ref() {
@@ -173,10 +252,7 @@ impl Flight {
             done = match self.ready.wait(done) {
                 Ok(d) => d,
                 Err(_) => {
-                    return Fetched::Failed {
-                        why: "the request this render waited for was abandoned".into(),
-                        retryable: true,
-                    };
+                    return Fetched::failed("the request this render waited for was abandoned");
                 }
             };
         }
@@ -226,10 +302,7 @@ impl Lead<'_> {
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            let abandoned = Fetched::Failed {
-                why: "the request was abandoned".into(),
-                retryable: true,
-            };
+            let abandoned = Fetched::failed("the request was abandoned");
             self.client
                 .settle(&self.key, &self.flight, &abandoned, None);
         }
@@ -309,6 +382,10 @@ impl ConnectedContent {
             if ours {
                 match (result, ttl) {
                     (Fetched::Answer(answer), Some(ttl)) => {
+                        // A token that says when it expires is dropped a minute before.
+                        let ttl = answer
+                            .expires_in()
+                            .map_or(ttl, |e| ttl.min(e.saturating_sub(Duration::from_secs(60))));
                         let expires = (self.clock)() + ttl;
                         cache.insert(
                             key.to_string(),
@@ -327,51 +404,70 @@ impl ConnectedContent {
         flight.finish(result.clone());
     }
 
-    /// Makes the request, with `:retry`'s attempts. `Err` is the abort reason when they ran out.
-    fn fetch(&self, request: &FetchRequest, retry: bool) -> Result<Fetched, String> {
+    /// Makes the request, with `:retry`'s attempts. `Err` is the last failure when they ran out.
+    fn fetch(&self, request: &FetchRequest, retry: bool) -> Result<Fetched, Fetched> {
         let mut attempt = 0;
         loop {
             let outcome = self.fetcher.fetch(request);
             let ok = matches!(&outcome, Ok(r) if (200..300).contains(&r.status));
             let retryable = is_retryable(&outcome);
-            if ok || !retry || !retryable {
-                return Ok(match outcome {
-                    Ok(r) if ok => {
-                        if r.body.len() > self.config.max_response_bytes {
-                            Fetched::Failed {
-                                why: format!(
-                                    "response is larger than {} bytes",
-                                    self.config.max_response_bytes
-                                ),
-                                retryable: false,
-                            }
-                        } else {
-                            Fetched::Answer(Arc::new(Answer::of(&r)))
+            let fetched = match outcome {
+                Ok(r) if ok => {
+                    if r.body.len() > self.config.max_response_bytes {
+                        Fetched::Failed {
+                            why: format!(
+                                "response is larger than {} bytes",
+                                self.config.max_response_bytes
+                            ),
+                            retryable: false,
+                            response: None,
+                            timed_out: false,
                         }
+                    } else {
+                        Fetched::Answer(Arc::new(Answer::of(&r)))
                     }
-                    Ok(r) => Fetched::Failed {
-                        why: format!("HTTP {}", r.status),
-                        retryable,
-                    },
-                    Err(e) => Fetched::Failed {
-                        why: e.to_string(),
-                        retryable,
-                    },
-                });
+                }
+                Ok(r) => Fetched::Failed {
+                    why: format!("HTTP {}", r.status),
+                    retryable,
+                    response: Some(Arc::new(r)),
+                    timed_out: false,
+                },
+                Err(e) => Fetched::Failed {
+                    why: e.to_string(),
+                    retryable,
+                    response: None,
+                    timed_out: matches!(e, FetchError::Timeout(_)),
+                },
+            };
+            if ok || !retry || !retryable {
+                return Ok(fetched);
             }
             if attempt >= self.config.max_retries {
-                let why = match &outcome {
-                    Ok(r) => format!("HTTP {}", r.status),
-                    Err(e) => e.to_string(),
-                };
-                return Err(format!(
-                    "connected_content to {} failed after {} retries: {why}",
-                    request.url, self.config.max_retries
-                ));
+                return Err(fetched);
             }
             std::thread::sleep(self.config.retry_base_delay * 2u32.saturating_pow(attempt));
             attempt += 1;
         }
+    }
+
+    /// Drops every cached OAuth answer whose `access_token` is `token`, so the next render asks
+    /// for a new one. Called when the API answered 401 for a request that carried it. Returns
+    /// whether one was cached.
+    pub fn forget_token(&self, token: &str) -> bool {
+        let token = token.trim();
+        if token.is_empty() {
+            return false;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return false;
+        };
+        let before = cache.len();
+        cache.retain(|_, slot| match slot {
+            Slot::Ready { answer, .. } => answer.access_token() != Some(token),
+            Slot::Pending(_) => true,
+        });
+        cache.len() != before
     }
 }
 
@@ -748,26 +844,32 @@ pub(crate) fn render_tag(
         timeout: client.config.timeout,
         max_response_bytes: client.config.max_response_bytes,
     };
+    let token_request = is_token_request(&request);
     let ttl = match (tag.method, tag.cache_max_age, tag.no_cache) {
         (_, _, true) => None,
         (_, Some(secs), false) => Some(
             Duration::from_secs(secs)
                 .clamp(client.config.min_cache_ttl, client.config.max_cache_ttl),
         ),
+        // A token is reused across sends and users while it is valid, without the template
+        // asking (Braze fetches one per send): see `ConnectedContentConfig::token_lifetime`.
+        (Method::Post, None, false) if token_request => Some(client.config.token_lifetime),
         (Method::Get, None, false) => Some(client.config.default_cache_ttl),
         (Method::Post, None, false) => None,
     };
     let fetched = match ttl {
-        None => client.fetch(&request, tag.retry).map_err(Stop::Abort)?,
+        None => match client.fetch(&request, tag.retry) {
+            Ok(fetched) => fetched,
+            Err(last) => return Err(retries_ran_out(client, &request, token_request, last)),
+        },
         Some(ttl) => match client.begin(&cache_key(&request)) {
             Begin::Hit(answer) => Fetched::Answer(answer),
             Begin::Wait(flight) => match flight.wait() {
                 // The request this render waited for failed after its own retries.
-                Fetched::Failed { why, retryable } if tag.retry && retryable => {
-                    return Err(Stop::Abort(format!(
-                        "connected_content to {} failed after {} retries: {why}",
-                        request.url, client.config.max_retries
-                    )));
+                last @ Fetched::Failed {
+                    retryable: true, ..
+                } if tag.retry => {
+                    return Err(retries_ran_out(client, &request, token_request, last));
                 }
                 other => other,
             },
@@ -776,17 +878,18 @@ pub(crate) fn render_tag(
                     lead.finish(&fetched, ttl);
                     fetched
                 }
-                Err(abort) => {
-                    let failed = Fetched::Failed {
-                        why: abort.clone(),
-                        retryable: true,
-                    };
-                    lead.finish(&failed, ttl);
-                    return Err(Stop::Abort(abort));
+                Err(last) => {
+                    lead.finish(&last, ttl);
+                    return Err(retries_ran_out(client, &request, token_request, last));
                 }
             },
         },
     };
+    if token_request && let Fetched::Failed { .. } = &fetched {
+        return Err(Stop::TokenFailed(Box::new(token_failure(
+            &request, &fetched,
+        ))));
+    }
 
     let save_name: Arc<str> = tag.save.clone().unwrap_or_else(|| "connected".into());
     match fetched {
@@ -804,6 +907,60 @@ pub(crate) fn render_tag(
         Fetched::Failed { .. } => state.assign(save_name, Value::Nil),
     }
     Ok(())
+}
+
+/// `:retry`'s attempts ran out: Braze aborts the message; a token call fails the attempt instead.
+fn retries_ran_out(
+    client: &ConnectedContent,
+    request: &FetchRequest,
+    token_request: bool,
+    last: Fetched,
+) -> Stop {
+    if token_request {
+        return Stop::TokenFailed(Box::new(token_failure(request, &last)));
+    }
+    let why = match last {
+        Fetched::Failed { why, .. } => why,
+        Fetched::Answer(_) => "no answer".to_owned(),
+    };
+    Stop::Abort(format!(
+        "connected_content to {} failed after {} retries: {why}",
+        request.url, client.config.max_retries
+    ))
+}
+
+fn token_failure(request: &FetchRequest, fetched: &Fetched) -> TokenFailure {
+    let (why, response, timed_out) = match fetched {
+        Fetched::Failed {
+            why,
+            response,
+            timed_out,
+            ..
+        } => (why.as_str(), response.as_deref(), *timed_out),
+        Fetched::Answer(_) => ("no answer", None, false),
+    };
+    TokenFailure {
+        method: request.method,
+        url: request.url.clone(),
+        request_headers: request.headers.clone(),
+        request_body: request.body.clone(),
+        status: response.map(|r| r.status),
+        response_headers: response.map(|r| r.headers.clone()).unwrap_or_default(),
+        response_body: response
+            .map(|r| {
+                let end = r.body.len().min(4096);
+                String::from_utf8_lossy(&r.body[..end]).into_owned()
+            })
+            .unwrap_or_default(),
+        reason: match response {
+            Some(r) => format!("the token endpoint {} answered {}", request.url, r.status),
+            None => format!(
+                "the token endpoint {} could not be reached: {why}",
+                request.url
+            ),
+        },
+        timed_out,
+    }
 }
 
 /// Cache key: method, URL, headers and body, so two different bodies never share an entry.

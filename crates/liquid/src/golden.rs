@@ -90,6 +90,7 @@ fn run_case(index: usize, case: &serde_json::Value) -> CaseResult {
         let got = match &outcome {
             Ok(Outcome::Rendered(out)) => format!("{out:?}"),
             Ok(Outcome::Aborted { reason }) => format!("abort {reason:?}"),
+            Ok(Outcome::TokenFailed(f)) => format!("token call failed: {}", f.reason),
             Err(e) => format!("error: {e}"),
         };
         format!("template {source:?}: expected {want}, got {got}")

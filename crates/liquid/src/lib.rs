@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use connected::{
     ConnectedContent, ConnectedContentConfig, CredentialStore, FetchError, FetchRequest,
-    FetchResponse, Fetcher, Method, TokenCredential, validate_url,
+    FetchResponse, Fetcher, Method, TokenCredential, TokenFailure, is_token_request, validate_url,
 };
 pub use context::{Context, DEFAULT_MAX_OUTPUT_BYTES, PartialSource};
 pub use error::{Error, ErrorKind, Location};
@@ -45,6 +45,9 @@ pub enum Outcome {
     Aborted {
         reason: String,
     },
+    /// A connected_content call to an OAuth token endpoint failed (Braze would render the
+    /// header as `Bearer ` and send it anyway). The caller treats it as a failed attempt.
+    TokenFailed(Box<TokenFailure>),
 }
 
 impl Outcome {
@@ -52,7 +55,7 @@ impl Outcome {
     pub fn into_rendered(self) -> Option<String> {
         match self {
             Outcome::Rendered(s) => Some(s),
-            Outcome::Aborted { .. } => None,
+            Outcome::Aborted { .. } | Outcome::TokenFailed(_) => None,
         }
     }
 }
@@ -107,6 +110,7 @@ impl Template {
         match state.render_block(&self.root, &mut out) {
             Ok(()) => Ok(Outcome::Rendered(out)),
             Err(render::Stop::Abort(reason)) => Ok(Outcome::Aborted { reason }),
+            Err(render::Stop::TokenFailed(failure)) => Ok(Outcome::TokenFailed(failure)),
             Err(render::Stop::Error(e)) => Err(e.locate(&self.source)),
         }
     }

@@ -45,6 +45,8 @@ pub(crate) enum Stop {
     Error(RawError),
     /// `abort_message` (or a connected_content `:retry` that ran out): not an error, an outcome.
     Abort(String),
+    /// An OAuth token call failed: the request cannot be authorised, so it is not sent.
+    TokenFailed(Box<crate::connected::TokenFailure>),
 }
 
 impl From<RawError> for Stop {

@@ -162,6 +162,7 @@ fn render_ours(case: &generate::Case) -> Rendered {
     match Template::parse(&case.template).and_then(|t| t.render(&context)) {
         Ok(Outcome::Rendered(out)) => Rendered::Output(out),
         Ok(Outcome::Aborted { reason }) => Rendered::Error(format!("aborted: {reason}")),
+        Ok(Outcome::TokenFailed(f)) => Rendered::Error(format!("token call failed: {}", f.reason)),
         Err(e) => Rendered::Error(e.to_string()),
     }
 }

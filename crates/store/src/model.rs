@@ -343,16 +343,27 @@ pub enum ActivityType {
     Failed,
     WriteBackFailed,
     TestSend,
+    /// A token call (connected_content to an OAuth endpoint) failed; Braze's "Connected Content error".
+    ConnectedContentError,
+    TokenRefreshed,
+    Deduplicated,
+    OutcomeUnknown,
+    ApiBudget,
 }
 
 impl ActivityType {
-    pub const ALL: [ActivityType; 6] = [
+    pub const ALL: [ActivityType; 11] = [
         ActivityType::Aborted,
         ActivityType::RenderError,
         ActivityType::Retrying,
         ActivityType::Failed,
         ActivityType::WriteBackFailed,
         ActivityType::TestSend,
+        ActivityType::ConnectedContentError,
+        ActivityType::TokenRefreshed,
+        ActivityType::Deduplicated,
+        ActivityType::OutcomeUnknown,
+        ActivityType::ApiBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -363,6 +374,11 @@ impl ActivityType {
             ActivityType::Failed => "failed",
             ActivityType::WriteBackFailed => "write_back_failed",
             ActivityType::TestSend => "test_send",
+            ActivityType::ConnectedContentError => "connected_content_error",
+            ActivityType::TokenRefreshed => "token_refreshed",
+            ActivityType::Deduplicated => "deduplicated",
+            ActivityType::OutcomeUnknown => "outcome_unknown",
+            ActivityType::ApiBudget => "api_budget",
         }
     }
 }

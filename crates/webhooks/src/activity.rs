@@ -25,6 +25,11 @@ pub fn kind_of(kind: ActivityKind) -> ActivityType {
         ActivityKind::Retrying => ActivityType::Retrying,
         ActivityKind::Failed => ActivityType::Failed,
         ActivityKind::WriteBackFailed => ActivityType::WriteBackFailed,
+        ActivityKind::ConnectedContentError => ActivityType::ConnectedContentError,
+        ActivityKind::TokenRefreshed => ActivityType::TokenRefreshed,
+        ActivityKind::Deduplicated => ActivityType::Deduplicated,
+        ActivityKind::OutcomeUnknown => ActivityType::OutcomeUnknown,
+        ActivityKind::ApiBudget => ActivityType::ApiBudget,
     }
 }
 

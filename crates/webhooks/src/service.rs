@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use leadwire_delivery::budget::Budgets;
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
 use leadwire_delivery::hostlimit::HostLimits;
 use leadwire_delivery::redact::Redactor;
@@ -16,6 +17,8 @@ use leadwire_delivery::worker::{Worker, WorkerConfig};
 use leadwire_http_client::HttpFetcher;
 use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context};
 use leadwire_profiles::Identifier;
+use leadwire_salesforce::limits::BudgetPolicy;
+use leadwire_salesforce::target::Instances;
 use leadwire_store::{
     ActivityQuery, ActivityRecord, ActivityRow, ActivityType, Enqueued, JobInfo, JobState, NewJob,
     Store,
@@ -42,6 +45,11 @@ pub struct WebhookConfig {
     pub connected_content: ConnectedContentConfig,
     /// Activity entries older than this are deleted (Braze: 60 hours).
     pub activity_retention: Duration,
+    /// Instances besides `*.salesforce.com` to treat as Salesforce (origins or hosts: the
+    /// emulator, a proxy), for creates' lookups, empty record ids and the linter.
+    pub salesforce_instances: Vec<String>,
+    /// How each org's daily API allowance is spent.
+    pub api_budget: BudgetPolicy,
 }
 
 impl WebhookConfig {
@@ -55,6 +63,8 @@ impl WebhookConfig {
             circuit: CircuitConfig::default(),
             connected_content: ConnectedContentConfig::default(),
             activity_retention: Duration::from_secs(60 * 3600),
+            salesforce_instances: Vec::new(),
+            api_budget: BudgetPolicy::default(),
         }
     }
 }
@@ -217,17 +227,20 @@ impl WebhookService {
         for s in secrets {
             redactor = redactor.with_secret(s);
         }
-        let sender = Arc::new(Sender::new(
-            client.clone(),
-            config.sender.clone(),
-            policy.clone(),
-            Arc::new(HostLimits::new(
-                config.per_host_concurrency,
-                config.worker.concurrency.max(1),
-            )),
-            Arc::new(CircuitBreakers::new(config.circuit.clone())),
-            Arc::new(redactor.clone()),
-        ));
+        let sender = Arc::new(
+            Sender::new(
+                client.clone(),
+                config.sender.clone(),
+                policy.clone(),
+                Arc::new(HostLimits::new(
+                    config.per_host_concurrency,
+                    config.worker.concurrency.max(1),
+                )),
+                Arc::new(CircuitBreakers::new(config.circuit.clone())),
+                Arc::new(redactor.clone()),
+            )
+            .with_budgets(Arc::new(Budgets::new(config.api_budget.clone()))),
+        );
         let fetcher = GuardedFetcher::new(
             Arc::new(HttpFetcher::new(client, tokio::runtime::Handle::current())),
             policy,
@@ -245,7 +258,8 @@ impl WebhookService {
                 sender.clone(),
                 config.worker.clone(),
             )
-            .with_connected_content(connected.clone()),
+            .with_connected_content(connected.clone())
+            .with_salesforce_instances(Instances::new(&config.salesforce_instances)),
         );
         Ok(Arc::new(WebhookService {
             store,
@@ -507,6 +521,13 @@ impl WebhookService {
                 field: e.field.to_string(),
                 message: redactor.text(&e.message),
             },
+            RenderOutcome::TokenFailed { field, failure } => Preview::Error {
+                field: field.to_string(),
+                message: redactor.text(&format!(
+                    "Connected Content error: {}: {}",
+                    failure.reason, failure.response_body
+                )),
+            },
         }
     }
 
@@ -570,6 +591,11 @@ impl WebhookService {
                 return Err(WebhookError::Conflict(
                     "the webhook's host is at its concurrency limit; try the test again".into(),
                 ));
+            }
+            Dispatch::Held { reason, .. } => {
+                return Err(WebhookError::Conflict(format!(
+                    "not sent to keep the org's API budget: {reason}"
+                )));
             }
         };
         let report = &attempt.report;

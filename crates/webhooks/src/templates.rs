@@ -8,7 +8,14 @@
 //!  "headers": {"Authorization": "Bearer …", "Content-Type": "application/json"},
 //!  "body": {"firstName": "{{${first_name}}}"},          // key/value pairs (values are Liquid)
 //!  "value_typing": "strings",                            // or "json_literals"
-//!  "write_back": [{"response_field": "id", "attribute": "salesforce_lead_id"}]}
+//!  "write_back": [{"response_field": "id", "attribute": "salesforce_lead_id"}],
+//!  "lookup_field": "Email"}                              // Salesforce creates: see below
+//! ```
+//!
+//! `lookup_field` names the body field (e.g. `Email`) by which a Salesforce create is looked up
+//! before it is retried, so a create that reached Salesforce without an answer is not made twice.
+//!
+//! ```json
 //! ```
 //!
 //! `body` is an object (key/value pairs, values typed as `value_typing` says), a string (raw
@@ -210,6 +217,16 @@ impl TemplateDefinition {
                 headers,
                 value_typing,
                 write_back,
+                lookup_field: match obj.get("lookup_field") {
+                    None | Some(Json::Null) => None,
+                    Some(Json::String(s)) if s.trim().is_empty() => None,
+                    Some(Json::String(s)) => Some(s.trim().to_owned()),
+                    Some(_) => {
+                        return Err(invalid(
+                            "'lookup_field' must be a Salesforce field name, such as \"Email\"",
+                        ));
+                    }
+                },
             },
         })
     }
@@ -243,6 +260,7 @@ impl TemplateDefinition {
                 ValueTyping::JsonLiterals => "json_literals",
             },
             "write_back": t.write_back.iter().map(|r| json!({"response_field": r.response_field, "attribute": r.attribute})).collect::<Vec<_>>(),
+            "lookup_field": t.lookup_field,
         })
     }
 

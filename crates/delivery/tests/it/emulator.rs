@@ -44,6 +44,7 @@ fn create_lead(instance: &str, body: Vec<(String, String)>) -> WebhookTemplate {
             response_field: "id".into(),
             attribute: "salesforce_lead_id".into(),
         }],
+        lookup_field: None,
     }
 }
 
@@ -215,6 +216,7 @@ async fn seed_create_lead_then_update_to_mql() {
         ],
         value_typing: ValueTyping::Strings,
         write_back: vec![],
+        lookup_field: None,
     };
     let context = serde_json::json!({
         "profile": {"user_id": "u-ada", "first_name": "Ada"},

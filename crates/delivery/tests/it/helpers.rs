@@ -236,6 +236,7 @@ pub fn post_template(url: &str) -> WebhookTemplate {
         headers: vec![("Content-Type".into(), "application/json".into())],
         value_typing: ValueTyping::Strings,
         write_back: vec![],
+        lookup_field: None,
     }
 }
 
