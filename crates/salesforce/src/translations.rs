@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+use Language::{French as Fr, German as De, Korean as Ko, Portuguese as Pt, Spanish as Es};
+
 /// The languages the seed page was translated into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
@@ -169,8 +171,6 @@ const fn e(language: Language, word: &'static str, means: &'static str) -> Entry
         means,
     }
 }
-
-use Language::{French as Fr, German as De, Korean as Ko, Portuguese as Pt, Spanish as Es};
 
 /// Body keys. Every key of the five seed pages' Create Lead tables is here (marked "seed"), with
 /// the words a translator or a user is likely to write for the same Lead fields: the dictionary
