@@ -77,6 +77,19 @@ fn template_id(body: &Json) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request("'template_id' is required"))
 }
 
+/// What the linter says about a saved template (saving never waits on it to be clean).
+async fn warnings_json(
+    service: &leadwire_webhooks::WebhookService,
+    definition: &TemplateDefinition,
+) -> Vec<Json> {
+    service
+        .lint(definition)
+        .await
+        .iter()
+        .map(|w| w.to_json())
+        .collect()
+}
+
 async fn create(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
@@ -90,12 +103,17 @@ async fn create(
         ));
     }
     let definition = TemplateDefinition::from_json(&body)?;
-    let record = service(&state)?.create_template(definition).await?;
+    let service = service(&state)?;
+    let record = service.create_template(definition).await?;
+    let warnings = warnings_json(service, &record.definition).await;
     Ok((
         StatusCode::CREATED,
-        axum::Json(
-            json!({"message": "success", "template_id": record.id, "template": record.to_json()}),
-        ),
+        axum::Json(json!({
+            "message": "success",
+            "template_id": record.id,
+            "template": record.to_json(),
+            "warnings": warnings,
+        })),
     )
         .into_response())
 }
@@ -156,10 +174,15 @@ async fn update(
     let body = json_body(body, state.config.max_body_bytes)?;
     let id = template_id(&body)?;
     let definition = TemplateDefinition::from_json(&body)?;
-    let record = service(&state)?.update_template(&id, definition).await?;
-    Ok(axum::Json(
-        json!({"message": "success", "template_id": record.id, "template": record.to_json()}),
-    )
+    let service = service(&state)?;
+    let record = service.update_template(&id, definition).await?;
+    let warnings = warnings_json(service, &record.definition).await;
+    Ok(axum::Json(json!({
+        "message": "success",
+        "template_id": record.id,
+        "template": record.to_json(),
+        "warnings": warnings,
+    }))
     .into_response())
 }
 

@@ -62,6 +62,7 @@ async fn spawn_app() -> App {
     config.ssrf = SsrfPolicy::strict().allow_host("localhost");
     config.extra_ca_pem = vec![emulator.ca_pem().expect("CA").as_bytes().to_vec()];
     config.sender.timeout = Duration::from_secs(5);
+    config.salesforce_instances = vec![instance.clone()];
     config.sender.schedule = RetrySchedule {
         max_attempts: 3,
         max_attempts_unreachable: 3,
@@ -246,6 +247,131 @@ fn english_body() -> Json {
         "email": "{{${email_address}}}",
         "company": "{{custom_attribute.${company}}}"
     })
+}
+
+/// A seed page's Create Lead tables as written: the body's key/value rows and the header rows,
+/// with the instance and credentials filled in (the linter's subject is the names).
+fn seed_create_lead(prefix: &str, instance: &str) -> Json {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/seeds");
+    let file = std::fs::read_dir(&dir)
+        .expect("testdata/seeds")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .expect("the seed page");
+    let text = std::fs::read_to_string(file).expect("seed");
+    let rows: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let raw = cells.get(2)?;
+            let value = raw
+                .strip_prefix("{% raw %}`")
+                .and_then(|v| v.strip_suffix("`{% endraw %}"))
+                .or_else(|| raw.strip_prefix('`').and_then(|v| v.strip_suffix('`')))?;
+            Some((cells[1].to_owned(), value.to_owned()))
+        })
+        .collect();
+    let body: serde_json::Map<String, Json> = rows
+        .iter()
+        .filter(|(_, v)| v.starts_with("{{"))
+        .take(4)
+        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+        .collect();
+    let headers: serde_json::Map<String, Json> = rows
+        .iter()
+        .filter(|(_, v)| v.starts_with("{% connected_content") || *v == "application/json")
+        .take(2)
+        .map(|(k, v)| {
+            let v = if v.starts_with("{%") {
+                token_header(instance)
+            } else {
+                v.clone()
+            };
+            (k.clone(), Json::String(v))
+        })
+        .collect();
+    json!({
+        "name": format!("seed {prefix}"),
+        "url": format!("{instance}/services/data/v60.0/sobjects/Lead/"),
+        "method": "POST",
+        "headers": headers,
+        "body": body,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_translated_seed_templates_are_answered_with_the_names_meant() {
+    let app = spawn_app().await;
+    app.credential().await;
+    // German: saved, with a warning per translated header and body key.
+    let (status, body) = app
+        .post(
+            "/templates/webhook/create",
+            seed_create_lead("003_", &app.instance),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let said: Vec<(String, String, String)> = body["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| {
+            (
+                w["field"].as_str().unwrap_or("").to_owned(),
+                w["code"].as_str().unwrap_or("").to_owned(),
+                w["suggestion"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expect = |field: &str, code: &str, suggestion: &str| {
+        assert!(
+            said.contains(&(field.into(), code.into(), suggestion.into())),
+            "{field} → {suggestion} in {said:#?}"
+        );
+    };
+    expect("body key 'Vorname'", "unknown_field", "FirstName");
+    expect("body key 'Nachname'", "unknown_field", "LastName");
+    expect("body key 'E-Mail'", "unknown_field", "Email");
+    expect("body key 'Unternehmen'", "unknown_field", "Company");
+    let text = body["warnings"].to_string();
+    assert!(
+        text.contains("'Autorisierung' is German for 'Authorization'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'Content-Typ' is German for 'Content-Type'"),
+        "{text}"
+    );
+    // The describe call answered (the org's custom field is known), not the built-in schema.
+    assert!(
+        app.emulator
+            .request_log()
+            .iter()
+            .any(|e| e.path.ends_with("/describe")),
+        "the org was asked for its fields"
+    );
+
+    // Korean: the header names cannot be sent at all; the refusal says which were meant.
+    let (status, body) = app
+        .post(
+            "/templates/webhook/create",
+            seed_create_lead("004_", &app.instance),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("'승인' is Korean for 'Authorization'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'콘텐츠-유형' is Korean for 'Content-Type'"),
+        "{text}"
+    );
 }
 
 /// The German seed's key/value rows (Create Lead table), read from the seed file itself.

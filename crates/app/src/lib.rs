@@ -182,6 +182,41 @@ fn spawn_feed_pruning(store: Store, retention: Duration) -> Task {
     Task { stop, handle }
 }
 
+/// A template warning as `leadwire apply` and `leadwire templates lint` print it:
+/// `file:line: template 'Create Lead': body key 'Vorname': … (write 'FirstName')`. The line is
+/// where the header or body key is written after the template's name, when it can be found.
+pub fn warning_line(
+    file: &std::path::Path,
+    text: &str,
+    template: &str,
+    warning: &leadwire_webhooks::lint::LintWarning,
+) -> String {
+    let key = warning
+        .key
+        .as_deref()
+        .or((warning.field == "URL").then_some("url"));
+    let line = key.and_then(|k| leadwire_config::line_of_key_after(text, template, k));
+    let place = match line {
+        Some(l) => format!("{}:{l}", file.display()),
+        None => file.display().to_string(),
+    };
+    let suggestion = warning
+        .suggestion
+        .as_deref()
+        .map(|s| format!(" (write '{s}')"))
+        .unwrap_or_default();
+    format!("{place}: template '{template}': {warning}{suggestion}")
+}
+
+/// What [`App::apply`] saved, and what the linter says about its templates.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// One line per object saved: `template 'Create Lead' created`.
+    pub done: Vec<String>,
+    /// `file:line: template 'Create Lead': body key 'Vorname': … (write 'FirstName')`.
+    pub warnings: Vec<String>,
+}
+
 pub struct App {
     pub store: Store,
     pub webhooks: Arc<WebhookService>,
@@ -263,9 +298,10 @@ impl App {
     }
 
     /// Saves every credential, template (created or updated by name), campaign and Canvas of a
-    /// bundle. Returns one line per object saved.
-    pub async fn apply(&self, bundle: Bundle) -> anyhow::Result<Vec<String>> {
+    /// bundle. Returns one line per object saved, and the linter's warnings on the templates.
+    pub async fn apply(&self, bundle: Bundle) -> anyhow::Result<Applied> {
         let mut done = Vec::new();
+        let mut warnings = Vec::new();
         for (file, doc) in bundle.credentials {
             let credential = match doc {
                 CredentialDoc::Basic {
@@ -299,6 +335,10 @@ impl App {
             let definition = TemplateDefinition::from_json(&json)
                 .with_context(|| format!("{}: template", file.display()))?;
             let name = definition.template.name.clone();
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for w in self.webhooks.lint(&definition).await {
+                warnings.push(warning_line(&file, &text, &name, &w));
+            }
             let found = existing.iter().find(|t| t.definition.template.name == name);
             let result = match found {
                 Some(t) => self
@@ -331,7 +371,7 @@ impl App {
                 .with_context(|| format!("{}: canvas '{name}'", file.display()))?;
             done.push(format!("canvas '{name}'"));
         }
-        Ok(done)
+        Ok(Applied { done, warnings })
     }
 
     /// Whether everything triggered so far has been handled: both consumers have read the whole

@@ -129,6 +129,24 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// The line in `text` where `key` is written (`key:`, `"key":` or `- name: key`) after the line
+/// that names `after` (a template's name), to point a warning about that key at its file line.
+pub fn line_of_key_after(text: &str, after: &str, key: &str) -> Option<usize> {
+    let start = text.lines().position(|l| l.contains(after)).unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            let t = t.trim_start_matches(['"', '\'']);
+            t.starts_with(&format!("{key}:"))
+                || t.starts_with(&format!("{key}\":"))
+                || t.starts_with(&format!("{key}':"))
+                || t == format!("name: {key}")
+        })
+        .map(|(i, _)| i + 1)
+}
+
 /// The line of `key:` in the file, to point a field error at it.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()

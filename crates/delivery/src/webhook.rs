@@ -278,13 +278,29 @@ fn check_header_name(name: &str) -> Result<Option<String>, String> {
     if name.is_empty() {
         return Err("a header needs a name".into());
     }
+    // A name translated with the documentation (`Autorisierung`, `승인`) is never what a
+    // server reads: say which English name was meant.
+    let translated = leadwire_salesforce::translations::translate_header(name).map(|t| {
+        format!(
+            "'{name}' is {} for '{}'; use '{}'",
+            t.languages_text(),
+            t.means,
+            t.means
+        )
+    });
     if let Some(bad) = name
         .chars()
         .find(|c| !c.is_ascii() || !is_token_byte(*c as u8))
     {
-        return Err(format!(
-            "'{bad}' is not allowed in a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-        ));
+        return Err(match translated {
+            Some(hint) => hint,
+            None => format!(
+                "'{bad}' is not allowed in a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            ),
+        });
+    }
+    if translated.is_some() {
+        return Ok(translated);
     }
     let lower = name.to_ascii_lowercase();
     if RESERVED_HEADERS.contains(&lower.as_str()) {
@@ -834,9 +850,24 @@ mod tests {
             warnings,
             vec![
                 "header 'Content_Type': 'Content_Type' is not 'Content-Type': servers will not read an underscore as a hyphen",
-                "header 'Content-Typ': did you mean 'Content-Type'?",
+                "header 'Autorisierung': 'Autorisierung' is German for 'Authorization'; use 'Authorization'",
+                "header 'Content-Typ': 'Content-Typ' is German for 'Content-Type'; use 'Content-Type'",
             ]
         );
+        // Names that cannot be sent at all still say which one was meant.
+        for (bad, meant) in [
+            ("승인", "Authorization"),
+            ("Tipo de contenido", "Content-Type"),
+        ] {
+            t.headers = vec![(bad.into(), "x".into())];
+            let errors = t.compile().expect_err(bad).0;
+            assert!(
+                errors[0]
+                    .to_string()
+                    .contains(&format!("for '{meant}'; use '{meant}'")),
+                "{errors:?}"
+            );
+        }
         for bad in [
             "Tipo de contenido",
             "Autorização",

@@ -59,8 +59,12 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         let app = App::start(args.data.app_config(&delivery, false)?).await?;
         let result = app.apply(bundle).await;
         app.stop().await;
-        for line in result? {
+        let applied = result?;
+        for line in &applied.done {
             println!("applied {line}");
+        }
+        for warning in &applied.warnings {
+            eprintln!("warning: {warning}");
         }
         anyhow::Ok(())
     })
@@ -171,7 +175,10 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  leadwire API         {}  (API key: {key})", api.url());
     println!("  data                 {}", data_dir.display());
-    println!("  applied              {}", applied.join(", "));
+    println!("  applied              {}", applied.done.join(", "));
+    for warning in &applied.warnings {
+        println!("  warning              {warning}");
+    }
 
     // 4. Users in through the REST API, as a product would send them.
     let http = reqwest::Client::new();

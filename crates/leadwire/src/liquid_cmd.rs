@@ -15,6 +15,12 @@ pub enum TemplatesCommand {
     /// Render a saved or unsaved webhook template for a user and send it once; prints the
     /// response's status, headers and body (logged to the activity log as a test send).
     TestSend(Box<crate::webhooks_cmd::TestSendArgs>),
+    /// Check webhook templates (YAML config files or folders, or template JSON files) for what
+    /// Salesforce would refuse: translated or unknown field and header names (with the name
+    /// meant), missing required fields, `[insert_…]` placeholders, record ids that render empty.
+    /// Uses the built-in Lead schema; saving through the API or `leadwire apply` also asks the
+    /// org's describe call. Exits 1 when there is anything to fix.
+    Lint(crate::webhooks_cmd::LintArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +61,7 @@ pub fn run_templates(cmd: TemplatesCommand) -> anyhow::Result<()> {
     match cmd {
         TemplatesCommand::Render(args) => render(args),
         TemplatesCommand::TestSend(args) => crate::webhooks_cmd::test_send(*args),
+        TemplatesCommand::Lint(args) => crate::webhooks_cmd::lint(args),
     }
 }
 

@@ -211,6 +211,97 @@ pub fn test_send(args: TestSendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Args)]
+pub struct LintArgs {
+    /// YAML config files or folders (as `leadwire apply` reads them), or template JSON files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// A Salesforce instance besides *.salesforce.com (origin or host; repeatable).
+    #[arg(long = "salesforce-instance")]
+    salesforce_instances: Vec<String>,
+}
+
+/// `${env:NAME}` in linted files: the variable's value, or a stand-in (a URL for `…_URL`), so a
+/// file can be checked without its secrets.
+fn env_or_stand_in(name: &str) -> Option<String> {
+    Some(std::env::var(name).unwrap_or_else(|_| {
+        if name.ends_with("_URL") {
+            "https://example.my.salesforce.com".to_owned()
+        } else {
+            format!("env-{name}")
+        }
+    }))
+}
+
+pub fn lint(args: LintArgs) -> anyhow::Result<()> {
+    let instances = leadwire_salesforce::target::Instances::new(&args.salesforce_instances);
+    let mut templates: Vec<(PathBuf, serde_json::Value)> = Vec::new();
+    let mut problems = 0usize;
+    for path in &args.paths {
+        let is_json = path.extension().is_some_and(|x| x == "json");
+        if is_json {
+            templates.push((path.clone(), read_json(path)?));
+            continue;
+        }
+        let loaded = if path.is_dir() {
+            leadwire_config::load_dir(path, &env_or_stand_in)
+        } else {
+            let mut bundle = leadwire_config::Bundle::default();
+            leadwire_config::load_file(path, &env_or_stand_in, &mut bundle).map(|()| bundle)
+        };
+        match loaded {
+            Ok(bundle) => templates.extend(bundle.templates),
+            Err(errors) => {
+                for e in errors {
+                    println!("error: {e}");
+                    problems += 1;
+                }
+            }
+        }
+    }
+    for (file, json) in templates {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let definition = match TemplateDefinition::from_json(&json) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("error: {}: {e}", file.display());
+                problems += 1;
+                continue;
+            }
+        };
+        let name = definition.template.name.clone();
+        let compiled = match definition.compile_checked() {
+            Ok(c) => c,
+            Err(e) => {
+                println!("error: {}: template '{name}': {e}", file.display());
+                problems += 1;
+                continue;
+            }
+        };
+        let user = serde_json::json!({"profile": {}, "custom_attributes": {}});
+        let url = leadwire_webhooks::lint::rendered_url(&definition.template, &user);
+        for warning in leadwire_webhooks::lint::findings(
+            &definition.template,
+            compiled.warnings(),
+            url.as_deref(),
+            &instances,
+            None,
+        ) {
+            println!(
+                "warning: {}",
+                leadwire_app::warning_line(&file, &text, &name, &warning)
+            );
+            problems += 1;
+        }
+    }
+    if problems > 0 {
+        println!("{problems} problem(s) found");
+        std::process::exit(1);
+    }
+    println!("no problems found");
+    Ok(())
+}
+
 #[derive(Subcommand)]
 pub enum ActivityCommand {
     /// Print the message activity log and follow new entries (Ctrl-C stops).

@@ -14,10 +14,7 @@ pub fn request_body(object: &str, records: &[Map<String, Value>]) -> String {
         .iter()
         .map(|fields| {
             let mut record = Map::with_capacity(fields.len() + 1);
-            record.insert(
-                "attributes".into(),
-                serde_json::json!({ "type": object }),
-            );
+            record.insert("attributes".into(), serde_json::json!({ "type": object }));
             for (k, v) in fields {
                 if k != "attributes" {
                     record.insert(k.clone(), v.clone());

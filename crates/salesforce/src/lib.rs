@@ -14,8 +14,8 @@
 
 pub mod collections;
 pub mod limits;
-pub mod soql;
-pub mod target;
 pub mod lint;
 pub mod schema;
+pub mod soql;
+pub mod target;
 pub mod translations;

@@ -48,7 +48,10 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 
 /// The query resource URL on the target's instance and API version.
 pub fn query_url(target: &Target, soql: &str) -> String {
-    target.data_url(&format!("query?q={}", utf8_percent_encode(soql, QUERY_VALUE)))
+    target.data_url(&format!(
+        "query?q={}",
+        utf8_percent_encode(soql, QUERY_VALUE)
+    ))
 }
 
 /// What a lookup found.

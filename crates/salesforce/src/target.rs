@@ -255,7 +255,10 @@ mod tests {
             Some(Operation::MissingRecordId { object: lead() })
         );
         assert_eq!(
-            op("PATCH", &format!("{base}/sobjects/Lead/Leadwire_Key__c/a%40b.c")),
+            op(
+                "PATCH",
+                &format!("{base}/sobjects/Lead/Leadwire_Key__c/a%40b.c")
+            ),
             Some(Operation::Upsert {
                 object: lead(),
                 field: "Leadwire_Key__c".into(),
@@ -275,11 +278,26 @@ mod tests {
             Some(Operation::Other)
         );
         assert_eq!(
-            op("POST", "http://127.0.0.1:8443/services/data/v59.0/sobjects/Lead/"),
+            op(
+                "POST",
+                "http://127.0.0.1:8443/services/data/v59.0/sobjects/Lead/"
+            ),
             Some(Operation::Create { object: lead() })
         );
-        assert_eq!(op("POST", "https://example.com/services/data/v60.0/sobjects/Lead/"), None);
-        assert_eq!(op("POST", "https://acme.my.salesforce.com/services/oauth2/token"), None);
+        assert_eq!(
+            op(
+                "POST",
+                "https://example.com/services/data/v60.0/sobjects/Lead/"
+            ),
+            None
+        );
+        assert_eq!(
+            op(
+                "POST",
+                "https://acme.my.salesforce.com/services/oauth2/token"
+            ),
+            None
+        );
         let t = classify(
             "POST",
             &format!("{base}/sobjects/Lead/"),

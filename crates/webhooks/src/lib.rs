@@ -7,6 +7,7 @@
 //! - [`queue`]: the durable job queue over the store's jobs (`leadwire_delivery::worker::JobQueue`):
 //!   claims hydrate jobs into render contexts; a delivery's settle and its response write-back
 //!   commit in one transaction.
+//! - [`lint`]: the warnings a template gets when saved or linted (compiler and Salesforce-aware).
 //! - [`activity`]: the message activity log (`ActivitySink`, queries, retention pruning).
 //! - [`service`]: [`WebhookService`], which owns all of it plus the worker loop.
 //!
@@ -16,6 +17,7 @@
 
 pub mod activity;
 pub mod credentials;
+pub mod lint;
 pub mod queue;
 pub mod service;
 pub mod templates;

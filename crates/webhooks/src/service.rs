@@ -1,8 +1,9 @@
 //! [`WebhookService`]: templates, credentials, preview and test send, the activity log, the
 //! durable queue and the delivery worker, over the `Store`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use leadwire_delivery::budget::Budgets;
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
@@ -18,7 +19,8 @@ use leadwire_http_client::HttpFetcher;
 use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context};
 use leadwire_profiles::Identifier;
 use leadwire_salesforce::limits::BudgetPolicy;
-use leadwire_salesforce::target::Instances;
+use leadwire_salesforce::schema::FieldList;
+use leadwire_salesforce::target::{Instances, Target, classify};
 use leadwire_store::{
     ActivityQuery, ActivityRecord, ActivityRow, ActivityType, Enqueued, JobInfo, JobState, NewJob,
     Store,
@@ -28,6 +30,7 @@ use serde_json::{Value as Json, json};
 use crate::WebhookError;
 use crate::activity::{Activity, redact_request, redact_response, request_json, response_json};
 use crate::credentials::{CredentialInfo, Credentials, NewCredential};
+use crate::lint::LintWarning;
 use crate::queue::{RenderProperties, StoreQueue, render_context};
 use crate::templates::{TemplateDefinition, TemplateRecord, record};
 
@@ -205,6 +208,20 @@ pub struct WebhookService {
     worker: Arc<DeliveryWorker>,
     config: WebhookConfig,
     running: Mutex<Option<Running>>,
+    /// The guarded client, for the linter's describe calls.
+    client: reqwest::Client,
+    instances: Instances,
+    /// Each org's field list for an object, from its describe call: `origin|object` → when
+    /// fetched and the list.
+    describes: Mutex<HashMap<String, (Instant, Arc<FieldList>)>>,
+}
+
+/// How long an org's describe answer is reused by the linter.
+const DESCRIBE_TTL: Duration = Duration::from_secs(600);
+
+/// The user templates are linted for: no attributes, so a record id taken from one renders empty.
+fn lint_user() -> Json {
+    json!({"profile": {}, "custom_attributes": {}})
 }
 
 impl WebhookService {
@@ -227,6 +244,7 @@ impl WebhookService {
         for s in secrets {
             redactor = redactor.with_secret(s);
         }
+        let lint_client = client.clone();
         let sender = Arc::new(
             Sender::new(
                 client.clone(),
@@ -269,8 +287,11 @@ impl WebhookService {
             sender,
             connected,
             worker,
+            instances: Instances::new(&config.salesforce_instances),
             config,
             running: Mutex::new(None),
+            client: lint_client,
+            describes: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -292,6 +313,90 @@ impl WebhookService {
     }
 
     // ----- templates -----
+
+    /// Every warning for a template (it must compile): the compiler's and the Salesforce-aware
+    /// linter's, with field lists from the org's describe call when it answers (else the
+    /// built-in Lead schema).
+    pub async fn lint(&self, definition: &TemplateDefinition) -> Vec<LintWarning> {
+        let template = &definition.template;
+        let Ok(compiled) = template.compile() else {
+            return Vec::new();
+        };
+        let user = lint_user();
+        let url = crate::lint::rendered_url(template, &user);
+        let target = classify(
+            template.method.as_str(),
+            url.as_deref().unwrap_or(&template.url),
+            &self.instances,
+        );
+        let describe = match &target {
+            Some(t) if t.object().is_some() => self.describe(Arc::new(compiled), t).await,
+            _ => None,
+        };
+        let compiler_warnings = template
+            .compile()
+            .map(|c| c.warnings().to_vec())
+            .unwrap_or_default();
+        crate::lint::findings(
+            template,
+            &compiler_warnings,
+            url.as_deref(),
+            &self.instances,
+            describe.as_deref(),
+        )
+    }
+
+    /// The object's fields from the org's describe call, with the authorization the template
+    /// renders (its token call shares the delivery cache); `None` when it does not answer.
+    async fn describe(
+        &self,
+        compiled: Arc<leadwire_delivery::webhook::CompiledWebhook>,
+        target: &Target,
+    ) -> Option<Arc<FieldList>> {
+        let object = target.object()?;
+        let key = format!("{}|{}", target.origin, object.to_ascii_lowercase());
+        if let Ok(cache) = self.describes.lock()
+            && let Some((at, list)) = cache.get(&key)
+            && at.elapsed() < DESCRIBE_TTL
+        {
+            return Some(list.clone());
+        }
+        let connected = self.connected.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let ctx = Context::new()
+                .with_braze(&lint_user())
+                .with_connected_content(connected);
+            compiled.render(&ctx)
+        })
+        .await
+        .ok()?;
+        let RenderOutcome::Rendered(request) = outcome else {
+            return None;
+        };
+        let mut call = self
+            .client
+            .get(target.data_url(&format!("sobjects/{object}/describe")))
+            .timeout(Duration::from_secs(3))
+            .header("Accept", "application/json");
+        if let Some((_, auth)) = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            call = call.header("Authorization", auth.as_str());
+        }
+        let response = call.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.bytes().await.ok()?;
+        let json: Json = serde_json::from_slice(&body).ok()?;
+        let list = Arc::new(FieldList::from_describe(&json).ok()?);
+        if let Ok(mut cache) = self.describes.lock() {
+            cache.insert(key, (Instant::now(), list.clone()));
+        }
+        Some(list)
+    }
 
     pub async fn create_template(
         &self,

@@ -153,6 +153,7 @@ impl TemplateDefinition {
             "body",
             "value_typing",
             "write_back",
+            "lookup_field",
             "template_id",
         ];
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {

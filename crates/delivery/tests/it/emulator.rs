@@ -19,17 +19,20 @@ use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
 };
 
+use leadwire_salesforce::limits::BudgetPolicy;
+use leadwire_salesforce::target::Instances;
+
 use crate::helpers::*;
 
 /// The seed's Authorization header value, verbatim but for instance and credentials.
-fn token_header(instance: &str) -> String {
+pub(crate) fn token_header(instance: &str) -> String {
     "{% connected_content https://[insert_instance_name].my.salesforce.com/services/oauth2/token     :method post     :body client_id=[insert_client_id]&client_secret=[insert_client_secret]&grant_type=client_credentials     :save result %}Bearer {{result.access_token}}"
         .replace("https://[insert_instance_name].my.salesforce.com", instance)
         .replace("[insert_client_id]", DEFAULT_CLIENT_ID)
         .replace("[insert_client_secret]", DEFAULT_CLIENT_SECRET)
 }
 
-fn create_lead(instance: &str, body: Vec<(String, String)>) -> WebhookTemplate {
+pub(crate) fn create_lead(instance: &str, body: Vec<(String, String)>) -> WebhookTemplate {
     WebhookTemplate {
         name: "Salesforce Sales Cloud > Create Lead".into(),
         url: format!("{instance}/services/data/v60.0/sobjects/Lead/"),
@@ -48,7 +51,7 @@ fn create_lead(instance: &str, body: Vec<(String, String)>) -> WebhookTemplate {
     }
 }
 
-fn english_body() -> Vec<(String, String)> {
+pub(crate) fn english_body() -> Vec<(String, String)> {
     [
         ("firstName", "{{${first_name}}}"),
         ("lastName", "{{${last_name}}}"),
@@ -89,17 +92,26 @@ fn german_body() -> Option<Vec<(String, String)>> {
     Some(rows)
 }
 
-struct Salesforce {
-    emulator: RunningEmulator,
-    instance: String,
-    rig: Rig,
+pub(crate) struct Salesforce {
+    pub emulator: RunningEmulator,
+    pub instance: String,
+    pub rig: Rig,
 }
 
-async fn salesforce() -> Salesforce {
+pub(crate) async fn salesforce() -> Salesforce {
+    salesforce_with(|_| {}, BudgetPolicy::default()).await
+}
+
+/// The emulator as `configure` leaves it, and a rig spending its API allowance by `budget`.
+pub(crate) async fn salesforce_with(
+    configure: impl FnOnce(&mut EmulatorConfig),
+    budget: BudgetPolicy,
+) -> Salesforce {
     let mut config = EmulatorConfig::loopback_with_https();
     config
         .custom_fields
         .push(CustomFieldSpec::parse("Lead_Stage__c:string:255").expect("field"));
+    configure(&mut config);
     let emulator = Emulator::start(config).await.expect("emulator starts");
     let instance = emulator.https_url().expect("https");
     let ca = emulator.ca_pem().expect("CA").as_bytes().to_vec();
@@ -108,6 +120,7 @@ async fn salesforce() -> Salesforce {
         policy: policy.clone(),
         extra_ca_pem: vec![ca.clone()],
         redactor: Redactor::new().with_secret(DEFAULT_CLIENT_SECRET),
+        budget,
         ..RigOptions::default()
     });
     // connected_content goes through the same guard and trusts the same CA.
@@ -144,7 +157,9 @@ async fn salesforce() -> Salesforce {
         clock,
     } = rig;
     let rig = Rig {
-        worker: worker.with_connected_content(connected),
+        worker: worker
+            .with_connected_content(connected)
+            .with_salesforce_instances(Instances::new([&instance])),
         queue,
         activity,
         circuits,
@@ -157,7 +172,7 @@ async fn salesforce() -> Salesforce {
     }
 }
 
-fn assert_no_secrets(sf: &Salesforce) {
+pub(crate) fn assert_no_secrets(sf: &Salesforce) {
     let token = sf.emulator.issue_access_token();
     let entries = format!("{:?}", sf.rig.activity.entries());
     assert!(

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use leadwire_delivery::budget::Budgets;
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
 use leadwire_delivery::clock::ManualClock;
 use leadwire_delivery::hostlimit::HostLimits;
@@ -25,6 +26,7 @@ use leadwire_delivery::webhook::{
     Body, CompiledWebhook, Method as WebhookMethod, ValueTyping, WebhookTemplate,
 };
 use leadwire_delivery::worker::{ExecutionOutcome, Job, Worker, WorkerConfig};
+use leadwire_salesforce::limits::BudgetPolicy;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -167,6 +169,7 @@ pub struct RigOptions {
     pub timeout: Duration,
     pub extra_ca_pem: Vec<Vec<u8>>,
     pub redactor: Redactor,
+    pub budget: BudgetPolicy,
 }
 
 impl Default for RigOptions {
@@ -180,6 +183,7 @@ impl Default for RigOptions {
             timeout: Duration::from_secs(20),
             extra_ca_pem: vec![],
             redactor: Redactor::new(),
+            budget: BudgetPolicy::default(),
         }
     }
 }
@@ -208,6 +212,7 @@ pub fn rig(options: RigOptions) -> Rig {
         circuits.clone(),
         Arc::new(options.redactor),
     )
+    .with_budgets(Arc::new(Budgets::new(options.budget)))
     .with_clock(clock.clone());
     let queue = Arc::new(MemoryQueue::new().with_clock(clock.clone()));
     let activity = Arc::new(MemoryActivity::new());

@@ -3,4 +3,5 @@
 
 mod emulator;
 mod helpers;
+mod salesforce_faults;
 mod statuses;
