@@ -256,3 +256,150 @@ fn api_keys_create_help_lists_every_permission_and_typos_are_refused() {
         "{err}"
     );
 }
+
+/// A seed page's Create Lead template as a YAML config file, its tables copied as written (the
+/// instance and credentials filled in): the translated names are what the linter is about.
+fn seed_yaml(prefix: &str) -> String {
+    let file = std::fs::read_dir(repo().join("testdata/seeds"))
+        .expect("testdata/seeds")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .expect("the seed page");
+    let text = std::fs::read_to_string(file).expect("seed");
+    let rows: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let raw = cells.get(2)?;
+            let value = raw
+                .strip_prefix("{% raw %}`")
+                .and_then(|v| v.strip_suffix("`{% endraw %}"))
+                .or_else(|| raw.strip_prefix('`').and_then(|v| v.strip_suffix('`')))?;
+            Some((cells[1].to_owned(), value.to_owned()))
+        })
+        .collect();
+    let instance = "https://acme.my.salesforce.com";
+    let mut yaml = format!(
+        "kind: webhook_template\nname: seed {prefix}\nurl: {instance}/services/data/v60.0/sobjects/Lead/\nmethod: POST\nbody:\n"
+    );
+    for (k, v) in rows.iter().filter(|(_, v)| v.starts_with("{{")).take(4) {
+        yaml.push_str(&format!("  {k}: {v:?}\n"));
+    }
+    yaml.push_str("headers:\n");
+    for (k, v) in rows
+        .iter()
+        .filter(|(_, v)| v.starts_with("{% connected_content") || *v == "application/json")
+        .take(2)
+    {
+        let v = v.replace("https://[insert_instance_name].my.salesforce.com", instance);
+        yaml.push_str(&format!("  {k}: {v:?}\n"));
+    }
+    yaml
+}
+
+#[test]
+fn templates_lint_names_file_line_and_the_field_meant() {
+    let dir = tempfile::tempdir().expect("dir");
+    let german = dir.path().join("de.yaml");
+    let yaml = seed_yaml("003_");
+    std::fs::write(&german, &yaml).expect("write");
+    let out = leadwire()
+        .args(["templates", "lint"])
+        .arg(&german)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "problems exit 1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line_of = |key: &str| {
+        yaml.lines()
+            .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .expect("key in the file")
+            + 1
+    };
+    for (key, meant) in [
+        ("Vorname", "FirstName"),
+        ("Nachname", "LastName"),
+        ("E-Mail", "Email"),
+        ("Unternehmen", "Company"),
+    ] {
+        let want = format!(
+            "{}:{}: template 'seed 003_': body key '{key}'",
+            german.display(),
+            line_of(key)
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no warning for {key} in:\n{text}"));
+        assert!(line.ends_with(&format!("(write '{meant}')")), "{line}");
+    }
+    assert!(
+        text.contains(&format!(
+            "{}:{}: template 'seed 003_': header 'Autorisierung': 'Autorisierung' is German for 'Authorization'",
+            german.display(),
+            line_of("Autorisierung")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("[insert_client_id]"), "placeholders: {text}");
+
+    // Korean header names cannot be sent at all: an error that says which names were meant.
+    let korean = dir.path().join("ko.yaml");
+    std::fs::write(&korean, seed_yaml("004_")).expect("write");
+    let out = leadwire()
+        .args(["templates", "lint"])
+        .arg(&korean)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("'승인' is Korean for 'Authorization'"), "{text}");
+    assert!(text.contains("'콘텐츠-유형' is Korean for 'Content-Type'"), "{text}");
+
+    // The worked example is clean but for the update templates' record id, which is empty for
+    // a user without one.
+    let out = leadwire()
+        .args(["templates", "lint"])
+        .arg(repo().join("examples/salesforce-sales-cloud"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("warning:"))
+            .all(|l| l.contains("record id")),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_prints_the_linters_warnings_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("dir");
+    let german = config.join("de.yaml");
+    std::fs::write(&german, seed_yaml("003_")).expect("write");
+    let out = leadwire()
+        .args(["apply"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied template 'seed 003_' created"),
+        "saved despite the warnings"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&format!("warning: {}:", german.display()))
+            && l.contains("body key 'Vorname'")
+            && l.ends_with("(write 'FirstName')")),
+        "{stderr}"
+    );
+}
