@@ -98,6 +98,7 @@ fn template(url: &str, authorization: Option<String>) -> Arc<CompiledWebhook> {
             value_typing: ValueTyping::Strings,
             write_back: vec![],
             lookup_field: None,
+            batch: false,
         }
         .compile()
         .expect("compiles"),

@@ -11,6 +11,7 @@
 //! write-back are the [`worker::JobQueue`] (which takes the write-back with the completion) and [`worker::ActivitySink`]
 //! traits, implemented by the store (and in memory here, for tests and the benchmark).
 
+pub mod batch;
 pub mod budget;
 pub mod circuit;
 pub mod clock;

@@ -303,6 +303,7 @@ mod tests {
             value_typing: ValueTyping::Strings,
             write_back: vec![],
             lookup_field: None,
+            batch: false,
         }
         .compile()
         .expect("compiles");

@@ -111,6 +111,9 @@ pub struct WebhookTemplate {
     /// it up, so a create that reached Salesforce without an answer is not made twice. Without
     /// it, a create whose outcome is unknown is not retried.
     pub lookup_field: Option<String>,
+    /// Salesforce record writes of this template may share one sObject Collections call with
+    /// others to the same org (see `crate::batch`).
+    pub batch: bool,
 }
 
 /// Which part of a template a message is about.
@@ -200,6 +203,7 @@ pub struct CompiledWebhook {
     value_typing: ValueTyping,
     write_back: Vec<WriteBackRule>,
     lookup_field: Option<String>,
+    batch: bool,
     warnings: Vec<Warning>,
     uses_connected_content: bool,
 }
@@ -506,6 +510,7 @@ impl WebhookTemplate {
                     value_typing: self.value_typing,
                     write_back: self.write_back.clone(),
                     lookup_field: self.lookup_field.clone(),
+                    batch: self.batch,
                     warnings,
                     uses_connected_content,
                 })
@@ -610,6 +615,9 @@ impl CompiledWebhook {
     pub fn lookup_field(&self) -> Option<&str> {
         self.lookup_field.as_deref()
     }
+    pub fn batched(&self) -> bool {
+        self.batch
+    }
     /// Rendering may make HTTP calls: run it on a blocking thread.
     pub fn uses_connected_content(&self) -> bool {
         self.uses_connected_content
@@ -704,6 +712,7 @@ mod tests {
             value_typing: ValueTyping::Strings,
             write_back: vec![],
             lookup_field: None,
+            batch: false,
         }
     }
 

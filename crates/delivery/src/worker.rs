@@ -22,6 +22,7 @@ use leadwire_liquid::TokenFailure;
 use leadwire_salesforce::soql::{self, Lookup};
 use leadwire_salesforce::target::{Instances, Operation, Target, classify};
 
+use crate::batch::{BatchConfig, BatchItem, BatchKey, BatchReply, Batcher, Member};
 use crate::budget::BudgetChange;
 use crate::retry::{AttemptResult, Classification, parse_retry_after};
 use crate::sender::{Attempt, AttemptReport, Dispatch, LoggedRequest, LoggedResponse, Sender};
@@ -297,8 +298,12 @@ pub struct Worker<Q, A> {
     connected: Option<Arc<ConnectedContent>>,
     config: WorkerConfig,
     instances: Instances,
+    batcher: Option<Arc<Batcher>>,
     rng: AtomicU64,
 }
+
+/// How a request may join a batch: its key and its part.
+type Batchable<'a> = &'a (dyn Fn(&RenderedRequest) -> Option<(BatchKey, BatchItem)> + Sync);
 
 /// Where a step of a job's execution got to: go on with the send, or the job is settled.
 enum Step<T> {
@@ -334,8 +339,15 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             connected: None,
             config,
             instances: Instances::default(),
+            batcher: None,
             rng: AtomicU64::new(seed),
         }
+    }
+
+    /// Lets templates that ask for it (`batch`) share sObject Collections calls.
+    pub fn with_batching(mut self, config: BatchConfig) -> Self {
+        self.batcher = Some(Arc::new(Batcher::new(config, self.sender.clone())));
+        self
     }
 
     /// Hosts besides `*.salesforce.com` to treat as Salesforce (the emulator, a proxy).
@@ -448,8 +460,14 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 Step::Settled(outcome) => return Ok(outcome),
             }
         }
+        let batch_record = |rendered: &RenderedRequest| {
+            let target = classify(rendered.method.as_str(), &rendered.url, &self.instances)?;
+            crate::batch::record_of(rendered, &target)
+        };
+        let batchable: Option<Batchable<'_>> =
+            (job.template.batched() && self.batcher.is_some()).then_some(&batch_record);
         let attempt = match self
-            .send_with_fresh_token(&job, &request, &RenderedRequest::clone)
+            .send_with_fresh_token(&job, &request, &RenderedRequest::clone, batchable)
             .await?
         {
             Step::Continue(attempt) => attempt,
@@ -601,21 +619,43 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
     }
 
     /// One HTTP attempt through the sender; a held or busy host gives the job back.
+    ///
+    /// With `batch`, the request joins a batch instead (see [`crate::batch`]) and the job gets
+    /// its own part of the call's outcome.
     async fn attempt(
         &self,
         job: &Job,
         request: &RenderedRequest,
+        batch: Option<(BatchKey, BatchItem)>,
     ) -> Result<Step<Box<Attempt>>, QueueError> {
-        let dispatch = self
-            .sender
-            .send(
-                request,
-                &job.delivery_id,
-                job.attempts_made + 1,
-                job.previous_delay,
-                splitmix(&self.rng),
-            )
-            .await;
+        let dispatch = match (batch, &self.batcher) {
+            (Some((key, item)), Some(batcher)) => {
+                let member = Member {
+                    delivery_id: job.delivery_id.clone(),
+                    attempt: job.attempts_made + 1,
+                    previous_delay: job.previous_delay,
+                };
+                match batcher.submit(key, item, member).await {
+                    BatchReply::Attempted(a) => Dispatch::Attempted(a),
+                    BatchReply::HostBusy => Dispatch::HostBusy,
+                    BatchReply::Held { wait } => Dispatch::Held {
+                        wait,
+                        reason: String::new(),
+                    },
+                }
+            }
+            _ => {
+                self.sender
+                    .send(
+                        request,
+                        &job.delivery_id,
+                        job.attempts_made + 1,
+                        job.previous_delay,
+                        splitmix(&self.rng),
+                    )
+                    .await
+            }
+        };
         let attempt = match dispatch {
             Dispatch::HostBusy => {
                 self.queue
@@ -650,14 +690,20 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
     ///
     /// `derive` turns the job's rendered request into the one to send (itself, or the lookup
     /// made with its authorization), so a re-render gives the new token to either.
+    ///
+    /// `batchable`, when given, says how the job's rendered request joins a batch.
     async fn send_with_fresh_token(
         &self,
         job: &Job,
         rendered: &RenderedRequest,
         derive: &(dyn Fn(&RenderedRequest) -> RenderedRequest + Sync),
+        batchable: Option<Batchable<'_>>,
     ) -> Result<Step<Box<Attempt>>, QueueError> {
         let request = derive(rendered);
-        let attempt = match self.attempt(job, &request).await? {
+        let attempt = match self
+            .attempt(job, &request, batchable.and_then(|b| b(rendered)))
+            .await?
+        {
             Step::Continue(a) => a,
             settled => return Ok(settled),
         };
@@ -685,7 +731,12 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             Step::Continue(r) => r,
             Step::Settled(outcome) => return Ok(Step::Settled(outcome)),
         };
-        self.attempt(job, &derive(&rendered)).await
+        self.attempt(
+            job,
+            &derive(&rendered),
+            batchable.and_then(|b| b(&rendered)),
+        )
+        .await
     }
 
     /// Before a create is retried: is the record already there? Found settles the job as
@@ -725,7 +776,15 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 body: None,
             }
         };
-        let attempt = match self.send_with_fresh_token(job, request, &lookup).await? {
+        let batch_lookup = |rendered: &RenderedRequest| {
+            crate::batch::lookup_of(rendered, target, object, field, &value)
+        };
+        let batchable: Option<Batchable<'_>> =
+            (job.template.batched() && self.batcher.is_some()).then_some(&batch_lookup);
+        let attempt = match self
+            .send_with_fresh_token(job, request, &lookup, batchable)
+            .await?
+        {
             Step::Continue(a) => a,
             Step::Settled(outcome) => return Ok(Step::Settled(outcome)),
         };

@@ -62,6 +62,10 @@ pub struct DeliveryArgs {
     /// The reserve as a percentage of the org's daily allowance.
     #[arg(long, default_value_t = 5.0)]
     pub api_reserve_percent: f64,
+    /// For templates with `batch: true`: how long, in milliseconds, a Salesforce write waits
+    /// for others to the same org to share one sObject Collections call (up to 200 records).
+    #[arg(long, default_value_t = 200)]
+    pub batch_window_ms: u64,
 }
 
 impl DeliveryArgs {
@@ -80,6 +84,7 @@ impl DeliveryArgs {
             token_lifetime_secs: 7200,
             api_reserve_calls: 500,
             api_reserve_percent: 5.0,
+            batch_window_ms: 200,
         }
     }
 
@@ -117,6 +122,7 @@ impl DeliveryArgs {
         }
         config.api_budget.reserve_calls = self.api_reserve_calls;
         config.api_budget.reserve_share = self.api_reserve_percent / 100.0;
+        config.batch.window = Duration::from_millis(self.batch_window_ms);
         Ok(config)
     }
 }

@@ -357,8 +357,14 @@ fn templates_lint_names_file_line_and_the_field_meant() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("'승인' is Korean for 'Authorization'"), "{text}");
-    assert!(text.contains("'콘텐츠-유형' is Korean for 'Content-Type'"), "{text}");
+    assert!(
+        text.contains("'승인' is Korean for 'Authorization'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'콘텐츠-유형' is Korean for 'Content-Type'"),
+        "{text}"
+    );
 
     // The worked example is clean but for the update templates' record id, which is empty for
     // a user without one.
@@ -397,9 +403,11 @@ fn apply_prints_the_linters_warnings_with_file_and_line() {
         "saved despite the warnings"
     );
     assert!(
-        stderr.lines().any(|l| l.starts_with(&format!("warning: {}:", german.display()))
-            && l.contains("body key 'Vorname'")
-            && l.ends_with("(write 'FirstName')")),
+        stderr.lines().any(
+            |l| l.starts_with(&format!("warning: {}:", german.display()))
+                && l.contains("body key 'Vorname'")
+                && l.ends_with("(write 'FirstName')")
+        ),
         "{stderr}"
     );
 }

@@ -1,5 +1,5 @@
-//! The SOQL subset the emulator answers: `SELECT f1, f2 FROM Lead [WHERE f = 'v' [AND …]] [LIMIT n]`,
-//! enough to find a lead by e-mail or external id. Parsing is pure and yields Salesforce's error codes
+//! The SOQL subset the emulator answers: `SELECT f1, f2 FROM Lead [WHERE f = 'v' [AND f IN ('a', 'b') …]]
+//! [LIMIT n]`, enough to find a lead (or up to a batch of them) by e-mail or external id. Parsing is pure and yields Salesforce's error codes
 //! (`MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`) with its message layout; evaluation takes
 //! records and knows nothing of HTTP or storage.
 
@@ -29,6 +29,8 @@ pub enum Literal {
     Number(f64),
     Boolean(bool),
     Null,
+    /// `IN ('a', 'b')`: equal to any of them.
+    List(Vec<Literal>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +249,31 @@ impl Parser<'_> {
     }
 }
 
+impl Parser<'_> {
+    /// `('a', 'b', …)` after `IN`.
+    fn list(&mut self) -> Result<Literal, ApiError> {
+        match self.next() {
+            Some(Token::Other('(')) => {}
+            _ => {
+                self.position -= 1;
+                return Err(self.unexpected());
+            }
+        }
+        let mut items = Vec::new();
+        loop {
+            items.push(self.literal()?);
+            match self.next() {
+                Some(Token::Comma) => {}
+                Some(Token::Other(')')) => return Ok(Literal::List(items)),
+                _ => {
+                    self.position -= 1;
+                    return Err(self.unexpected());
+                }
+            }
+        }
+    }
+}
+
 /// Parses a query against the Lead schema.
 pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
     let tokens = Lexer::run(query)?;
@@ -304,15 +331,27 @@ pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
         parser.position += 1;
         loop {
             let field = parser.field()?;
-            let negated = match parser.next() {
-                Some(Token::Equals) => false,
-                Some(Token::NotEquals) => true,
-                _ => {
-                    parser.position -= 1;
-                    return Err(parser.unexpected());
+            let in_list = parser.at_keyword("IN")
+                || (parser.at_keyword("NOT")
+                    && matches!(parser.tokens.get(parser.position + 1), Some((Token::Word(w), _)) if w.eq_ignore_ascii_case("IN")));
+            let (negated, literal) = if in_list {
+                let negated = parser.at_keyword("NOT");
+                if negated {
+                    parser.position += 1;
                 }
+                parser.keyword("IN")?;
+                (negated, parser.list()?)
+            } else {
+                let negated = match parser.next() {
+                    Some(Token::Equals) => false,
+                    Some(Token::NotEquals) => true,
+                    _ => {
+                        parser.position -= 1;
+                        return Err(parser.unexpected());
+                    }
+                };
+                (negated, parser.literal()?)
             };
-            let literal = parser.literal()?;
             conditions.push(Condition {
                 field,
                 negated,
@@ -351,7 +390,14 @@ pub fn parse(query: &str, schema: &LeadSchema) -> Result<Query, ApiError> {
 impl Condition {
     /// SOQL `=` on text is case-insensitive.
     pub fn matches(&self, value: &Value) -> bool {
-        let equal = match (&self.literal, value) {
+        equals(&self.literal, value) != self.negated
+    }
+}
+
+fn equals(literal: &Literal, value: &Value) -> bool {
+    {
+        match (literal, value) {
+            (Literal::List(items), value) => items.iter().any(|item| equals(item, value)),
             (Literal::Null, value) => value.is_null(),
             (_, Value::Null) => false,
             (Literal::Text(expected), Value::String(actual)) => {
@@ -365,8 +411,7 @@ impl Condition {
             }
             (Literal::Boolean(expected), Value::Bool(actual)) => expected == actual,
             _ => false,
-        };
-        equal != self.negated
+        }
     }
 }
 
@@ -392,6 +437,25 @@ mod tests {
         assert!(query.conditions[1].negated);
         assert_eq!(query.limit, Some(5));
         assert!(query.conditions[0].matches(&Value::String("A@B.CO".into())));
+    }
+
+    #[test]
+    fn in_lists_match_any_member() {
+        let query = parse(
+            "SELECT Id, Email FROM Lead WHERE Email IN ('a@b.co', 'c@d.co') LIMIT 400",
+            &schema(),
+        )
+        .expect("valid query");
+        assert!(query.conditions[0].matches(&Value::String("C@D.CO".into())));
+        assert!(!query.conditions[0].matches(&Value::String("x@d.co".into())));
+        let query = parse(
+            "SELECT Id FROM Lead WHERE Email NOT IN ('a@b.co')",
+            &schema(),
+        )
+        .expect("valid query");
+        assert!(query.conditions[0].negated);
+        assert!(parse("SELECT Id FROM Lead WHERE Email IN 'a'", &schema()).is_err());
+        assert!(parse("SELECT Id FROM Lead WHERE Email IN ('a'", &schema()).is_err());
     }
 
     #[test]

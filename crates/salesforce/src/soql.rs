@@ -44,6 +44,80 @@ pub fn lookup_query(object: &str, field: &str, value: &str) -> Result<String, St
     ))
 }
 
+/// One query for many lookups: `SELECT Id, {field} FROM {object} WHERE {field} IN (…)`. The
+/// limit leaves room for two matches per value, so a value matched twice is seen as such.
+pub fn lookup_many_query(object: &str, field: &str, values: &[String]) -> Result<String, String> {
+    for name in [object, field] {
+        if !is_identifier(name) {
+            return Err(format!(
+                "'{name}' is not a Salesforce object or field name (letters, digits and _)"
+            ));
+        }
+    }
+    let list: Vec<String> = values
+        .iter()
+        .map(|v| format!("'{}'", escape_literal(v)))
+        .collect();
+    Ok(format!(
+        "SELECT Id, {field} FROM {object} WHERE {field} IN ({}) LIMIT {}",
+        list.join(", "),
+        values.len().max(1) * 2
+    ))
+}
+
+/// Splits a many-lookup answer by value (matched case-insensitively, as SOQL's `=` on text is).
+pub fn split_lookup_many(
+    body: &[u8],
+    field: &str,
+    values: &[String],
+) -> Result<Vec<Lookup>, String> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the query answer is not JSON: {e}"))?;
+    let records = json
+        .get("records")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("the query answer has no 'records'")?;
+    Ok(values
+        .iter()
+        .map(|value| {
+            let wanted = value.to_lowercase();
+            let ids: Vec<String> = records
+                .iter()
+                .filter(|r| {
+                    r.as_object().is_some_and(|o| {
+                        o.iter().any(|(k, v)| {
+                            k.eq_ignore_ascii_case(field)
+                                && v.as_str().is_some_and(|s| s.to_lowercase() == wanted)
+                        })
+                    })
+                })
+                .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
+                .map(str::to_owned)
+                .collect();
+            match ids.len() {
+                0 => Lookup::NotFound,
+                1 => Lookup::Found(ids.into_iter().next().unwrap_or_default()),
+                _ => Lookup::Several(ids),
+            }
+        })
+        .collect())
+}
+
+/// A lookup answer for one value, in the shape a single lookup gets.
+pub fn lookup_answer(lookup: &Lookup) -> String {
+    let ids: Vec<&str> = match lookup {
+        Lookup::NotFound => vec![],
+        Lookup::Found(id) => vec![id.as_str()],
+        Lookup::Several(ids) => ids.iter().map(String::as_str).collect(),
+    };
+    serde_json::json!({
+        "totalSize": ids.len(),
+        "done": true,
+        "records": ids.iter().map(|id| serde_json::json!({"Id": id})).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 /// The query resource URL on the target's instance and API version.
@@ -112,6 +186,39 @@ mod tests {
         assert_eq!(
             query_url(&t, "SELECT Id FROM Lead WHERE Email = 'a@b.c' LIMIT 2"),
             "https://acme.my.salesforce.com/services/data/v60.0/query?q=SELECT%20Id%20FROM%20Lead%20WHERE%20Email%20%3D%20%27a%40b.c%27%20LIMIT%202"
+        );
+    }
+
+    #[test]
+    fn many_lookups_in_one_query() {
+        let values = vec![
+            "a@x.co".to_owned(),
+            "b'c@x.co".to_owned(),
+            "d@x.co".to_owned(),
+        ];
+        assert_eq!(
+            lookup_many_query("Lead", "Email", &values).as_deref(),
+            Ok(
+                "SELECT Id, Email FROM Lead WHERE Email IN ('a@x.co', 'b\\'c@x.co', 'd@x.co') LIMIT 6"
+            )
+        );
+        let body = br#"{"records":[{"Id":"1","Email":"A@x.co"},{"Id":"2","Email":"d@x.co"},{"Id":"3","Email":"d@x.co"}]}"#;
+        let found = split_lookup_many(body, "Email", &values).expect("parses");
+        assert_eq!(
+            found,
+            vec![
+                Lookup::Found("1".into()),
+                Lookup::NotFound,
+                Lookup::Several(vec!["2".into(), "3".into()])
+            ]
+        );
+        assert_eq!(
+            parse_lookup(lookup_answer(&found[0]).as_bytes()),
+            Ok(found[0].clone())
+        );
+        assert_eq!(
+            parse_lookup(lookup_answer(&found[1]).as_bytes()),
+            Ok(Lookup::NotFound)
         );
     }
 

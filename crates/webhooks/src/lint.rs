@@ -163,6 +163,7 @@ mod tests {
             value_typing: ValueTyping::Strings,
             write_back: vec![],
             lookup_field: None,
+            batch: false,
         };
         let compiled = template.compile().expect("compiles");
         let url = rendered_url(&template, &json!({"profile": {}, "custom_attributes": {}}));

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use leadwire_delivery::batch::BatchConfig;
 use leadwire_delivery::budget::Budgets;
 use leadwire_delivery::circuit::{CircuitBreakers, CircuitConfig};
 use leadwire_delivery::hostlimit::HostLimits;
@@ -53,6 +54,8 @@ pub struct WebhookConfig {
     pub salesforce_instances: Vec<String>,
     /// How each org's daily API allowance is spent.
     pub api_budget: BudgetPolicy,
+    /// How templates with `batch` share sObject Collections calls.
+    pub batch: BatchConfig,
 }
 
 impl WebhookConfig {
@@ -68,6 +71,7 @@ impl WebhookConfig {
             activity_retention: Duration::from_secs(60 * 3600),
             salesforce_instances: Vec::new(),
             api_budget: BudgetPolicy::default(),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -277,7 +281,8 @@ impl WebhookService {
                 config.worker.clone(),
             )
             .with_connected_content(connected.clone())
-            .with_salesforce_instances(Instances::new(&config.salesforce_instances)),
+            .with_salesforce_instances(Instances::new(&config.salesforce_instances))
+            .with_batching(config.batch.clone()),
         );
         Ok(Arc::new(WebhookService {
             store,

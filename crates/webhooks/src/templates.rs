@@ -12,6 +12,9 @@
 //!  "lookup_field": "Email"}                              // Salesforce creates: see below
 //! ```
 //!
+//! `batch: true` lets the template's Salesforce record writes share sObject Collections calls
+//! (up to 200 records) with others to the same org.
+//!
 //! `lookup_field` names the body field (e.g. `Email`) by which a Salesforce create is looked up
 //! before it is retried, so a create that reached Salesforce without an answer is not made twice.
 //!
@@ -154,6 +157,7 @@ impl TemplateDefinition {
             "value_typing",
             "write_back",
             "lookup_field",
+            "batch",
             "template_id",
         ];
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
@@ -218,6 +222,11 @@ impl TemplateDefinition {
                 headers,
                 value_typing,
                 write_back,
+                batch: match obj.get("batch") {
+                    None | Some(Json::Null) => false,
+                    Some(Json::Bool(b)) => *b,
+                    Some(_) => return Err(invalid("'batch' must be true or false")),
+                },
                 lookup_field: match obj.get("lookup_field") {
                     None | Some(Json::Null) => None,
                     Some(Json::String(s)) if s.trim().is_empty() => None,
@@ -262,6 +271,7 @@ impl TemplateDefinition {
             },
             "write_back": t.write_back.iter().map(|r| json!({"response_field": r.response_field, "attribute": r.attribute})).collect::<Vec<_>>(),
             "lookup_field": t.lookup_field,
+            "batch": t.batch,
         })
     }
 

@@ -19,6 +19,7 @@ use leadwire_salesforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
 };
 
+use leadwire_delivery::batch::BatchConfig;
 use leadwire_salesforce::limits::BudgetPolicy;
 use leadwire_salesforce::target::Instances;
 
@@ -48,6 +49,7 @@ pub(crate) fn create_lead(instance: &str, body: Vec<(String, String)>) -> Webhoo
             attribute: "salesforce_lead_id".into(),
         }],
         lookup_field: None,
+        batch: false,
     }
 }
 
@@ -99,13 +101,14 @@ pub(crate) struct Salesforce {
 }
 
 pub(crate) async fn salesforce() -> Salesforce {
-    salesforce_with(|_| {}, BudgetPolicy::default()).await
+    salesforce_with(|_| {}, BudgetPolicy::default(), None).await
 }
 
 /// The emulator as `configure` leaves it, and a rig spending its API allowance by `budget`.
 pub(crate) async fn salesforce_with(
     configure: impl FnOnce(&mut EmulatorConfig),
     budget: BudgetPolicy,
+    batch: Option<BatchConfig>,
 ) -> Salesforce {
     let mut config = EmulatorConfig::loopback_with_https();
     config
@@ -156,10 +159,14 @@ pub(crate) async fn salesforce_with(
         circuits,
         clock,
     } = rig;
+    let worker = worker
+        .with_connected_content(connected)
+        .with_salesforce_instances(Instances::new([&instance]));
     let rig = Rig {
-        worker: worker
-            .with_connected_content(connected)
-            .with_salesforce_instances(Instances::new([&instance])),
+        worker: match batch {
+            Some(config) => worker.with_batching(config),
+            None => worker,
+        },
         queue,
         activity,
         circuits,
@@ -232,6 +239,7 @@ async fn seed_create_lead_then_update_to_mql() {
         value_typing: ValueTyping::Strings,
         write_back: vec![],
         lookup_field: None,
+        batch: false,
     };
     let context = serde_json::json!({
         "profile": {"user_id": "u-ada", "first_name": "Ada"},

@@ -242,6 +242,7 @@ pub fn post_template(url: &str) -> WebhookTemplate {
         value_typing: ValueTyping::Strings,
         write_back: vec![],
         lookup_field: None,
+        batch: false,
     }
 }
 

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use leadwire_delivery::batch::BatchConfig;
 use leadwire_delivery::memory::JobState;
 use leadwire_delivery::webhook::{Body, Method, WebhookTemplate};
 use leadwire_delivery::worker::{ActivityKind, ExecutionOutcome, Job};
@@ -233,6 +234,7 @@ async fn an_upsert_by_external_id_is_retried_safely() {
             c.external_id_fields.push("Leadwire_Key__c".into());
         },
         BudgetPolicy::default(),
+        None,
     )
     .await;
     let mut template = create_lead(&sf.instance, english_body());
@@ -280,6 +282,7 @@ async fn an_update_whose_record_id_renders_empty_is_not_sent() {
         value_typing: Default::default(),
         write_back: vec![],
         lookup_field: None,
+        batch: false,
     };
     sf.rig
         .queue
@@ -312,6 +315,7 @@ async fn sends_pause_before_the_daily_allowance_is_spent() {
             probe_every: Duration::from_secs(300),
             ..BudgetPolicy::default()
         },
+        None,
     )
     .await;
     let create = compiled(&create_lead(&sf.instance, english_body()));
@@ -352,4 +356,165 @@ async fn sends_pause_before_the_daily_allowance_is_spent() {
         "{}",
         budget[0].message
     );
+}
+
+/// Batching for `n` records a call, with a window long enough that only a full batch flushes.
+async fn batching(n: usize) -> Salesforce {
+    salesforce_with(
+        |_| {},
+        BudgetPolicy::default(),
+        Some(BatchConfig {
+            window: Duration::from_secs(30),
+            max_records: n,
+        }),
+    )
+    .await
+}
+
+/// Runs `n` due jobs at once (so their writes meet in one batch); returns their outcomes.
+async fn run_together(sf: &Salesforce, n: usize) -> Vec<ExecutionOutcome> {
+    let runs = (0..n).map(|_| sf.rig.worker.try_execute_job());
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(|r| r.expect("queue"))
+        .collect()
+}
+
+fn composite_calls(sf: &Salesforce) -> usize {
+    sf.emulator
+        .request_log()
+        .iter()
+        .filter(|e| e.path.contains("/composite/sobjects"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_creates_share_one_call_and_each_gets_its_own_result() {
+    let sf = batching(5).await;
+    let mut template = create_lead(&sf.instance, english_body());
+    template.batch = true;
+    let create = compiled(&template);
+    for n in 0..4 {
+        sf.rig.queue.push(create_job(&format!("c-{n}"), n, &create));
+    }
+    // The fifth user has no company: Salesforce refuses that record alone.
+    let no_company = Arc::new(serde_json::json!({
+        "profile": {"user_id": "u-4", "first_name": "P4", "last_name": "Lovelace", "email_address": "p4@example.com"},
+        "custom_attributes": {}
+    }));
+    sf.rig
+        .queue
+        .push(Job::new("c-4", "u-4", create.clone(), no_company));
+    let mut outcomes = run_together(&sf, 5).await;
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        vec![
+            ExecutionOutcome::Delivered,
+            ExecutionOutcome::Delivered,
+            ExecutionOutcome::Delivered,
+            ExecutionOutcome::Delivered,
+            ExecutionOutcome::Failed,
+        ]
+    );
+    assert_eq!(composite_calls(&sf), 1, "one call for five records");
+    assert_eq!(sf.emulator.lead_count(), 4);
+    // Each written-back id is its own user's lead.
+    let written = sf.rig.queue.written_back();
+    for lead in sf.emulator.leads() {
+        let n = lead["FirstName"]
+            .as_str()
+            .expect("name")
+            .trim_start_matches('P');
+        assert!(
+            written.contains(&(
+                format!("u-{n}"),
+                "salesforce_lead_id".to_owned(),
+                lead["Id"].clone()
+            )),
+            "{lead} in {written:?}"
+        );
+    }
+    let failed = sf
+        .rig
+        .activity
+        .entries()
+        .into_iter()
+        .find(|e| e.kind == ActivityKind::Failed)
+        .expect("the refused record is explained");
+    assert_eq!(failed.user_id, "u-4");
+    assert!(
+        failed.message.contains("REQUIRED_FIELD_MISSING"),
+        "{}",
+        failed.message
+    );
+    assert_no_secrets(&sf);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_without_an_answer_is_settled_by_one_lookup() {
+    let sf = batching(4).await;
+    let mut template = create_lead(&sf.instance, english_body());
+    template.batch = true;
+    template.lookup_field = Some("Email".into());
+    let create = compiled(&template);
+    // Warm the token with a first batch.
+    for n in 0..4 {
+        sf.rig
+            .queue
+            .push(create_job(&format!("w-{n}"), 100 + n, &create));
+    }
+    assert!(
+        run_together(&sf, 4)
+            .await
+            .iter()
+            .all(|o| *o == ExecutionOutcome::Delivered)
+    );
+    sf.emulator
+        .set_faults(faults(|f| f.drop_after_write = share(1.0)))
+        .expect("faults");
+    for n in 0..4 {
+        sf.rig.queue.push(create_job(&format!("c-{n}"), n, &create));
+    }
+    let outcomes = run_together(&sf, 4).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ExecutionOutcome::Retrying { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(sf.emulator.lead_count(), 8, "the dropped call had written");
+    sf.emulator
+        .set_faults(FaultSettings::default())
+        .expect("faults off");
+    let due = sf.rig.queue.next_due().expect("retries pending");
+    sf.rig.clock.advance_to(due + Duration::from_secs(3600));
+    let queries_before = sf
+        .emulator
+        .request_log()
+        .iter()
+        .filter(|e| e.path.contains("/query"))
+        .count();
+    let outcomes = run_together(&sf, 4).await;
+    assert!(
+        outcomes.iter().all(|o| *o == ExecutionOutcome::Delivered),
+        "{outcomes:?} {:?}",
+        sf.rig.activity.entries()
+    );
+    assert_eq!(sf.emulator.lead_count(), 8, "none created twice");
+    let queries = sf
+        .emulator
+        .request_log()
+        .iter()
+        .filter(|e| e.path.contains("/query"))
+        .count()
+        - queries_before;
+    assert_eq!(queries, 1, "one lookup for the whole batch");
+    assert_eq!(composite_calls(&sf), 2, "no create was sent again");
+    let deduplicated = kinds(&sf)
+        .into_iter()
+        .filter(|k| *k == ActivityKind::Deduplicated)
+        .count();
+    assert_eq!(deduplicated, 4);
 }
