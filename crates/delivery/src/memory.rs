@@ -233,6 +233,7 @@ impl JobQueue for MemoryQueue {
         let mut next = job.clone();
         next.attempts_made = report.attempt;
         next.previous_delay = report.next_delay;
+        next.previous_status = report.response.as_ref().map(|r| r.status);
         self.reschedule(next, self.instant_at(when))
     }
 

@@ -42,6 +42,9 @@ pub struct Job {
     pub attempts_made: u32,
     /// The wait before this attempt, if it is a retry (decorrelated jitter uses it).
     pub previous_delay: Option<Duration>,
+    /// The HTTP status the previous attempt got; `None` for a first attempt or one that got no
+    /// answer (a retried create is looked up only then).
+    pub previous_status: Option<u16>,
     /// Opaque campaign / canvas ids for the activity log.
     pub campaign_id: Option<String>,
     pub step_id: Option<String>,
@@ -66,6 +69,7 @@ impl Job {
             id,
             attempts_made: 0,
             previous_delay: None,
+            previous_status: None,
             campaign_id: None,
             step_id: None,
             user_id: user_id.into(),
@@ -450,9 +454,11 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         let create = target
             .as_ref()
             .filter(|t| matches!(t.operation, Operation::Create { .. }));
-        // A retried create first asks Salesforce whether the record is already there.
+        // A create retried after an attempt that got no answer first asks Salesforce whether
+        // the record is already there. An answered failure (429, 5xx) wrote nothing.
         if let Some(target) = create
             && job.attempts_made > 0
+            && job.previous_status.is_none()
             && let Some(field) = job.template.lookup_field()
         {
             match self.look_up(&job, &request, target, field).await? {
@@ -789,9 +795,20 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             Step::Settled(outcome) => return Ok(Step::Settled(outcome)),
         };
         if !attempt.report.classification.is_success() {
-            // The lookup itself failed: the job waits (or fails) on the usual rules.
+            // The lookup itself failed: the job waits (or fails) on the usual rules, and its
+            // next attempt looks up again (the create's outcome is still unknown), so the
+            // attempt is settled as one that got no answer.
+            let mut unanswered = (*attempt).clone();
+            if let Some(response) = unanswered.report.response.take() {
+                unanswered.report.error = Some(format!(
+                    "the lookup before retrying the create answered {}: {}",
+                    response.status,
+                    response.body.chars().take(300).collect::<String>()
+                ));
+            }
             return Ok(Step::Settled(
-                self.settle(job, &attempt, &attempt.response_body).await?,
+                self.settle(job, &unanswered, &attempt.response_body)
+                    .await?,
             ));
         }
         match soql::parse_lookup(&attempt.response_body) {

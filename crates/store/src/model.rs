@@ -231,6 +231,8 @@ pub struct ClaimedJob {
     pub properties: serde_json::Value,
     pub attempts: u32,
     pub previous_delay: Option<Duration>,
+    /// The HTTP status the previous attempt got; `None` when it got none (or there was none).
+    pub last_status: Option<u16>,
 }
 
 /// How a claimed job ends its attempt.

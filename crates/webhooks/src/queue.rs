@@ -464,6 +464,7 @@ impl JobQueue for StoreQueue {
                 job.delivery_id = h.job.delivery_id;
                 job.attempts_made = h.job.attempts;
                 job.previous_delay = h.job.previous_delay;
+                job.previous_status = h.job.last_status;
                 job
             })
             .collect())

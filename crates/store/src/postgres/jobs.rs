@@ -56,7 +56,7 @@ impl PgTx<'_> {
             "UPDATE webhook_jobs SET state = 'in_flight', claims = claims + 1, lease_until = $2, due_at = $2
              WHERE id IN (SELECT id FROM webhook_jobs WHERE due_at IS NOT NULL AND due_at <= $1
                           ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms",
+             RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status",
             &[
                 &now,
                 &now.saturating_add(ms(lease)),
@@ -83,6 +83,9 @@ impl PgTx<'_> {
                 previous_delay: r
                     .get::<_, Option<i64>>(10)
                     .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                last_status: r
+                    .get::<_, Option<i64>>(11)
+                    .and_then(|s| u16::try_from(s).ok()),
             });
         }
         // The claim order is the due order; RETURNING does not promise it.

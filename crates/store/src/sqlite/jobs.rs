@@ -19,7 +19,7 @@ use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlemen
 const CLAIM_SQL: &str = "UPDATE webhook_jobs
     SET state = 'in_flight', claims = claims + 1, lease_until = ?2, due_at = ?2
     WHERE id IN (SELECT id FROM webhook_jobs WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?3)
-    RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms";
+    RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status";
 
 impl SqliteTx<'_> {
     /// Enqueues a job: it exists if and only if this transaction commits (the outbox pattern).
@@ -74,6 +74,7 @@ impl SqliteTx<'_> {
             String,
             u32,
             Option<i64>,
+            Option<i64>,
         );
         let rows: Vec<Row> = stmt
             .query_map(params![now, now.saturating_add(lease_ms), max], |r| {
@@ -89,6 +90,7 @@ impl SqliteTx<'_> {
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -105,6 +107,7 @@ impl SqliteTx<'_> {
             properties,
             attempts,
             previous,
+            last_status,
         ) in rows
         {
             out.push(ClaimedJob {
@@ -120,6 +123,7 @@ impl SqliteTx<'_> {
                 attempts,
                 previous_delay: previous
                     .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                last_status: last_status.and_then(|s| u16::try_from(s).ok()),
             });
         }
         Ok(out)
