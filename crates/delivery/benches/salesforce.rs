@@ -333,7 +333,7 @@ fn breakdown(emulator: &RunningEmulator) {
     let writes = data.len() - queries;
     let failed = data
         .iter()
-        .filter(|e| !e.path.contains("/query") && !e.status.is_some_and(|s| s < 300))
+        .filter(|e| !e.path.contains("/query") && e.status.is_none_or(|s| s >= 300))
         .count();
     println!(
         "    API calls: {writes} writes ({failed} of them failed or dropped by a fault), {queries} lookups"
