@@ -1,6 +1,7 @@
 //! Renders per second: leadwire's engine next to the `liquid` crate, same templates, same data,
 //! same run. Prints a table; run with `cargo bench -p leadwire-liquid --bench render`.
-//! `BENCH_SECONDS` sets the measuring time per case (default 1).
+//! `BENCH_SECONDS` sets the measuring time per case (default 1); `BENCH_FILTER` runs only the
+//! cases whose name contains it (to profile one).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,9 @@ fn main() {
         .join("../../testdata/conformance/golden-liquid/benchmark_fixtures");
     let mut cases = seed_cases();
     cases.extend(fixture_cases(&fixtures, now));
+    if let Ok(filter) = std::env::var("BENCH_FILTER") {
+        cases.retain(|c| c.name.contains(&filter));
+    }
     println!(
         "{:<48} {:>14} {:>14} {:>8}  note",
         "case", "leadwire/s", "liquid 0.26/s", "ratio"

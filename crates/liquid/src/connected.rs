@@ -5,13 +5,16 @@
 //! cached for 5 minutes). It does no I/O itself: requests go through the [`Fetcher`] trait, so the
 //! engine has no network dependency and tests can count calls.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasher as _, Hash, Hasher, RandomState};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::ast::Block;
+use crate::ast::{Block, Node};
 use crate::error::{ErrorKind, RawError};
 use crate::render::{State, Stop};
 use crate::value::Value;
@@ -214,23 +217,28 @@ pub struct TokenFailure {
 /// Whether a connected_content request asks an OAuth token endpoint for a token: a POST to
 /// `…/oauth2/token` (Salesforce, most providers) or with a `grant_type` in its body.
 pub fn is_token_request(request: &FetchRequest) -> bool {
-    if request.method != Method::Post {
+    token_endpoint(request.method, &request.url, request.body.as_deref())
+}
+
+/// [`is_token_request`] on a request's parts, so a render can tell before building the request.
+fn token_endpoint(method: Method, url: &str, body: Option<&str>) -> bool {
+    if method != Method::Post {
         return false;
     }
-    let path = request
-        .url
+    let path = url
         .split_once("://")
         .map_or("", |(_, rest)| rest)
         .split(['?', '#'])
         .next()
-        .unwrap_or("");
-    let path = path.trim_end_matches('/').to_ascii_lowercase();
-    path.ends_with("/oauth2/token")
-        || path.ends_with("/oauth/token")
-        || request
-            .body
-            .as_deref()
-            .is_some_and(|b| b.contains("grant_type=") || b.contains("\"grant_type\""))
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let ends_with = |suffix: &str| {
+        path.len() >= suffix.len()
+            && path.as_bytes()[path.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    ends_with("/oauth2/token")
+        || ends_with("/oauth/token")
+        || body.is_some_and(|b| b.contains("grant_type=") || b.contains("\"grant_type\""))
 }
 
 /// One request in flight that later renders for the same key wait for (single flight).
@@ -266,6 +274,80 @@ impl Flight {
     }
 }
 
+/// Identifies a request in the cache: the text of everything that decides it (see
+/// [`CacheKey::of`]) and that text's hash. A tag whose URL, body and headers are literal computes
+/// both once at parse time, so a cache hit hashes nothing per render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CacheKey {
+    hash: u64,
+    text: Arc<str>,
+}
+
+/// Keyed by a random seed per process, so keys made of user data cannot be chosen to collide.
+/// One seed for every cache, so a key hashed at parse time is valid in any client's cache.
+static KEY_HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+impl Hash for CacheKey {
+    /// The stored hash only: the map's own hasher then costs one multiply, not a pass over the text.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl CacheKey {
+    /// Everything that decides the request but the client's own settings (user agent, timeout),
+    /// which are the same for every entry of one client's cache. Each part is length-prefixed, so
+    /// two different requests never share a key. (Two spellings of one request, say header names
+    /// in another case, may get two keys: that costs a request, never a wrong answer.)
+    fn of(
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        auth: &[(String, String)],
+        headers: &[(String, String)],
+        body: Option<&str>,
+    ) -> CacheKey {
+        use std::fmt::Write as _;
+        let pairs_len = |pairs: &[(String, String)]| -> usize {
+            pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum()
+        };
+        let mut text = String::with_capacity(
+            40 + url.len()
+                + content_type.map_or(0, str::len)
+                + pairs_len(auth)
+                + pairs_len(headers)
+                + body.map_or(0, str::len),
+        );
+        // Each part as `<length>:<text>`.
+        fn part(text: &mut String, s: &str) {
+            let _ = write!(text, "{}:", s.len());
+            text.push_str(s);
+        }
+        fn optional(text: &mut String, s: Option<&str>) {
+            part(text, if s.is_some() { "+" } else { "-" });
+            part(text, s.unwrap_or(""));
+        }
+        fn pairs(text: &mut String, pairs: &[(String, String)]) {
+            let _ = write!(text, "{}:", pairs.len());
+            for (k, v) in pairs {
+                part(text, k);
+                part(text, v);
+            }
+        }
+        part(&mut text, method.as_str());
+        part(&mut text, url);
+        optional(&mut text, content_type);
+        pairs(&mut text, auth);
+        pairs(&mut text, headers);
+        optional(&mut text, body);
+        let text: Arc<str> = text.into();
+        CacheKey {
+            hash: KEY_HASHER.hash_one(&*text),
+            text,
+        }
+    }
+}
+
 enum Slot {
     Ready {
         expires: Instant,
@@ -286,7 +368,7 @@ enum Begin<'a> {
 /// fetcher) releases the waiters with a failure, so nobody waits forever.
 struct Lead<'a> {
     client: &'a ConnectedContent,
-    key: String,
+    key: CacheKey,
     flight: Arc<Flight>,
     finished: bool,
 }
@@ -315,7 +397,7 @@ pub struct ConnectedContent {
     fetcher: Arc<dyn Fetcher>,
     credentials: Option<Arc<dyn CredentialStore>>,
     config: ConnectedContentConfig,
-    cache: Mutex<HashMap<String, Slot>>,
+    cache: Mutex<HashMap<CacheKey, Slot, rustc_hash::FxBuildHasher>>,
     clock: Box<dyn Fn() -> Instant + Send + Sync>,
 }
 
@@ -325,7 +407,7 @@ impl ConnectedContent {
             fetcher,
             credentials: None,
             config,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
             clock: Box::new(Instant::now),
         }
     }
@@ -349,7 +431,7 @@ impl ConnectedContent {
     }
 
     /// A cached answer, the flight to wait for, or the lead on a new request for `key`.
-    fn begin(&self, key: &str) -> Begin<'_> {
+    fn begin(&self, key: &CacheKey) -> Begin<'_> {
         let now = (self.clock)();
         let mut cache = self.cache.lock();
         if let Ok(cache) = cache.as_mut() {
@@ -364,19 +446,25 @@ impl ConnectedContent {
         // A miss: this render leads the request; later renders for the key wait for it.
         let flight = Arc::new(Flight::default());
         if let Ok(cache) = cache.as_mut() {
-            cache.insert(key.to_string(), Slot::Pending(flight.clone()));
+            cache.insert(key.clone(), Slot::Pending(flight.clone()));
         }
         drop(cache);
         Begin::Lead(Lead {
             client: self,
-            key: key.to_string(),
+            key: key.clone(),
             flight,
             finished: false,
         })
     }
 
     /// Ends a flight: a 2xx answer is cached for `ttl`, anything else leaves no entry behind.
-    fn settle(&self, key: &str, flight: &Arc<Flight>, result: &Fetched, ttl: Option<Duration>) {
+    fn settle(
+        &self,
+        key: &CacheKey,
+        flight: &Arc<Flight>,
+        result: &Fetched,
+        ttl: Option<Duration>,
+    ) {
         if let Ok(mut cache) = self.cache.lock() {
             let ours = matches!(cache.get(key), Some(Slot::Pending(f)) if Arc::ptr_eq(f, flight));
             if ours {
@@ -388,7 +476,7 @@ impl ConnectedContent {
                             .map_or(ttl, |e| ttl.min(e.saturating_sub(Duration::from_secs(60))));
                         let expires = (self.clock)() + ttl;
                         cache.insert(
-                            key.to_string(),
+                            key.clone(),
                             Slot::Ready {
                                 expires,
                                 answer: answer.clone(),
@@ -471,7 +559,8 @@ impl ConnectedContent {
     }
 }
 
-/// The parsed tag. URL, body and header values are Liquid, rendered at send time.
+/// The parsed tag. URL, body and header values are Liquid, rendered at send time (unless they are
+/// literal text: see [`Fixed`]).
 #[derive(Debug)]
 pub struct ConnectedContentTag {
     url: Block,
@@ -482,10 +571,73 @@ pub struct ConnectedContentTag {
     basic_auth: Option<String>,
     auth_credentials: Option<String>,
     save: Option<Arc<str>>,
+    /// `save`, or `connected` when the tag has no `:save`.
+    save_as: Arc<str>,
     cache_max_age: Option<u64>,
     no_cache: bool,
     retry: bool,
     offset: usize,
+    fixed: Option<Fixed>,
+}
+
+/// The request parts of a tag whose URL, body and headers are literal text (the seed's token
+/// call is one), worked out at parse time: a render then renders none of them, and a render
+/// served from the cache builds no request and hashes no key.
+#[derive(Debug)]
+struct Fixed {
+    /// Valid but for the client's port rule, which is checked per render.
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    token_request: bool,
+    key: CacheKey,
+}
+
+impl Fixed {
+    /// `None` when a part depends on the render, when the tag names a stored credential (read
+    /// from the store at each render), or when a part is invalid: the rendering path then reports
+    /// it at render time, as before.
+    fn of(tag: &ConnectedContentTag) -> Option<Fixed> {
+        if tag.basic_auth.is_some() || tag.auth_credentials.is_some() {
+            return None;
+        }
+        let url = clean_url(literal(&tag.url)?);
+        validate_url(&url, None).ok()?;
+        let headers = match &tag.headers {
+            Some(block) => parse_headers(&literal(block)?).ok()?,
+            None => Vec::new(),
+        };
+        let body = match &tag.body {
+            Some(block) => Some(tag.encode_body(literal(block)?)),
+            None => None,
+        };
+        Some(Fixed {
+            token_request: token_endpoint(tag.method, &url, body.as_deref()),
+            key: CacheKey::of(
+                tag.method,
+                &url,
+                tag.content_type.as_deref(),
+                &[],
+                &headers,
+                body.as_deref(),
+            ),
+            url,
+            headers,
+            body,
+        })
+    }
+}
+
+/// The text of a block that holds nothing but text.
+fn literal(block: &Block) -> Option<String> {
+    let mut text = String::new();
+    for node in &block.nodes {
+        match node {
+            Node::Text(t) => text.push_str(t),
+            _ => return None,
+        }
+    }
+    Some(text)
 }
 
 const OPTIONS: [&str; 11] = [
@@ -530,10 +682,12 @@ impl ConnectedContentTag {
             basic_auth: None,
             auth_credentials: None,
             save: None,
+            save_as: "connected".into(),
             cache_max_age: None,
             no_cache: false,
             retry: false,
             offset: base,
+            fixed: None,
         };
         for (name, value, at) in parts.into_iter().skip(1) {
             let value_trim = value.trim();
@@ -590,7 +744,9 @@ impl ConnectedContentTag {
                 }
                 "save" => {
                     need_value(value_trim)?;
-                    tag.save = Some(value_trim.into());
+                    let name: Arc<str> = value_trim.into();
+                    tag.save_as = name.clone();
+                    tag.save = Some(name);
                 }
                 "cache_max_age" | "cache" => {
                     let seconds = value_trim.parse::<u64>().map_err(|_| {
@@ -606,7 +762,21 @@ impl ConnectedContentTag {
                 _ => unreachable!("split_options only yields known options"),
             }
         }
+        tag.fixed = Fixed::of(&tag);
         Ok(tag)
+    }
+
+    /// The body as sent: with `:content_type application/json`, a form body becomes JSON.
+    fn encode_body(&self, body: String) -> String {
+        if self
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("application/json"))
+            && let Some(json) = form_to_json(&body)
+        {
+            return json;
+        }
+        body
     }
 }
 
@@ -650,10 +820,12 @@ fn split_options(markup: &str) -> Vec<(&'static str, &str, usize)> {
 pub fn validate_url(url: &str, allowed_ports: Option<&[u16]>) -> Result<(), String> {
     let invalid = || format!("{url} is not a valid URL");
     let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return Err(invalid()),
+    let default_port = if scheme.eq_ignore_ascii_case("http") {
+        80
+    } else if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        return Err(invalid());
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -706,6 +878,34 @@ fn render_part(state: &mut State<'_>, block: &Block) -> Result<String, Stop> {
     Ok(out)
 }
 
+/// A rendered URL as it is requested: no non-breaking spaces (editors paste them), trimmed.
+fn clean_url(mut url: String) -> String {
+    if url.contains('\u{a0}') {
+        url = url.replace('\u{a0}', "");
+    }
+    url.truncate(url.trim_end().len());
+    url.drain(..url.len() - url.trim_start().len());
+    url
+}
+
+/// The `:headers` JSON object as name/value pairs (a value that is not a string is sent as JSON).
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            format!("connected_content :headers must be a JSON object of strings ({e}): {text}")
+        })?;
+    Ok(parsed
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, value)
+        })
+        .collect())
+}
+
 /// `a=1&b=2` as a JSON object of strings, for `:content_type application/json` with a form body.
 fn form_to_json(body: &str) -> Option<String> {
     if body.trim_start().starts_with(['{', '[']) || !body.contains('=') {
@@ -731,6 +931,66 @@ fn is_retryable(outcome: &Result<FetchResponse, FetchError>) -> bool {
     }
 }
 
+/// What one render requests, before the client's own headers are added: borrowed from the tag's
+/// [`Fixed`] parts, or rendered.
+struct Parts<'t> {
+    url: Cow<'t, str>,
+    /// `Authorization` and other headers from `:basic_auth` and `:auth_credentials`.
+    auth: Vec<(String, String)>,
+    /// The `:headers` object.
+    headers: Cow<'t, [(String, String)]>,
+    body: Option<Cow<'t, str>>,
+    token_request: bool,
+}
+
+impl Parts<'_> {
+    fn key(&self, tag: &ConnectedContentTag) -> CacheKey {
+        CacheKey::of(
+            tag.method,
+            &self.url,
+            tag.content_type.as_deref(),
+            &self.auth,
+            &self.headers,
+            self.body.as_deref(),
+        )
+    }
+
+    /// The request as sent: the content type's headers, the user agent, credentials, then
+    /// `:headers`, each of which replaces any header of its name.
+    fn request(&self, tag: &ConnectedContentTag, client: &ConnectedContent) -> FetchRequest {
+        let mut headers: Vec<(String, String)> =
+            Vec::with_capacity(3 + self.auth.len() + self.headers.len());
+        match &tag.content_type {
+            Some(ct) => {
+                headers.push(("Content-Type".into(), ct.clone()));
+                headers.push(("Accept".into(), ct.clone()));
+            }
+            None if tag.method == Method::Post => headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )),
+            None => {
+                headers.push(("Content-Type".into(), "application/json".into()));
+                headers.push(("Accept".into(), "*/*".into()));
+            }
+        }
+        headers.push(("User-Agent".into(), client.config.user_agent.clone()));
+        headers.extend(self.auth.iter().cloned());
+        for (k, v) in self.headers.iter() {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            headers.push((k.clone(), v.clone()));
+        }
+        FetchRequest {
+            method: tag.method,
+            url: self.url.to_string(),
+            headers,
+            body: self.body.as_deref().map(str::to_owned),
+            timeout: client.config.timeout,
+            max_response_bytes: client.config.max_response_bytes,
+        }
+    }
+}
+
 pub(crate) fn render_tag(
     tag: &ConnectedContentTag,
     state: &mut State<'_>,
@@ -743,48 +1003,163 @@ pub(crate) fn render_tag(
             offset: tag.offset,
         })
     };
-    let url = render_part(state, &tag.url)?
-        .replace('\u{a0}', "")
-        .trim()
-        .to_string();
-    let Some(client) = state.ctx.connected() else {
-        return Err(conn_error(format!(
+    let no_client = |url: &str| {
+        conn_error(format!(
             "connected_content to {url} cannot run: no HTTP client is configured for this render"
-        )));
+        ))
     };
-    validate_url(&url, client.config.allowed_ports.as_deref()).map_err(conn_error)?;
-
-    let mut headers: Vec<(String, String)> = Vec::new();
-    match &tag.content_type {
-        Some(ct) => {
-            headers.push(("Content-Type".into(), ct.clone()));
-            headers.push(("Accept".into(), ct.clone()));
+    let (parts, client) = match &tag.fixed {
+        Some(fixed) => {
+            let Some(client) = state.ctx.connected() else {
+                return Err(no_client(&fixed.url));
+            };
+            // The URL was validated at parse time but for the client's ports.
+            if let Some(ports) = client.config.allowed_ports.as_deref() {
+                validate_url(&fixed.url, Some(ports)).map_err(conn_error)?;
+            }
+            let parts = Parts {
+                url: Cow::Borrowed(&fixed.url),
+                auth: Vec::new(),
+                headers: Cow::Borrowed(&fixed.headers),
+                body: fixed.body.as_deref().map(Cow::Borrowed),
+                token_request: fixed.token_request,
+            };
+            (parts, client)
         }
-        None if tag.method == Method::Post => headers.push((
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        )),
         None => {
-            headers.push(("Content-Type".into(), "application/json".into()));
-            headers.push(("Accept".into(), "*/*".into()));
+            let url = clean_url(render_part(state, &tag.url)?);
+            let Some(client) = state.ctx.connected() else {
+                return Err(no_client(&url));
+            };
+            validate_url(&url, client.config.allowed_ports.as_deref()).map_err(conn_error)?;
+            let auth = credential_headers(tag, client, &url).map_err(|e| match e {
+                CredentialError::Missing(message) => Stop::Abort(message),
+                CredentialError::Domain(message) => conn_error(message),
+            })?;
+            let headers = match &tag.headers {
+                Some(block) => parse_headers(&render_part(state, block)?).map_err(conn_error)?,
+                None => Vec::new(),
+            };
+            let body = match &tag.body {
+                Some(block) => Some(tag.encode_body(render_part(state, block)?)),
+                None => None,
+            };
+            let parts = Parts {
+                token_request: token_endpoint(tag.method, &url, body.as_deref()),
+                url: Cow::Owned(url),
+                auth,
+                headers: Cow::Owned(headers),
+                body: body.map(Cow::Owned),
+            };
+            (parts, client)
         }
+    };
+
+    let token_request = parts.token_request;
+    let ttl = match (tag.method, tag.cache_max_age, tag.no_cache) {
+        (_, _, true) => None,
+        (_, Some(secs), false) => Some(
+            Duration::from_secs(secs)
+                .clamp(client.config.min_cache_ttl, client.config.max_cache_ttl),
+        ),
+        // A token is reused across sends and users while it is valid, without the template
+        // asking (Braze fetches one per send): see `ConnectedContentConfig::token_lifetime`.
+        (Method::Post, None, false) if token_request => Some(client.config.token_lifetime),
+        (Method::Get, None, false) => Some(client.config.default_cache_ttl),
+        (Method::Post, None, false) => None,
+    };
+    // Built only when it is sent or a failure reports it: a cache hit needs none.
+    let request = OnceCell::new();
+    let request = || request.get_or_init(|| parts.request(tag, client));
+    let fetched = match ttl {
+        None => match client.fetch(request(), tag.retry) {
+            Ok(fetched) => fetched,
+            Err(last) => return Err(retries_ran_out(client, request(), token_request, last)),
+        },
+        Some(ttl) => {
+            let key = match &tag.fixed {
+                Some(fixed) => Cow::Borrowed(&fixed.key),
+                None => Cow::Owned(parts.key(tag)),
+            };
+            match client.begin(&key) {
+                Begin::Hit(answer) => Fetched::Answer(answer),
+                Begin::Wait(flight) => match flight.wait() {
+                    // The request this render waited for failed after its own retries.
+                    last @ Fetched::Failed {
+                        retryable: true, ..
+                    } if tag.retry => {
+                        return Err(retries_ran_out(client, request(), token_request, last));
+                    }
+                    other => other,
+                },
+                Begin::Lead(lead) => match client.fetch(request(), tag.retry) {
+                    Ok(fetched) => {
+                        lead.finish(&fetched, ttl);
+                        fetched
+                    }
+                    Err(last) => {
+                        lead.finish(&last, ttl);
+                        return Err(retries_ran_out(client, request(), token_request, last));
+                    }
+                },
+            }
+        }
+    };
+    if token_request && let Fetched::Failed { .. } = &fetched {
+        return Err(Stop::TokenFailed(Box::new(token_failure(
+            request(),
+            &fetched,
+        ))));
     }
-    headers.push(("User-Agent".into(), client.config.user_agent.clone()));
+
+    match fetched {
+        Fetched::Answer(answer) => match answer.as_ref() {
+            // An Arc clone: the parsed answer is shared, not copied.
+            Answer::Json(value) => state.assign(tag.save_as.clone(), value.clone()),
+            Answer::Text(text) => {
+                if tag.save.is_some() {
+                    state.assign(tag.save_as.clone(), Value::Str(text.clone()));
+                } else {
+                    out.push_str(text);
+                }
+            }
+        },
+        // Braze cannot consume a non-2xx answer: the saved value is empty and nothing is inserted.
+        Fetched::Failed { .. } => state.assign(tag.save_as.clone(), Value::Nil),
+    }
+    Ok(())
+}
+
+enum CredentialError {
+    /// Not in the store: Braze aborts the message.
+    Missing(String),
+    /// A token credential that may not go to this URL's host.
+    Domain(String),
+}
+
+/// The headers of the tag's `:basic_auth` and `:auth_credentials`, read from the store.
+fn credential_headers(
+    tag: &ConnectedContentTag,
+    client: &ConnectedContent,
+    url: &str,
+) -> Result<Vec<(String, String)>, CredentialError> {
+    let mut headers = Vec::new();
+    let missing = |name: &str| {
+        CredentialError::Missing(format!(
+            "connected_content credential '{name}' does not exist"
+        ))
+    };
     if let Some(name) = &tag.basic_auth {
         let Some((user, password)) = client.credentials.as_ref().and_then(|c| c.basic_auth(name))
         else {
-            return Err(Stop::Abort(format!(
-                "connected_content credential '{name}' does not exist"
-            )));
+            return Err(missing(name));
         };
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         headers.push(("Authorization".into(), format!("Basic {token}")));
     }
     if let Some(name) = &tag.auth_credentials {
         let Some(cred) = client.credentials.as_ref().and_then(|c| c.token_auth(name)) else {
-            return Err(Stop::Abort(format!(
-                "connected_content credential '{name}' does not exist"
-            )));
+            return Err(missing(name));
         };
         if let Some(domain) = &cred.allowed_domain {
             let host = url
@@ -799,114 +1174,14 @@ pub(crate) fn render_tag(
                     .to_ascii_lowercase()
                     .ends_with(&format!(".{}", domain.to_ascii_lowercase()))
             {
-                return Err(conn_error(format!(
+                return Err(CredentialError::Domain(format!(
                     "credential '{name}' may only be sent to {domain}, not {host}"
                 )));
             }
         }
         headers.extend(cred.headers);
     }
-    if let Some(block) = &tag.headers {
-        let text = render_part(state, block)?;
-        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| {
-                conn_error(format!(
-                    "connected_content :headers must be a JSON object of strings ({e}): {text}"
-                ))
-            })?;
-        for (k, v) in parsed {
-            let value = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(&k));
-            headers.push((k, value));
-        }
-    }
-    let mut body = match &tag.body {
-        Some(block) => Some(render_part(state, block)?),
-        None => None,
-    };
-    if tag
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| ct.starts_with("application/json"))
-        && let Some(json) = body.as_deref().and_then(form_to_json)
-    {
-        body = Some(json);
-    }
-
-    let request = FetchRequest {
-        method: tag.method,
-        url,
-        headers,
-        body,
-        timeout: client.config.timeout,
-        max_response_bytes: client.config.max_response_bytes,
-    };
-    let token_request = is_token_request(&request);
-    let ttl = match (tag.method, tag.cache_max_age, tag.no_cache) {
-        (_, _, true) => None,
-        (_, Some(secs), false) => Some(
-            Duration::from_secs(secs)
-                .clamp(client.config.min_cache_ttl, client.config.max_cache_ttl),
-        ),
-        // A token is reused across sends and users while it is valid, without the template
-        // asking (Braze fetches one per send): see `ConnectedContentConfig::token_lifetime`.
-        (Method::Post, None, false) if token_request => Some(client.config.token_lifetime),
-        (Method::Get, None, false) => Some(client.config.default_cache_ttl),
-        (Method::Post, None, false) => None,
-    };
-    let fetched = match ttl {
-        None => match client.fetch(&request, tag.retry) {
-            Ok(fetched) => fetched,
-            Err(last) => return Err(retries_ran_out(client, &request, token_request, last)),
-        },
-        Some(ttl) => match client.begin(&cache_key(&request)) {
-            Begin::Hit(answer) => Fetched::Answer(answer),
-            Begin::Wait(flight) => match flight.wait() {
-                // The request this render waited for failed after its own retries.
-                last @ Fetched::Failed {
-                    retryable: true, ..
-                } if tag.retry => {
-                    return Err(retries_ran_out(client, &request, token_request, last));
-                }
-                other => other,
-            },
-            Begin::Lead(lead) => match client.fetch(&request, tag.retry) {
-                Ok(fetched) => {
-                    lead.finish(&fetched, ttl);
-                    fetched
-                }
-                Err(last) => {
-                    lead.finish(&last, ttl);
-                    return Err(retries_ran_out(client, &request, token_request, last));
-                }
-            },
-        },
-    };
-    if token_request && let Fetched::Failed { .. } = &fetched {
-        return Err(Stop::TokenFailed(Box::new(token_failure(
-            &request, &fetched,
-        ))));
-    }
-
-    let save_name: Arc<str> = tag.save.clone().unwrap_or_else(|| "connected".into());
-    match fetched {
-        Fetched::Answer(answer) => match answer.as_ref() {
-            Answer::Json(value) => state.assign(save_name, value.clone()),
-            Answer::Text(text) => {
-                if tag.save.is_some() {
-                    state.assign(save_name, Value::Str(text.clone()));
-                } else {
-                    out.push_str(text);
-                }
-            }
-        },
-        // Braze cannot consume a non-2xx answer: the saved value is empty and nothing is inserted.
-        Fetched::Failed { .. } => state.assign(save_name, Value::Nil),
-    }
-    Ok(())
+    Ok(headers)
 }
 
 /// `:retry`'s attempts ran out: Braze aborts the message; a token call fails the attempt instead.
@@ -961,35 +1236,6 @@ fn token_failure(request: &FetchRequest, fetched: &Fetched) -> TokenFailure {
         },
         timed_out,
     }
-}
-
-/// Cache key: method, URL, headers and body, so two different bodies never share an entry.
-/// The text itself (separated by bytes no URL, header or form body holds unescaped), not a digest:
-/// hashing it again per render would cost more than the render of a cached answer.
-fn cache_key(request: &FetchRequest) -> String {
-    let mut key = String::with_capacity(
-        16 + request.url.len()
-            + request.body.as_ref().map_or(0, String::len)
-            + request
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>(),
-    );
-    key.push_str(request.method.as_str());
-    key.push('\0');
-    key.push_str(&request.url);
-    for (k, v) in &request.headers {
-        key.push('\0');
-        key.extend(k.chars().map(|c| c.to_ascii_lowercase()));
-        key.push('\u{1}');
-        key.push_str(v);
-    }
-    key.push('\u{2}');
-    if let Some(body) = &request.body {
-        key.push_str(body);
-    }
-    key
 }
 
 #[cfg(test)]
@@ -1095,6 +1341,132 @@ mod tests {
             Ok(crate::Outcome::Rendered("t0k".into()))
         );
         assert_eq!(gate.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// Records every request and answers with a token.
+    #[derive(Default)]
+    struct Recorder {
+        requests: Mutex<Vec<FetchRequest>>,
+    }
+
+    impl Fetcher for Recorder {
+        fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, FetchError> {
+            self.requests
+                .lock()
+                .expect("recorder")
+                .push(request.clone());
+            Ok(FetchResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: br#"{"access_token":"t0k"}"#.to_vec(),
+            })
+        }
+    }
+
+    fn tag_of(template: &crate::Template) -> &ConnectedContentTag {
+        match template.root.nodes.first() {
+            Some(Node::ConnectedContent(tag)) => tag,
+            other => panic!("not a connected_content tag: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literal_parts_are_worked_out_at_parse_time() {
+        let token = crate::Template::parse(
+            "{% connected_content https://x.example.com/services/oauth2/token :method post :body grant_type=password :headers {\"X-A\": \"1\"} :save r %}",
+        )
+        .expect("valid");
+        let fixed = tag_of(&token)
+            .fixed
+            .as_ref()
+            .expect("literal parts are fixed");
+        assert!(fixed.token_request);
+        assert_eq!(fixed.headers, [("X-A".to_string(), "1".to_string())]);
+        assert_eq!(fixed.body.as_deref(), Some("grant_type=password"));
+        for rendered in [
+            "{% connected_content https://x.example.com/{{ p }} %}",
+            "{% connected_content https://x.example.com/ :method post :body a={{ p }} %}",
+            "{% connected_content https://x.example.com/ :headers {\"X-A\": \"{{ p }}\"} %}",
+            "{% connected_content https://x.example.com/ :basic_auth sf %}",
+            "{% connected_content https://x.example.com/ :headers not-json %}",
+            "{% connected_content https://[insert_instance_name].example.com/ %}",
+        ] {
+            let t = crate::Template::parse(rendered).expect("valid");
+            assert!(tag_of(&t).fixed.is_none(), "{rendered}");
+        }
+    }
+
+    #[test]
+    fn fixed_and_rendered_tags_send_the_same_request_and_share_its_cache_entry() {
+        let recorder = Arc::new(Recorder::default());
+        let client = Arc::new(ConnectedContent::new(
+            recorder.clone(),
+            ConnectedContentConfig::default(),
+        ));
+        let context = crate::Context::new()
+            .with_globals(&serde_json::json!({"p": "oauth2/token"}))
+            .with_connected_content(client);
+        let tail = ":method post :content_type application/json :body a=1 :headers {\"Accept\": \"text/plain\"} :save r %}{{ r.access_token }}";
+        let fixed = crate::Template::parse(&format!(
+            "{{% connected_content https://x.example.com/oauth2/token {tail}"
+        ))
+        .expect("valid");
+        let rendered = crate::Template::parse(&format!(
+            "{{% connected_content https://x.example.com/{{{{ p }}}} {tail}"
+        ))
+        .expect("valid");
+        assert!(tag_of(&fixed).fixed.is_some() && tag_of(&rendered).fixed.is_none());
+        // A token request: cached without :cache_max_age, so the second render makes no call.
+        for t in [&fixed, &rendered] {
+            assert_eq!(
+                t.render(&context),
+                Ok(crate::Outcome::Rendered("t0k".into()))
+            );
+        }
+        let requests = recorder.requests.lock().expect("recorder").clone();
+        assert_eq!(requests.len(), 1, "one request for both spellings");
+        let headers: Vec<_> = requests[0]
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                "Content-Type: application/json".to_string(),
+                format!(
+                    "User-Agent: {}",
+                    ConnectedContentConfig::default().user_agent
+                ),
+                "Accept: text/plain".to_string(),
+            ]
+        );
+        assert_eq!(requests[0].body.as_deref(), Some(r#"{"a":"1"}"#));
+        assert!(is_token_request(&requests[0]));
+    }
+
+    #[test]
+    fn a_fixed_url_still_obeys_the_clients_ports_and_invalid_headers_fail_at_render() {
+        let config = ConnectedContentConfig {
+            allowed_ports: Some(vec![80, 443]),
+            ..ConnectedContentConfig::default()
+        };
+        let context = crate::Context::new().with_connected_content(Arc::new(
+            ConnectedContent::new(Arc::new(Recorder::default()), config),
+        ));
+        let t = crate::Template::parse("{% connected_content http://x.example.com:8080/a %}")
+            .expect("valid");
+        let err = t.render(&context).expect_err("port 8080 is not allowed");
+        assert!(err.message.contains("uses port 8080"), "{err}");
+
+        let t =
+            crate::Template::parse("{% connected_content https://x.example.com/ :headers [1] %}")
+                .expect("parses; the headers are checked when rendered");
+        let err = t.render(&context).expect_err("headers are not an object");
+        assert!(
+            err.message.contains(":headers must be a JSON object"),
+            "{err}"
+        );
     }
 
     #[test]

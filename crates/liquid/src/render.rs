@@ -72,7 +72,10 @@ const MAX_PARTIAL_DEPTH: usize = 100;
 
 pub(crate) struct State<'c> {
     pub ctx: &'c Context,
-    /// `scopes[0]` holds template-level assigns; loops push a scope for their variables.
+    /// Template-level assigns.
+    assigns: HashMap<Arc<str>, Value>,
+    /// Loops and `include` push a scope for their variables, innermost last. Apart from
+    /// `assigns` so a render without loops allocates no list of scopes.
     scopes: Vec<HashMap<Arc<str>, Value>>,
     counters: HashMap<Arc<str>, i64>,
     cycles: HashMap<String, usize>,
@@ -87,7 +90,8 @@ impl<'c> State<'c> {
     pub fn new(ctx: &'c Context) -> State<'c> {
         State {
             ctx,
-            scopes: vec![HashMap::default()],
+            assigns: HashMap::default(),
+            scopes: Vec::new(),
             counters: HashMap::default(),
             cycles: HashMap::default(),
             loop_offsets: HashMap::default(),
@@ -100,7 +104,7 @@ impl<'c> State<'c> {
 
     /// Sets a template-level variable, as `assign` does.
     pub fn assign(&mut self, name: Arc<str>, value: Value) {
-        self.scopes[0].insert(name, value);
+        self.assigns.insert(name, value);
     }
 
     fn lookup(&self, name: &str) -> Value {
@@ -108,6 +112,9 @@ impl<'c> State<'c> {
             if let Some(v) = scope.get(name) {
                 return v.clone();
             }
+        }
+        if let Some(v) = self.assigns.get(name) {
+            return v.clone();
         }
         // Counters live apart from variables and are read last (python-liquid, current Liquid).
         if let Some(v) = self.ctx.global_opt(name) {
@@ -302,8 +309,9 @@ impl<'c> State<'c> {
             return Ok(());
         }
         let length = items.len() as i64;
-        // Only an enclosing `for` is a parent loop, not a `render ... for` binding in scope 0.
-        let parent_loop = self.scopes[1..]
+        // Only an enclosing `for` is a parent loop, not a `render ... for` binding in `assigns`.
+        let parent_loop = self
+            .scopes
             .iter()
             .rev()
             .find_map(|s| s.get("forloop").cloned())
@@ -498,11 +506,11 @@ impl<'c> State<'c> {
          -> Flow {
             let mut child = State::new(state.ctx);
             child.depth = state.depth + 1;
-            child.scopes[0] = args.clone();
+            child.assigns = args.clone();
             if let Some((value, forloop)) = bound {
-                child.scopes[0].insert(var.clone(), value);
+                child.assigns.insert(var.clone(), value);
                 if let Some(fl) = forloop {
-                    child.scopes[0].insert("forloop".into(), Value::object(fl));
+                    child.assigns.insert("forloop".into(), Value::object(fl));
                 }
             }
             child.render_block(&template.root, out)
