@@ -234,7 +234,7 @@ fn url_findings(addressed: &Addressed, checks: &Checks<'_>, findings: &mut Vec<F
     match &addressed.target.operation {
         Operation::MissingRecordId { .. } if !addressed.liquid => {
             let what = if addressed.rendered {
-                "the record id in the URL renders empty for this user"
+                "the record id in the URL renders empty for a user without the attribute it reads (the preview user)"
             } else {
                 "the URL has no record id"
             };
@@ -242,7 +242,7 @@ fn url_findings(addressed: &Addressed, checks: &Checks<'_>, findings: &mut Vec<F
                 location: Location::Url,
                 kind: FindingKind::EmptyRecordId,
                 message: format!(
-                    "{what}: Salesforce answers 405/404; leadwire will not send it (logged as an abort)"
+                    "{what}: for such a user leadwire does not send the request (Salesforce would answer 404 or 405) and logs an abort instead; send it only to users who have the id, or ignore this warning if that is the plan"
                 ),
                 suggestion: None,
             });
@@ -1040,8 +1040,10 @@ mod tests {
         );
         assert_eq!(
             findings[0].message,
-            "the record id in the URL renders empty for this user: Salesforce answers 405/404; \
-             leadwire will not send it (logged as an abort)"
+            "the record id in the URL renders empty for a user without the attribute it reads (the \
+             preview user): for such a user leadwire does not send the request (Salesforce would \
+             answer 404 or 405) and logs an abort instead; send it only to users who have the id, \
+             or ignore this warning if that is the plan"
         );
         // Not rendered: Liquid in the id may render anything, so no finding, but the body is
         // still a Lead's.
