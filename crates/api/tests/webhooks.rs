@@ -13,7 +13,8 @@ use leadwire_delivery::worker::ExecutionOutcome;
 use leadwire_profiles::Identifier;
 use leadwire_salesforce_emulator::schema::CustomFieldSpec;
 use leadwire_salesforce_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, RunningEmulator,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, EmulatorConfig, FaultSettings,
+    RunningEmulator, Share,
 };
 use leadwire_store::JobState;
 use leadwire_webhooks::{NewJob, RenderProperties, WebhookConfig, WebhookService};
@@ -43,6 +44,11 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(3).await
+}
+
+/// The app with `attempts` attempts a send (answered or not).
+async fn spawn_app_with(attempts: u32) -> App {
     let mut config = EmulatorConfig::loopback_with_https();
     config
         .custom_fields
@@ -64,8 +70,8 @@ async fn spawn_app() -> App {
     config.sender.timeout = Duration::from_secs(5);
     config.salesforce_instances = vec![instance.clone()];
     config.sender.schedule = RetrySchedule {
-        max_attempts: 3,
-        max_attempts_unreachable: 3,
+        max_attempts: attempts,
+        max_attempts_unreachable: attempts,
         base_delay: Duration::from_millis(10),
         multiplier: 2.0,
         max_delay: Duration::from_millis(100),
@@ -731,4 +737,94 @@ async fn webhook_endpoints_need_permissions_and_a_service() {
         .await
         .expect("request");
     assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_store_a_faulty_salesforce_and_a_revocation_lose_and_double_nothing() {
+    let app = spawn_app_with(12).await;
+    app.credential().await;
+    let mut definition = create_lead(&app.instance, "Create Lead", english_body());
+    definition["lookup_field"] = json!("Email");
+    let template = app.create_template(definition).await;
+    let users: Vec<String> = (0..40).map(|i| format!("u-{i}")).collect();
+    let attributes: Vec<Json> = users
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({"external_id": id, "first_name": format!("P{i}"), "last_name": "Lovelace",
+                   "email": format!("p{i}@example.com"), "company": "Analytical Engines Ltd"})
+        })
+        .collect();
+    let (status, body) = app
+        .post("/users/track", json!({"attributes": attributes}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    app.emulator
+        .set_faults(FaultSettings {
+            seed: 7,
+            internal_error: Share::try_from(0.1).expect("share"),
+            too_many_requests: Share::try_from(0.05).expect("share"),
+            drop_before_write: Share::try_from(0.1).expect("share"),
+            drop_after_write: Share::try_from(0.1).expect("share"),
+            retry_after_secs: 0,
+            ..FaultSettings::default()
+        })
+        .expect("faults");
+    let enqueue = |user: String| {
+        let service = app.service.clone();
+        let template = template.clone();
+        async move {
+            service
+                .enqueue(NewJob {
+                    template_id: template,
+                    user: Identifier::ExternalId(user),
+                    campaign_id: Some("camp-faults".into()),
+                    step_id: None,
+                    properties: RenderProperties::default().to_json(),
+                    not_before: None,
+                })
+                .await
+                .expect("enqueue");
+        }
+    };
+    for user in &users[..20] {
+        enqueue(user.clone()).await;
+    }
+    app.drain().await;
+    // Salesforce revokes every session between the two halves.
+    app.emulator.revoke_all_tokens();
+    for user in &users[20..] {
+        enqueue(user.clone()).await;
+    }
+    app.drain().await;
+    let counts = app.service.job_counts().await.expect("counts");
+    assert_eq!(
+        counts.get(&JobState::Delivered).copied(),
+        Some(40),
+        "every send delivered: {counts:?} {:#?}",
+        app.activity("type=failed").await
+    );
+    let mut per_email: std::collections::HashMap<String, usize> = Default::default();
+    for lead in app.emulator.leads() {
+        *per_email
+            .entry(lead["Email"].as_str().unwrap_or("").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_email.len(), 40, "a lead for every user");
+    assert!(
+        per_email.values().all(|n| *n == 1),
+        "no lead twice: {per_email:?}"
+    );
+    // The faults did happen and were settled by lookups, not by luck.
+    let faults = app
+        .emulator
+        .request_log()
+        .iter()
+        .filter(|e| e.fault.is_some())
+        .count();
+    assert!(faults > 5, "only {faults} faults");
+    assert!(
+        !app.activity("type=token_refreshed").await.is_empty(),
+        "the revoked token was replaced"
+    );
 }
