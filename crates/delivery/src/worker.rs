@@ -799,6 +799,20 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             // next attempt looks up again (the create's outcome is still unknown), so the
             // attempt is settled as one that got no answer.
             let mut unanswered = (*attempt).clone();
+            // Until a lookup answers, the create is in the state a dropped connection left it
+            // in, so it keeps the unreachable host's retry budget.
+            if let Classification::Retry(_) = unanswered.report.classification {
+                (
+                    unanswered.report.classification,
+                    unanswered.report.next_delay,
+                ) = self.sender.plan_retry(
+                    AttemptResult::NoAnswer,
+                    unanswered.report.attempt,
+                    unanswered.report.retry_after,
+                    job.previous_delay,
+                    splitmix(&self.rng),
+                );
+            }
             if let Some(response) = unanswered.report.response.take() {
                 unanswered.report.error = Some(format!(
                     "the lookup before retrying the create answered {}: {}",
