@@ -41,9 +41,11 @@ pub struct Template {
 
 /// Bytes a render's output is likely to need at least: the top-level text plus some per top-level
 /// `{{ }}`, so a short template (a header, a one-line body) allocates its output once instead of
-/// doubling it from 8 bytes. Nested blocks are left out: they may not render at all.
+/// doubling it from 8 bytes. Nested blocks are left out: they may not render at all. At least
+/// `MIN`, so a template whose text is all in blocks does not start from a few bytes either.
 fn output_hint(root: &ast::Block) -> usize {
     const PER_OUTPUT: usize = 32;
+    const MIN: usize = 64;
     const MAX: usize = 64 * 1024;
     root.nodes
         .iter()
@@ -53,7 +55,7 @@ fn output_hint(root: &ast::Block) -> usize {
             _ => 0,
         })
         .sum::<usize>()
-        .min(MAX)
+        .clamp(MIN, MAX)
 }
 
 /// How a render ended.
