@@ -9,6 +9,7 @@
 mod campaigns;
 mod canvas;
 mod error;
+pub mod health;
 mod managed;
 mod permission;
 mod ratelimit;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub canvases: Option<Arc<CanvasEngine>>,
     /// Keys whose unknown permission names were already logged (once per key, not per request).
     warned_keys: Arc<Mutex<HashSet<String>>>,
+    /// Renders `/metrics`; `None` answers it 404.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The optional services behind the API beyond users (webhooks, campaigns, canvases).
@@ -72,6 +75,8 @@ pub struct Services {
     pub webhooks: Option<Arc<WebhookService>>,
     pub campaigns: Option<Arc<CampaignEngine>>,
     pub canvases: Option<Arc<CanvasEngine>>,
+    /// From [`health::install_metrics`]: serves `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The router with every endpoint, for `axum::serve` or in-process tests.
@@ -105,8 +110,9 @@ pub fn router_with_services(store: Store, config: ApiConfig, services: Services)
         campaigns: services.campaigns,
         canvases: services.canvases,
         warned_keys: Arc::default(),
+        metrics: services.metrics,
     };
-    routes::router(state)
+    health::router(state.clone()).merge(routes::router(state))
 }
 
 /// A running API server.

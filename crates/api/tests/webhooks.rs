@@ -82,11 +82,15 @@ async fn spawn_app_with(attempts: u32) -> App {
     let service = WebhookService::open(config, store.clone())
         .await
         .expect("webhooks open");
-    let api = leadwire_api::serve_with_webhooks(
+    let api = leadwire_api::serve_with_services(
         "127.0.0.1:0".parse().expect("addr"),
         store,
         ApiConfig::default(),
-        Some(service.clone()),
+        leadwire_api::Services {
+            webhooks: Some(service.clone()),
+            metrics: leadwire_api::health::install_metrics(),
+            ..leadwire_api::Services::default()
+        },
     )
     .await
     .expect("serve");
@@ -827,4 +831,111 @@ async fn through_the_store_a_faulty_salesforce_and_a_revocation_lose_and_double_
         !app.activity("type=token_refreshed").await.is_empty(),
         "the revoked token was replaced"
     );
+}
+
+/// The value of the `/metrics` sample whose name and labels include every pair in `labels`,
+/// summed over the samples that match.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_that_match_the_activity_log() {
+    let app = spawn_app().await;
+    let plain = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let plain = plain.clone();
+        let url = format!("{}{path}", app.api.url());
+        async move {
+            let r = plain.get(url).send().await.expect("request");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        }
+    };
+    // No API key needed for any of the three.
+    let (status, body) = get("/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 503, "workers not started yet: {body}");
+    assert!(
+        body.contains("the webhook workers are not running"),
+        "{body}"
+    );
+
+    app.credential().await;
+    app.track_ada().await;
+    let create = app
+        .create_template(create_lead(&app.instance, "Create Lead", english_body()))
+        .await;
+    let mut no_company = create_lead(&app.instance, "No company", english_body());
+    no_company["body"]["company"] = json!("");
+    let refused = app.create_template(no_company).await;
+    app.enqueue(&create, "camp-metrics").await;
+    app.enqueue(&refused, "camp-metrics").await;
+    app.enqueue(&create, "camp-metrics").await;
+    app.drain().await;
+
+    let (status, text) = get("/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let counted = |outcome: &str| {
+        sample(
+            &text,
+            "leadwire_webhook_sends_total",
+            &[("campaign", "camp-metrics"), ("outcome", outcome)],
+        )
+    };
+    let failed = app.activity("type=failed&campaign_id=camp-metrics").await;
+    assert_eq!(counted("delivered"), 2.0, "{text}");
+    assert_eq!(counted("failed"), failed.len() as f64, "{text}");
+    assert_eq!(
+        failed.len(),
+        1,
+        "Salesforce refused the lead without a company"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "leadwire_webhook_sends_total",
+            &[
+                ("campaign", "camp-metrics"),
+                ("outcome", "failed"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "leadwire_connected_content_requests_total",
+            &[("kind", "token")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "leadwire_store_transaction_seconds_count", &[]) > 0.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("leadwire_webhook_jobs{state=\"delivered\"}"),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "leadwire_salesforce_api_calls_used", &[]) >= 3.0,
+        "the org's usage from Sforce-Limit-Info: {text}"
+    );
+
+    app.service.start();
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"database\":\"ok\""), "{body}");
+    app.service.stop().await;
 }

@@ -274,6 +274,7 @@ impl App {
             webhooks: Some(self.webhooks.clone()),
             campaigns: Some(self.campaigns.clone()),
             canvases: Some(self.canvases.clone()),
+            metrics: leadwire_api::health::install_metrics(),
         }
     }
 

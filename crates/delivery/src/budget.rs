@@ -105,6 +105,12 @@ impl Budgets {
     pub fn observe(&self, origin: &str, usage: ApiUsage, now: Instant) -> Option<BudgetChange> {
         let pace = self.policy.pace(usage);
         let reserve = self.policy.reserve(usage.max);
+        metrics::gauge!("leadwire_salesforce_api_calls_used", "org" => origin.to_owned())
+            .set(usage.used as f64);
+        metrics::gauge!("leadwire_salesforce_api_calls_allowed", "org" => origin.to_owned())
+            .set(usage.max as f64);
+        metrics::gauge!("leadwire_salesforce_api_paused", "org" => origin.to_owned())
+            .set(if pace == Pace::Paused { 1.0 } else { 0.0 });
         let mut orgs = self.orgs.lock().ok()?;
         let org = orgs.entry(origin.to_owned()).or_insert(Org {
             usage,

@@ -386,6 +386,14 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
     }
 
     async fn render(&self, job: &Job) -> RenderOutcome {
+        let started = std::time::Instant::now();
+        let outcome = self.render_uncounted(job).await;
+        metrics::histogram!("leadwire_webhook_render_seconds")
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn render_uncounted(&self, job: &Job) -> RenderOutcome {
         let template = job.template.clone();
         let braze = job.render_context.clone();
         let connected = self.connected.clone();
@@ -488,6 +496,7 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 "{}: the create may or may not have been made, so it is not sent again (a second lead could result). Name a lookup field (such as Email) on the template, or use an upsert URL (PATCH …/sobjects/Lead/External_Id__c/{{value}}), to make retries safe",
                 report.summary()
             );
+            self.count(&job, "outcome_unknown", Some(report));
             let entry = self.entry(&job, ActivityKind::OutcomeUnknown, message, Some(report));
             let failure = Failure {
                 kind: FailureKind::OutcomeUnknown,
@@ -514,6 +523,7 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 Step::Settled(self.abort(job, message).await?)
             }
             RenderOutcome::Error(error) => {
+                self.count(job, "render_error", None);
                 let entry = self.entry(job, ActivityKind::RenderError, error.to_string(), None);
                 let failure = Failure {
                     kind: FailureKind::Render,
@@ -530,7 +540,36 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         })
     }
 
+    /// Counts a job's step in `leadwire_webhook_sends_total` (and the attempt's duration).
+    fn count(&self, job: &Job, outcome: &'static str, report: Option<&AttemptReport>) {
+        let status_class = match report.and_then(|r| r.response.as_ref()) {
+            Some(r) => match r.status {
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                500..=599 => "5xx",
+                _ => "other",
+            },
+            None => "none",
+        };
+        let campaign = job.campaign_id.clone().unwrap_or_default();
+        let step = job.step_id.clone().unwrap_or_default();
+        metrics::counter!(
+            "leadwire_webhook_sends_total",
+            "campaign" => campaign,
+            "step" => step,
+            "outcome" => outcome,
+            "status_class" => status_class
+        )
+        .increment(1);
+        if let Some(report) = report {
+            metrics::histogram!("leadwire_webhook_attempt_seconds", "status_class" => status_class)
+                .record(report.duration.as_secs_f64());
+        }
+    }
+
     async fn abort(&self, job: &Job, message: String) -> Result<ExecutionOutcome, QueueError> {
+        self.count(job, "aborted", None);
         self.activity
             .record(self.entry(job, ActivityKind::Aborted, message.clone(), None))
             .await;
@@ -664,6 +703,8 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         };
         let attempt = match dispatch {
             Dispatch::HostBusy => {
+                metrics::counter!("leadwire_webhook_held_total", "reason" => "host_busy")
+                    .increment(1);
                 self.queue
                     .release(
                         job,
@@ -673,6 +714,8 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 return Ok(Step::Settled(ExecutionOutcome::Deferred));
             }
             Dispatch::Held { wait, .. } => {
+                metrics::counter!("leadwire_webhook_held_total", "reason" => "api_budget")
+                    .increment(1);
                 self.queue
                     .release(job, self.sender.clock().system_now() + wait)
                     .await?;
@@ -828,6 +871,7 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         match soql::parse_lookup(&attempt.response_body) {
             Ok(Lookup::NotFound) => Ok(Step::Continue(())),
             Ok(Lookup::Found(id)) => {
+                metrics::counter!("leadwire_webhook_deduplicated_total").increment(1);
                 let body =
                     serde_json::json!({"id": id, "success": true, "errors": [], "created": false})
                         .to_string();
@@ -846,6 +890,7 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
                 ))
             }
             Ok(Lookup::Several(ids)) => {
+                self.count(job, "outcome_unknown", Some(&attempt.report));
                 let message = format!(
                     "{} {object} records have {field} = {value} ({}); which one an earlier attempt created cannot be told, so the create is not sent again",
                     ids.len(),
@@ -888,6 +933,11 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         response_body: &[u8],
     ) -> Result<ExecutionOutcome, QueueError> {
         let report = &attempt.report;
+        match (report.classification, report.next_delay) {
+            (Classification::Success, _) => self.count(job, "delivered", Some(report)),
+            (Classification::Retry(_), Some(_)) => self.count(job, "retrying", Some(report)),
+            _ => self.count(job, "failed", Some(report)),
+        }
         match (report.classification, report.next_delay) {
             (Classification::Success, _) => {
                 let rules = job.template.write_back();

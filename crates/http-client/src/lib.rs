@@ -124,6 +124,29 @@ fn classify(error: &reqwest::Error, timeout: Duration) -> FetchError {
 
 impl Fetcher for HttpFetcher {
     fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, FetchError> {
-        self.runtime.block_on(self.fetch_async(request))
+        let outcome = self.runtime.block_on(self.fetch_async(request));
+        let kind = if leadwire_liquid::is_token_request(request) {
+            "token"
+        } else {
+            "content"
+        };
+        let status = match &outcome {
+            Ok(r) => status_class(r.status),
+            Err(_) => "none",
+        };
+        metrics::counter!("leadwire_connected_content_requests_total", "kind" => kind, "status_class" => status)
+            .increment(1);
+        outcome
+    }
+}
+
+/// `2xx`, `4xx`… for metric labels.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }

@@ -95,6 +95,13 @@ pub struct ServeArgs {
     /// `all`. Several nodes on one PostgreSQL database share the work.
     #[arg(long, env = "LEADWIRE_ROLE", default_value = "all", value_parser = role_parser())]
     role: Role,
+    /// Log lines as `json`, `text`, or `auto` (JSON when stderr is not a terminal).
+    #[arg(long, env = "LEADWIRE_LOG_FORMAT", value_enum, default_value = "auto")]
+    log_format: LogFormat,
+    /// On SIGTERM or Ctrl-C, how long in-flight sends may take to finish before leadwire exits
+    /// anyway (their jobs are then sent again after their lease, with the same delivery id).
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_secs: u64,
 }
 
 fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
@@ -139,17 +146,60 @@ fn permission_parser() -> impl clap::builder::TypedValueParser<Value = Permissio
         .try_map(|name| name.parse::<Permission>())
 }
 
-fn init_tracing() {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// JSON lines when stderr is not a terminal, else text.
+    Auto,
+    /// Human-readable text; colour only on a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, span).
+    Json,
+}
+
+/// Logs to stderr, `RUST_LOG` filtering (default `info`). A log collector reading a file or a
+/// pipe gets JSON (or plain text without colour codes); a person at a terminal gets text.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let terminal = std::io::stderr().is_terminal();
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !terminal,
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(terminal);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing(args.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let config = leadwire_api::ApiConfig {
@@ -175,13 +225,24 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         };
         println!("data in {}", args.data.describe());
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        if let Some(api) = api {
-            api.shutdown().await;
+        shutdown_signal().await?;
+        tracing::info!("shutting down: no new requests or jobs; letting sends in flight finish");
+        let grace = Duration::from_secs(args.shutdown_grace_secs);
+        let stopped = tokio::time::timeout(grace, async {
+            if let Some(api) = api {
+                api.shutdown().await;
+            }
+            app.stop().await;
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(
+                grace_secs = args.shutdown_grace_secs,
+                "sends still in flight after the grace period; their jobs go out again once their lease ends"
+            );
+        } else {
+            tracing::info!("stopped cleanly");
         }
-        app.stop().await;
         Ok(())
     })
 }

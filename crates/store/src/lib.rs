@@ -196,10 +196,14 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        match &*self.backend {
+        let started = std::time::Instant::now();
+        let result = match &*self.backend {
             Backend::Sqlite(b) => b.transact(f).await,
             Backend::Postgres(b) => b.transact(f).await,
-        }
+        };
+        metrics::histogram!("leadwire_store_transaction_seconds", "backend" => self.backend_name())
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Runs `f` over a consistent read-only snapshot, off the async threads.

@@ -517,6 +517,11 @@ impl WebhookService {
         Ok(self.store.transact(move |tx| tx.enqueue_job(&job)).await?)
     }
 
+    /// Whether the worker loop runs (`start` was called and `stop` was not).
+    pub fn is_running(&self) -> bool {
+        self.running.lock().is_ok_and(|r| r.is_some())
+    }
+
     pub async fn job_counts(
         &self,
     ) -> Result<std::collections::HashMap<JobState, u64>, WebhookError> {
