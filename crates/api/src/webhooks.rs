@@ -249,7 +249,10 @@ async fn preview(
     let request = render_request(&body)?;
     let result = service(&state)?.preview(request).await?;
     let mut out = result.to_json();
-    out["message"] = json!("success");
+    // A render error or abort keeps its own message: that text is what the user needs.
+    if out.get("message").is_none() {
+        out["message"] = json!("success");
+    }
     Ok(axum::Json(out).into_response())
 }
 
@@ -263,8 +266,16 @@ async fn test_send(
     let request = render_request(&body)?;
     let result = service(&state)?.test_send(request).await?;
     let mut out = result.to_json();
-    out["message"] = json!("success");
-    Ok(axum::Json(out).into_response())
+    if out.get("message").is_none() {
+        out["message"] = json!("success");
+    }
+    // Nothing was sent because the template did not render: say so with a non-2xx status.
+    let status = if out["outcome"] == "render_error" {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(out)).into_response())
 }
 
 fn pairs(value: Option<&Json>, key: &str) -> Result<Vec<(String, String)>, ApiError> {

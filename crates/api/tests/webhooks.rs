@@ -939,3 +939,34 @@ async fn health_readiness_and_metrics_that_match_the_activity_log() {
     assert!(body.contains("\"database\":\"ok\""), "{body}");
     app.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_cannot_build_a_huge_string() {
+    let app = spawn_app().await;
+    app.track_ada().await;
+    // 28 doublings of 8 bytes would be 2 GB; the render stops at the output cap instead.
+    let body = format!(
+        "{{% assign s = 'xxxxxxxx' %}}{}{{{{ s | size }}}}",
+        "{% assign s = s | append: s %}".repeat(28)
+    );
+    let template = app
+        .create_template(json!({
+            "name": "Doubling", "url": "https://example.com/hook", "method": "POST",
+            "body": body,
+        }))
+        .await;
+    let (status, preview) = app
+        .post(
+            "/templates/webhook/preview",
+            json!({"template_id": template, "external_id": "u-ada"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["outcome"], "render_error", "{preview}");
+    assert!(
+        preview["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("assign or capture")),
+        "{preview}"
+    );
+}

@@ -214,6 +214,13 @@ pub fn test_send(args: TestSendArgs) -> anyhow::Result<()> {
         anyhow::Ok(result.to_json())
     })?;
     println!("{}", serde_json::to_string_pretty(&out)?);
+    if out["outcome"] == "render_error" {
+        anyhow::bail!(
+            "the template did not render ({}: {}); nothing was sent",
+            out["field"].as_str().unwrap_or("template"),
+            out["message"].as_str().unwrap_or("")
+        );
+    }
     Ok(())
 }
 

@@ -54,7 +54,12 @@ pub struct Context {
     connected: Option<Arc<ConnectedContent>>,
     now: Option<DateTime<Utc>>,
     max_output_bytes: usize,
+    max_loop_time: std::time::Duration,
 }
+
+/// How long one render's loops may run before rendering stops with a limit error (a template of
+/// nested loops under the iteration cap can still burn seconds of CPU per user).
+pub const DEFAULT_MAX_LOOP_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Default for Context {
     fn default() -> Self {
@@ -72,6 +77,7 @@ impl Context {
             connected: None,
             now: None,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_loop_time: DEFAULT_MAX_LOOP_TIME,
         }
     }
 
@@ -126,9 +132,25 @@ impl Context {
         self
     }
 
+    /// Caps the output, and any one string a template builds with `assign` or `capture`, at
+    /// `max` bytes; the strings it assigns in all may take four times that.
     pub fn with_max_output_bytes(mut self, max: usize) -> Context {
         self.max_output_bytes = max;
         self
+    }
+
+    /// How long one render's loops may run in all.
+    pub fn with_max_loop_time(mut self, max: std::time::Duration) -> Context {
+        self.max_loop_time = max;
+        self
+    }
+
+    pub(crate) fn max_loop_time(&self) -> std::time::Duration {
+        self.max_loop_time
+    }
+
+    pub(crate) fn max_output_bytes(&self) -> usize {
+        self.max_output_bytes
     }
 
     pub(crate) fn global_opt(&self, name: &str) -> Option<Value> {

@@ -168,6 +168,58 @@ mod tests {
     }
 
     #[test]
+    fn strings_built_by_assign_and_capture_are_bounded() {
+        // Doubling a string 28 times would hold 256 MB; past the cap the render stops.
+        let doubling = format!(
+            "{{% assign s = 'xxxxxxxx' %}}{}{{{{ s | size }}}}",
+            "{% assign s = s | append: s %}".repeat(28)
+        );
+        let t = Template::parse(&doubling).expect("valid");
+        let err = t
+            .render(&Context::new().with_max_output_bytes(1 << 20))
+            .expect_err("bounded");
+        assert_eq!(err.kind, ErrorKind::Limit);
+        assert!(err.message.contains("assign or capture"), "{}", err.message);
+        let captured = format!(
+            "{{% assign s = 'xxxxxxxx' %}}{}",
+            "{% capture s %}{{ s }}{{ s }}{% endcapture %}".repeat(28)
+        );
+        let err = Template::parse(&captured)
+            .expect("valid")
+            .render(&Context::new().with_max_output_bytes(1 << 20))
+            .expect_err("bounded");
+        assert_eq!(err.kind, ErrorKind::Limit);
+        // Under the cap nothing changes.
+        let small = format!(
+            "{{% assign s = 'x' %}}{}{{{{ s | size }}}}",
+            "{% assign s = s | append: s %}".repeat(10)
+        );
+        assert_eq!(
+            Template::parse(&small)
+                .expect("valid")
+                .render(&Context::new()),
+            Ok(Outcome::Rendered("1024".into()))
+        );
+    }
+
+    #[test]
+    fn loops_are_bounded_in_time() {
+        let t = Template::parse(
+            "{% for a in (1..3000) %}{% for b in (1..3000) %}{% endfor %}{% endfor %}",
+        )
+        .expect("valid");
+        let err = t
+            .render(&Context::new().with_max_loop_time(std::time::Duration::ZERO))
+            .expect_err("bounded");
+        assert_eq!(err.kind, ErrorKind::Limit);
+        assert!(
+            err.message.contains("loops ran longer than"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
     fn abort_is_an_outcome() {
         let t = Template::parse("x{% abort_message('not at threshold') %}y").expect("valid");
         assert_eq!(

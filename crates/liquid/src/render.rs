@@ -84,7 +84,14 @@ pub(crate) struct State<'c> {
     interrupt: Option<Interrupt>,
     depth: usize,
     iterations: u64,
+    /// When the first loop iteration ran (a render without loops never reads the clock).
+    loops_started: Option<std::time::Instant>,
+    /// Bytes of the strings `assign` and `capture` made.
+    assigned_bytes: usize,
 }
+
+/// Loop time is checked every this many iterations.
+const LOOP_TIME_CHECK_EVERY: u64 = 1024;
 
 impl<'c> State<'c> {
     pub fn new(ctx: &'c Context) -> State<'c> {
@@ -99,7 +106,60 @@ impl<'c> State<'c> {
             interrupt: None,
             depth: 0,
             iterations: 0,
+            loops_started: None,
+            assigned_bytes: 0,
         }
+    }
+
+    /// Bounds the memory a render's variables take: one string as large as the output may be,
+    /// and four times that in all (`assign` doubling a string 28 times would otherwise hold
+    /// 256 MB).
+    fn check_assigned(&mut self, value: &Value) -> Result<(), RawError> {
+        let Value::Str(text) = value else {
+            return Ok(());
+        };
+        let max = self.ctx.max_output_bytes();
+        self.assigned_bytes = self.assigned_bytes.saturating_add(text.len());
+        if text.len() > max || self.assigned_bytes > max.saturating_mul(4) {
+            return Err(RawError {
+                kind: ErrorKind::Limit,
+                message: format!(
+                    "the template builds strings larger than {max} bytes (or {} in all) with assign or capture",
+                    max.saturating_mul(4)
+                ),
+                offset: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts one loop iteration against the iteration cap and the loop time.
+    fn count_iteration(&mut self, offset: usize) -> Result<(), RawError> {
+        self.iterations += 1;
+        if self.iterations > MAX_LOOP_ITERATIONS {
+            return Err(RawError {
+                kind: ErrorKind::Limit,
+                message: format!("more than {MAX_LOOP_ITERATIONS} loop iterations"),
+                offset,
+            });
+        }
+        if self.iterations == 1 {
+            self.loops_started = Some(std::time::Instant::now());
+        } else if self.iterations % LOOP_TIME_CHECK_EVERY == 0
+            && let Some(started) = self.loops_started
+            && started.elapsed() > self.ctx.max_loop_time()
+        {
+            return Err(RawError {
+                kind: ErrorKind::Limit,
+                message: format!(
+                    "loops ran longer than {:.1} s ({} iterations)",
+                    self.ctx.max_loop_time().as_secs_f64(),
+                    self.iterations
+                ),
+                offset,
+            });
+        }
+        Ok(())
     }
 
     /// Sets a template-level variable, as `assign` does.
@@ -185,12 +245,16 @@ impl<'c> State<'c> {
             Node::Tablerow(lp) => self.render_tablerow(lp, out)?,
             Node::Assign { name, value } => {
                 let value = self.eval_filtered(value)?;
+                self.check_assigned(&value)?;
                 self.assign(name.clone(), value);
             }
             Node::Capture { name, body } => {
                 let mut captured = String::new();
                 self.render_block(body, &mut captured)?;
-                self.assign(name.clone(), Value::str(captured));
+                self.ctx.check_output_size(captured.len())?;
+                let value = Value::str(captured);
+                self.check_assigned(&value)?;
+                self.assign(name.clone(), value);
             }
             Node::Increment(name) => {
                 let counter = self.counters.entry(name.clone()).or_insert(0);
@@ -343,14 +407,8 @@ impl<'c> State<'c> {
                 result = Err(e.into());
                 break;
             }
-            self.iterations += 1;
-            if self.iterations > MAX_LOOP_ITERATIONS {
-                result = Err(RawError {
-                    kind: ErrorKind::Limit,
-                    message: format!("more than {MAX_LOOP_ITERATIONS} loop iterations"),
-                    offset: lp.offset_pos,
-                }
-                .into());
+            if let Err(e) = self.count_iteration(lp.offset_pos) {
+                result = Err(e.into());
                 break;
             }
             match self.interrupt.take() {
