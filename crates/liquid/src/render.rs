@@ -145,7 +145,7 @@ impl<'c> State<'c> {
         }
         if self.iterations == 1 {
             self.loops_started = Some(std::time::Instant::now());
-        } else if self.iterations % LOOP_TIME_CHECK_EVERY == 0
+        } else if self.iterations.is_multiple_of(LOOP_TIME_CHECK_EVERY)
             && let Some(started) = self.loops_started
             && started.elapsed() > self.ctx.max_loop_time()
         {
