@@ -299,7 +299,7 @@ impl Fetcher for GuardedFetcher {
         {
             self.policy
                 .check_url_host(host)
-                .map_err(|b| FetchError::Connect(b.to_string()))?;
+                .map_err(|b| FetchError::Refused(b.to_string()))?;
         }
         self.inner.fetch(request)
     }

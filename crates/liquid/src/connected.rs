@@ -183,6 +183,8 @@ enum Fetched {
         retryable: bool,
         response: Option<Arc<FetchResponse>>,
         timed_out: bool,
+        /// Refused before it went out (the SSRF guard): an error, not an empty answer.
+        refused: bool,
     },
 }
 
@@ -193,6 +195,7 @@ impl Fetched {
             retryable: true,
             response: None,
             timed_out: false,
+            refused: false,
         }
     }
 }
@@ -510,6 +513,7 @@ impl ConnectedContent {
                             retryable: false,
                             response: None,
                             timed_out: false,
+                            refused: false,
                         }
                     } else {
                         Fetched::Answer(Arc::new(Answer::of(&r)))
@@ -520,12 +524,14 @@ impl ConnectedContent {
                     retryable,
                     response: Some(Arc::new(r)),
                     timed_out: false,
+                    refused: false,
                 },
                 Err(e) => Fetched::Failed {
                     why: e.to_string(),
                     retryable,
                     response: None,
                     timed_out: matches!(e, FetchError::Timeout(_)),
+                    refused: matches!(e, FetchError::Refused(_)),
                 },
             };
             if ok || !retry || !retryable {
@@ -927,6 +933,7 @@ fn form_to_json(body: &str) -> Option<String> {
 fn is_retryable(outcome: &Result<FetchResponse, FetchError>) -> bool {
     match outcome {
         Ok(r) => r.status == 408 || r.status == 429 || r.status >= 500,
+        Err(FetchError::Refused(_) | FetchError::TooLarge(_)) => false,
         Err(_) => true,
     }
 }
@@ -1105,6 +1112,17 @@ pub(crate) fn render_tag(
             }
         }
     };
+    // A call leadwire refused to make (a non-public address) is the template's error, never an
+    // empty answer: the send stops with a render error that names the address.
+    if let Fetched::Failed {
+        refused: true, why, ..
+    } = &fetched
+    {
+        return Err(conn_error(format!(
+            "connected_content to {} was not sent: {why}",
+            request().url
+        )));
+    }
     if token_request && let Fetched::Failed { .. } = &fetched {
         return Err(Stop::TokenFailed(Box::new(token_failure(
             request(),

@@ -518,3 +518,28 @@ async fn a_batch_without_an_answer_is_settled_by_one_lookup() {
         .count();
     assert_eq!(deduplicated, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_content_call_the_guard_refuses_is_a_logged_render_error() {
+    let sf = salesforce().await;
+    let mut template = create_lead(&sf.instance, english_body());
+    template.headers = vec![(
+        "X-Internal".into(),
+        "{% connected_content http://10.1.2.3/secrets :save r %}{{ r.key }}".into(),
+    )];
+    sf.rig
+        .queue
+        .push(create_job("c-1", 1, &compiled(&template)));
+    assert_eq!(drain(&sf.rig).await, vec![ExecutionOutcome::RenderFailed]);
+    let entries = sf.rig.activity.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, ActivityKind::RenderError);
+    assert!(
+        entries[0]
+            .message
+            .contains("connected_content to http://10.1.2.3/secrets was not sent"),
+        "{}",
+        entries[0].message
+    );
+    assert_eq!(sf.emulator.lead_count(), 0, "nothing was sent");
+}
