@@ -39,6 +39,11 @@ pub struct ApiConfig {
     pub rate_window: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// A connection that has not sent a whole request head within this time (a slow or stalled
+    /// client, or an idle keep-alive connection) is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; past it new ones wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +52,8 @@ impl Default for ApiConfig {
             rate_limit: 250_000,
             rate_window: Duration::from_secs(3600),
             max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }
@@ -115,6 +122,66 @@ pub fn router_with_services(store: Store, config: ApiConfig, services: Services)
     health::router(state.clone()).merge(routes::router(state))
 }
 
+/// Serves connections until `shutdown`, then lets requests in flight finish (up to 30 s).
+/// Each connection must send a whole request head within `header_read_timeout`, including
+/// between keep-alive requests, and at most `max_connections` are served at once, so clients
+/// that hold connections open cannot pile them up.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // HTTP/1.1 only: the auto (HTTP/2-detecting) builder waits for a first byte with no time
+    // limit, which is exactly what a client holding connections open exploits.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight 30 s after shutdown began; closing them");
+    }
+}
+
 /// A running API server.
 pub struct RunningApi {
     pub addr: SocketAddr,
@@ -173,18 +240,17 @@ pub async fn serve_with_services(
 ) -> std::io::Result<RunningApi> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let header_read_timeout = config.header_read_timeout;
+    let max_connections = config.max_connections.max(1);
     let app = router_with_services(store, config, services);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    });
+    let task = tokio::spawn(accept_loop(
+        listener,
+        app,
+        header_read_timeout,
+        max_connections,
+        rx,
+    ));
     Ok(RunningApi {
         addr,
         shutdown: Some(tx),

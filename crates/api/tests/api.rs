@@ -441,3 +441,62 @@ async fn trigger_feed_is_ordered_and_follows_braze_rules() {
     .await;
     assert_eq!(app.feed(0).await.len(), 4);
 }
+
+/// Reads until the server closes the connection (or `bound` passes); true when it closed.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, bound: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(ApiConfig {
+        header_read_timeout: std::time::Duration::from_millis(200),
+        ..ApiConfig::default()
+    })
+    .await;
+    // A request head that never ends (slowloris).
+    let mut stalled = tokio::net::TcpStream::connect(app.api.addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(b"POST /users/track HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // The bound only guards against hanging; the server closes it after 200 ms.
+    assert!(
+        closed_by_server(&mut stalled, std::time::Duration::from_secs(30)).await,
+        "a half-sent request head is not kept open"
+    );
+    // A connection that sent nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(app.api.addr)
+        .await
+        .expect("connect");
+    assert!(
+        closed_by_server(&mut silent, std::time::Duration::from_secs(30)).await,
+        "an idle connection is not kept open"
+    );
+    // A keep-alive connection left idle after its request.
+    let mut idle = tokio::net::TcpStream::connect(app.api.addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_by_server(&mut idle, std::time::Duration::from_secs(30)).await,
+        "an idle keep-alive connection is not kept open"
+    );
+    // The server still answers.
+    let (status, _, _) = app.post_as(&app.key, "/users/track", json!({})).await;
+    assert_eq!(status, 400);
+}
