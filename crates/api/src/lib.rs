@@ -52,7 +52,7 @@ impl Default for ApiConfig {
             rate_limit: 250_000,
             rate_window: Duration::from_secs(3600),
             max_body_bytes: 4 * 1024 * 1024,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(60),
             max_connections: 10_000,
         }
     }
