@@ -160,13 +160,26 @@ impl Drop for Cluster {
 /// Sends `objects` to `/users/track` in requests of 75, round robin over `urls`.
 async fn track_all(http: reqwest::Client, urls: Vec<String>, key: String, objects: Vec<Json>) {
     for (n, chunk) in objects.chunks(75).enumerate() {
-        let r = http
-            .post(format!("{}/users/track", urls[n % urls.len()]))
-            .bearer_auth(&key)
-            .json(&json!({ "attributes": chunk }))
-            .send()
-            .await
-            .expect("track");
+        // A pooled connection the server closed as the request went out fails the send; like
+        // any client, try again (the objects are idempotent attribute updates).
+        let mut tries = 0;
+        let r = loop {
+            let sent = http
+                .post(format!("{}/users/track", urls[n % urls.len()]))
+                .bearer_auth(&key)
+                .json(&json!({ "attributes": chunk }))
+                .send()
+                .await;
+            match sent {
+                Ok(r) => break r,
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    eprintln!("track request failed ({e}); sending again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("track: {e}"),
+            }
+        };
         let status = r.status().as_u16();
         assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
     }
