@@ -54,7 +54,9 @@ async fn healthz() -> Response {
 /// Ready for traffic: the database answers with leadwire's schema in place, and the webhook
 /// workers run (when this node delivers).
 async fn readyz(State(state): State<AppState>) -> Response {
-    let database = state.store.read(|tx| tx.job_counts()).await;
+    // One indexed read of a table only leadwire's migrations create: cheap enough for a probe
+    // every few seconds, and it fails on a database without the schema.
+    let database = state.store.read(|tx| tx.next_job_due()).await;
     let workers = state.webhooks.as_ref().map(|w| w.is_running());
     let mut problems = Vec::new();
     if let Err(e) = &database {

@@ -9,7 +9,7 @@
 //! activity log treat it as they treat a single send.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -268,11 +268,7 @@ impl Batcher {
     }
 
     fn random(&self) -> f64 {
-        let z = self
-            .rng
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        crate::worker::splitmix(&self.rng)
     }
 
     /// The collection call (or query) for a batch.

@@ -316,7 +316,7 @@ enum Step<T> {
 }
 
 /// SplitMix64 step: a cheap, well-mixed stream for jitter (not for secrets).
-fn splitmix(state: &AtomicU64) -> f64 {
+pub(crate) fn splitmix(state: &AtomicU64) -> f64 {
     let mut z = state
         .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
         .wrapping_add(0x9E37_79B9_7F4A_7C15);

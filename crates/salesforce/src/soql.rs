@@ -1,5 +1,8 @@
 //! The lookup that settles a create whose outcome is unknown: `SELECT Id FROM Lead WHERE
 //! Email = '…' LIMIT 2`, sent with the create's own authorization before it is retried.
+//!
+//! SOQL is Salesforce's query language, sent to the org over its REST API (`…/query?q=`);
+//! leadwire's own database is reached only through `leadwire-store`.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -10,6 +13,16 @@ pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The object and field a query names must be plain names, so no query text comes in through them.
+fn check_names(object: &str, field: &str) -> Result<(), String> {
+    match [object, field].into_iter().find(|n| !is_identifier(n)) {
+        Some(name) => Err(format!(
+            "'{name}' is not a Salesforce object or field name (letters, digits and _)"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A SOQL string literal's content: backslash escapes as Salesforce documents them.
@@ -31,13 +44,7 @@ pub fn escape_literal(value: &str) -> String {
 
 /// `SELECT Id FROM {object} WHERE {field} = '{value}' LIMIT 2`, or why not.
 pub fn lookup_query(object: &str, field: &str, value: &str) -> Result<String, String> {
-    for name in [object, field] {
-        if !is_identifier(name) {
-            return Err(format!(
-                "'{name}' is not a Salesforce object or field name (letters, digits and _)"
-            ));
-        }
-    }
+    check_names(object, field)?;
     Ok(format!(
         "SELECT Id FROM {object} WHERE {field} = '{}' LIMIT 2",
         escape_literal(value)
@@ -47,13 +54,7 @@ pub fn lookup_query(object: &str, field: &str, value: &str) -> Result<String, St
 /// One query for many lookups: `SELECT Id, {field} FROM {object} WHERE {field} IN (…)`. The
 /// limit leaves room for two matches per value, so a value matched twice is seen as such.
 pub fn lookup_many_query(object: &str, field: &str, values: &[String]) -> Result<String, String> {
-    for name in [object, field] {
-        if !is_identifier(name) {
-            return Err(format!(
-                "'{name}' is not a Salesforce object or field name (letters, digits and _)"
-            ));
-        }
-    }
+    check_names(object, field)?;
     let list: Vec<String> = values
         .iter()
         .map(|v| format!("'{}'", escape_literal(v)))

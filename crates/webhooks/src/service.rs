@@ -327,6 +327,7 @@ impl WebhookService {
         let Ok(compiled) = template.compile() else {
             return Vec::new();
         };
+        let compiler_warnings = compiled.warnings().to_vec();
         let user = lint_user();
         let url = crate::lint::rendered_url(template, &user);
         let target = classify(
@@ -338,10 +339,6 @@ impl WebhookService {
             Some(t) if t.object().is_some() => self.describe(Arc::new(compiled), t).await,
             _ => None,
         };
-        let compiler_warnings = template
-            .compile()
-            .map(|c| c.warnings().to_vec())
-            .unwrap_or_default();
         crate::lint::findings(
             template,
             &compiler_warnings,
