@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use leadwire_campaigns::{CampaignSpec, CampaignStatus};
+use leadwire_campaigns::{CampaignSpec, CampaignStatus, TriggerSpec};
 use leadwire_engine::{CampaignEngine, CampaignRecord, EngineError, Recipient};
 use serde_json::{Value as Json, json};
 
@@ -147,8 +147,25 @@ impl Managed for CampaignEngine {
 }
 
 fn shown(record: CampaignRecord) -> Shown {
+    let api_triggered = matches!(record.spec.trigger, TriggerSpec::ApiTriggered);
+    let status = serde_json::to_value(record.spec.status).unwrap_or(Json::Null);
+    let (mut listed, mut details) = crate::managed::braze_fields(
+        &record.id,
+        &record.spec.name,
+        &record.spec.description,
+        record.last_edited,
+        status.as_str().unwrap_or(""),
+    );
+    listed["is_api_campaign"] = json!(api_triggered);
+    details["schedule_type"] = json!(if api_triggered {
+        "api_triggered"
+    } else {
+        "action_based"
+    });
     Shown {
         json: record.to_json(),
+        listed,
+        details,
         id: record.id,
         name: record.spec.name,
     }

@@ -179,8 +179,25 @@ impl Managed for CanvasEngine {
 }
 
 fn shown(record: CanvasRecord) -> Shown {
+    let status = serde_json::to_value(record.spec.status).unwrap_or(Json::Null);
+    let (listed, mut details) = crate::managed::braze_fields(
+        &record.id,
+        &record.spec.name,
+        &record.spec.description,
+        record.last_edited,
+        status.as_str().unwrap_or(""),
+    );
+    details["schedule_type"] = json!("action_based");
+    details["steps"] = record
+        .spec
+        .steps
+        .iter()
+        .map(|step| json!({"id": step.id, "name": step.display_name()}))
+        .collect();
     Shown {
         json: record.to_json(),
+        listed,
+        details,
         id: record.id,
         name: record.spec.name,
     }

@@ -21,7 +21,36 @@ use crate::{ApiError, AppState, Permission};
 pub(crate) struct Shown {
     pub id: String,
     pub name: String,
+    /// The whole definition with its id (leadwire's own field, under `campaign` / `canvas`).
     pub json: Json,
+    /// Braze's list entry: `{id, name, last_edited, tags}` (and `is_api_campaign`).
+    pub listed: Json,
+    /// Braze's details fields, answered at the top level beside the whole definition.
+    pub details: Json,
+}
+
+/// The fields Braze's list and details answers share, from a record's parts.
+pub(crate) fn braze_fields(
+    id: &str,
+    name: &str,
+    description: &str,
+    last_edited: chrono::DateTime<chrono::Utc>,
+    status: &str,
+) -> (Json, Json) {
+    let last_edited = last_edited.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let listed =
+        json!({"id": id, "name": name, "last_edited": last_edited, "tags": [], "status": status});
+    let details = json!({
+        "name": name,
+        "description": description,
+        "updated_at": last_edited,
+        "archived": status == "archived",
+        "draft": status == "draft",
+        "channels": ["webhook"],
+        "tags": [],
+        "status": status,
+    });
+    (listed, details)
 }
 
 /// A resource with management endpoints.
@@ -137,7 +166,10 @@ pub(crate) async fn details<M: Managed>(
         .and_then(|Query(q)| q.get(&field).cloned())
         .ok_or_else(|| ApiError::bad_request(format!("give ?{field}=ID")))?;
     let shown = M::service(&state)?.one(&id).await?;
-    Ok(axum::Json(answer(M::KIND, shown)).into_response())
+    let mut out = shown.details;
+    out["message"] = json!("success");
+    out[M::KIND] = shown.json;
+    Ok(axum::Json(out).into_response())
 }
 
 pub(crate) async fn list<M: Managed>(
@@ -149,7 +181,7 @@ pub(crate) async fn list<M: Managed>(
         .all()
         .await?
         .into_iter()
-        .map(|s| s.json)
+        .map(|s| s.listed)
         .collect();
     Ok(axum::Json(json!({"message": "success", M::PLURAL: all})).into_response())
 }

@@ -198,6 +198,8 @@ async fn track(
         .iter()
         .map(|e| serde_json::to_value(e).unwrap_or(Json::Null))
         .collect();
+    // An update-only object about an unknown user is accepted and left alone, as Braze does:
+    // a request made only of those is a success, not a 400 (Braze's clients raise on a 400).
     if processed == 0 && !errors.is_empty() {
         return Err(ApiError::BadRequest {
             message:
@@ -214,6 +216,10 @@ async fn track(
     });
     if !errors.is_empty() {
         body["errors"] = Json::Array(errors);
+    }
+    if !result.skipped.is_empty() {
+        // leadwire's own field, beside Braze's: which objects were left alone and why.
+        body["skipped"] = serde_json::to_value(&result.skipped).unwrap_or(Json::Null);
     }
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
@@ -318,8 +324,12 @@ async fn export_ids(
         None | Some(Json::Null) => None,
         Some(_) => Some(string_list(&body, "fields_to_export")?),
     };
-    let leadwire_store::FoundProfiles { found, missing } = state.store.find_profiles(ids).await?;
-    let users: Vec<Json> = found.iter().map(|p| p.export(fields.as_deref())).collect();
+    let leadwire_store::ExportedProfiles { found, missing } =
+        state.store.export_profiles(ids).await?;
+    let users: Vec<Json> = found
+        .iter()
+        .map(|(p, history)| p.export_with(history, fields.as_deref()))
+        .collect();
     let invalid: Vec<Json> = missing
         .into_iter()
         .map(|id| match id {

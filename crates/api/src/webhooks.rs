@@ -218,7 +218,7 @@ fn render_request(body: &Json) -> Result<RenderRequest, ApiError> {
         (None, Some(u)) if u.is_object() => PreviewUser::Custom(u.clone()),
         (None, Some(_)) => {
             return Err(ApiError::bad_request(
-                "'user' must be an object like {\"profile\": {\"first_name\": ...}, \"custom_attributes\": {...}}",
+                "'user' must be an object: Braze's export shape ({\"external_id\": ..., \"email\": ..., \"custom_attributes\": {...}}) or the render context ({\"profile\": {...}, \"custom_attributes\": {...}})",
             ));
         }
         _ => {
@@ -295,8 +295,9 @@ fn pairs(value: Option<&Json>, key: &str) -> Result<Vec<(String, String)>, ApiEr
     }
 }
 
-/// `{"name", "kind": "basic", "username", "password"}` or
-/// `{"name", "kind": "token", "headers": {...}, "allowed_domain"}`. Creates or replaces.
+/// `{"name", "type": "basic", "username", "password"}` or
+/// `{"name", "type": "token", "headers": {...}, "allowed_domain"}`. Creates or replaces.
+/// `type` is the name YAML uses too; `kind`, this endpoint's first name for it, is still read.
 async fn credential_create(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
@@ -307,7 +308,11 @@ async fn credential_create(
     let name = str_field(&body, "name")?
         .ok_or_else(|| ApiError::bad_request("'name' is required"))?
         .to_owned();
-    let credential = match str_field(&body, "kind")? {
+    let kind = match str_field(&body, "type")? {
+        Some(kind) => Some(kind),
+        None => str_field(&body, "kind")?,
+    };
+    let credential = match kind {
         Some("basic") => NewCredential::Basic {
             name,
             username: str_field(&body, "username")?
@@ -324,12 +329,12 @@ async fn credential_create(
         },
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "'kind' is '{other}'; use 'basic' or 'token'"
+                "'type' is '{other}'; use 'basic' or 'token'"
             )));
         }
         None => {
             return Err(ApiError::bad_request(
-                "'kind' is required ('basic' or 'token')",
+                "'type' is required: 'basic' (username and password) or 'token' (headers)",
             ));
         }
     };

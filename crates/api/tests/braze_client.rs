@@ -77,6 +77,14 @@ assert not partial["success"] and partial["errors"][0]["index"] == 1, partial
 exported = client.user_export(external_ids=["py-1"], fields_to_export=["external_id", "first_name", "custom_attributes"])
 assert exported["users"][0]["first_name"] == "Müller", exported
 assert exported["users"][0]["custom_attributes"]["lead_score"] == 42, exported
+history = client.user_export(external_ids=["py-1"], fields_to_export=["custom_events", "purchases", "total_revenue"])["users"][0]
+assert history["custom_events"] == [{"name": "webinar", "first": "2024-05-28T10:00:00+00:00", "last": "2024-05-28T10:00:00+00:00", "count": 1}], history
+assert history["purchases"][0]["name"] == "pro" and history["purchases"][0]["count"] == 1, history
+assert history["total_revenue"] == 12.5, history
+assert set(history) == {"custom_events", "purchases", "total_revenue"}, history
+# Update-only objects about unknown users: accepted, as Braze does, so the client does not raise.
+only = client.user_track(attributes=[{"external_id": "not-yet", "_update_existing_only": True, "x": 1}])
+assert only["success"] and only["status_code"] == 201, only
 try:
     client.user_track(attributes=[{"external_id": "py-3", "email": "broken"}])
     raise SystemExit("a fatal error must raise BrazeClientError")

@@ -167,7 +167,7 @@ impl App {
         let (status, body) = self
             .post(
                 "/credentials/create",
-                json!({"name": "salesforce", "kind": "basic", "username": DEFAULT_CLIENT_ID, "password": DEFAULT_CLIENT_SECRET}),
+                json!({"name": "salesforce", "type": "basic", "username": DEFAULT_CLIENT_ID, "password": DEFAULT_CLIENT_SECRET}),
             )
             .await;
         assert_eq!(status, 201, "{body}");
@@ -670,6 +670,19 @@ async fn templates_crud_errors_and_test_send() {
     assert_eq!(updated["template"]["name"], "Create Lead v2");
     let (_, list) = app.get("/templates/webhook/list").await;
     assert_eq!(list["count"], 1);
+
+    // A custom user in Braze's export shape renders the same as in the render context's.
+    let (status, preview) = app
+        .post(
+            "/templates/webhook/preview",
+            json!({"template_id": id, "user": {"external_id": "grace", "email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "custom_attributes": {"company": "Navy"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let body: Json = serde_json::from_str(preview["request"]["body"].as_str().expect("body"))
+        .expect("JSON body");
+    assert_eq!(body["email"], "grace@example.com", "{preview}");
+    assert_eq!(body["company"], "Navy", "{preview}");
 
     // Test send for a custom user: one real request, its answer shown, logged as a test send.
     let (status, sent) = app

@@ -66,7 +66,24 @@ async fn campaigns_over_http() {
     );
     let (status, list) = h.get_as(&weak, "/campaigns/list").await;
     assert_eq!(status, 200, "{list}");
-    assert_eq!(list["campaigns"][0]["campaign_id"], id);
+    // Braze's list entry: {id, name, last_edited, is_api_campaign, tags}.
+    let entry = &list["campaigns"][0];
+    assert_eq!(entry["id"], id, "{list}");
+    assert_eq!(entry["is_api_campaign"], true, "{list}");
+    assert_eq!(entry["tags"], json!([]), "{list}");
+    assert!(
+        entry["last_edited"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+        "{list}"
+    );
+    let (status, details) = h
+        .get_as(&weak, &format!("/campaigns/details?campaign_id={id}"))
+        .await;
+    assert_eq!(status, 200, "{details}");
+    assert_eq!(details["schedule_type"], "api_triggered", "{details}");
+    assert_eq!(details["name"], entry["name"], "{details}");
+    assert_eq!(details["draft"], true, "{details}");
 
     // A draft campaign does not send; resumed, it does.
     let send = json!({

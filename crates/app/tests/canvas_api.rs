@@ -64,7 +64,10 @@ async fn canvases_over_http() {
     assert_eq!(details["canvas"]["name"], "Stage by API");
     let (status, list) = h.get_as(&weak, "/canvas/list").await;
     assert_eq!(status, 200, "{list}");
-    assert_eq!(list["canvases"][0]["canvas_id"], id);
+    assert_eq!(list["canvases"][0]["id"], id, "{list}");
+    assert_eq!(list["canvases"][0]["name"], "Stage by API", "{list}");
+    assert_eq!(details["name"], "Stage by API", "{details}");
+    assert_eq!(details["channels"], json!(["webhook"]), "{details}");
 
     let send = json!({
         "canvas_id": id,

@@ -9,15 +9,18 @@ use serde_json::{Map, Value as Json};
 
 /// A filter as written in YAML or JSON:
 /// `{all: [{attribute: lead_stage, equals: Lead}, {any: [{attribute: lead_score, greater_than: 50}]}]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
+///
+/// Deserialized by hand ([`FilterSpec::from_json`]): serde's untagged enums say only "did not
+/// match any variant", where a user needs to hear which operator was misspelt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum FilterSpec {
     All { all: Vec<FilterSpec> },
     Any { any: Vec<FilterSpec> },
     Condition(ConditionSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionSpec {
     pub attribute: String,
     #[serde(flatten)]
@@ -38,6 +41,128 @@ pub enum OpSpec {
     MatchesRegex(String),
     Before(String),
     After(String),
+}
+
+impl OpSpec {
+    /// Every operator's name, as written in a condition (kept in step with the enum by a test).
+    pub const NAMES: [&'static str; 11] = [
+        "equals",
+        "not_equal",
+        "greater_than",
+        "less_than",
+        "is_blank",
+        "exists",
+        "is_none_of",
+        "contains",
+        "matches_regex",
+        "before",
+        "after",
+    ];
+}
+
+impl<'de> Deserialize<'de> for FilterSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = Json::deserialize(deserializer)?;
+        FilterSpec::from_json(&json, "").map_err(serde::de::Error::custom)
+    }
+}
+
+const FILTER_SHAPES: &str =
+    "{attribute: NAME, OPERATOR: VALUE}, {all: [FILTER, ...]} or {any: [FILTER, ...]}";
+
+impl FilterSpec {
+    /// Reads a filter, naming the place (`all[1]`) and the fix when it is wrong.
+    pub fn from_json(json: &Json, at: &str) -> Result<FilterSpec, String> {
+        let place = |at: &str| {
+            if at.is_empty() {
+                "filter".to_string()
+            } else {
+                format!("filter at {at}")
+            }
+        };
+        let Json::Object(map) = json else {
+            return Err(format!("{}: a filter is {FILTER_SHAPES}", place(at)));
+        };
+        for group in ["all", "any"] {
+            let Some(members) = map.get(group) else {
+                continue;
+            };
+            if let Some(other) = map.keys().find(|k| *k != group) {
+                return Err(format!(
+                    "{}: a group has only '{group}'; '{other}' does not belong beside it \
+                     (nest conditions inside the list)",
+                    place(at)
+                ));
+            }
+            let Json::Array(members) = members else {
+                return Err(format!("{}: '{group}' takes a list of filters", place(at)));
+            };
+            let members = members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let inner = if at.is_empty() {
+                        format!("{group}[{i}]")
+                    } else {
+                        format!("{at}.{group}[{i}]")
+                    };
+                    FilterSpec::from_json(m, &inner)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(if group == "all" {
+                FilterSpec::All { all: members }
+            } else {
+                FilterSpec::Any { any: members }
+            });
+        }
+        let operators = OpSpec::NAMES.join(", ");
+        let attribute = match map.get("attribute") {
+            Some(Json::String(a)) => a.clone(),
+            Some(_) => return Err(format!("{}: 'attribute' must be a name", place(at))),
+            None => {
+                return Err(format!(
+                    "{}: a condition needs 'attribute' and one operator ({operators}); \
+                     a filter is {FILTER_SHAPES}",
+                    place(at)
+                ));
+            }
+        };
+        let mut ops = map.iter().filter(|(k, _)| *k != "attribute");
+        let Some((op, value)) = ops.next() else {
+            return Err(format!(
+                "{}: the condition on '{attribute}' has no operator; add one of {operators}",
+                place(at)
+            ));
+        };
+        if let Some((second, _)) = ops.next() {
+            return Err(format!(
+                "{}: the condition on '{attribute}' has two operators, '{op}' and '{second}'; \
+                 write one condition each inside {{all: [...]}}",
+                place(at)
+            ));
+        }
+        if !OpSpec::NAMES.contains(&op.as_str()) {
+            let hint = OpSpec::NAMES
+                .iter()
+                .find(|n| n.starts_with(op.as_str()) || op.starts_with(*n))
+                .map(|n| format!("did you mean '{n}'? "))
+                .unwrap_or_default();
+            return Err(format!(
+                "{}: unknown operator '{op}' on '{attribute}'; {hint}use one of {operators}",
+                place(at)
+            ));
+        }
+        let mut one = Map::new();
+        one.insert(op.clone(), value.clone());
+        let op = serde_json::from_value::<OpSpec>(Json::Object(one)).map_err(|e| {
+            format!(
+                "{}: '{op}' on '{attribute}': {}",
+                place(at),
+                e.to_string().replace("invalid type: ", "")
+            )
+        })?;
+        Ok(FilterSpec::Condition(ConditionSpec { attribute, op }))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,6 +369,50 @@ impl Filter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_operator_name_is_an_operator() {
+        for name in OpSpec::NAMES {
+            let value = if name.ends_with("than") {
+                json!(1)
+            } else if name == "is_blank" || name == "exists" {
+                json!(true)
+            } else if name == "is_none_of" {
+                json!([])
+            } else {
+                json!("x")
+            };
+            let spec = FilterSpec::from_json(&json!({"attribute": "a", name: value}), "");
+            assert!(spec.is_ok(), "{name}: {spec:?}");
+        }
+    }
+
+    #[test]
+    fn filter_errors_name_the_place_and_the_fix() {
+        let err = |j: Json| FilterSpec::from_json(&j, "").expect_err("wrong");
+        assert_eq!(
+            err(
+                json!({"all": [{"attribute": "x", "exists": true}, {"attribute": "lead_stage", "equal": "Lead"}]})
+            ),
+            "filter at all[1]: unknown operator 'equal' on 'lead_stage'; did you mean 'equals'? \
+             use one of equals, not_equal, greater_than, less_than, is_blank, exists, is_none_of, \
+             contains, matches_regex, before, after"
+        );
+        assert_eq!(
+            err(json!({"attribute": "score", "greater_than": "high"})),
+            "filter: 'greater_than' on 'score': string \"high\", expected f64"
+        );
+        assert_eq!(
+            err(json!({"attribute": "a", "equals": 1, "contains": 2})),
+            "filter: the condition on 'a' has two operators, 'equals' and 'contains'; write one \
+             condition each inside {all: [...]}"
+        );
+        assert!(err(json!("x")).starts_with("filter: a filter is {attribute: NAME"));
+        assert!(
+            err(json!({"any": [], "all": []}))
+                .contains("a group has only 'all'; 'any' does not belong beside it")
+        );
+    }
 
     fn profile(custom: Json, standard: Json) -> Profile {
         let mut p = Profile::new("b".into(), Utc::now());

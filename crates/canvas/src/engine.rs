@@ -40,6 +40,8 @@ use crate::spec::{CanvasSpec, CanvasStatus, CompiledCanvas, Step, StepKind, inli
 pub struct CanvasRecord {
     pub id: String,
     pub spec: CanvasSpec,
+    /// When it was last saved (Braze's `last_edited`).
+    pub last_edited: DateTime<Utc>,
 }
 
 impl CanvasRecord {
@@ -123,10 +125,15 @@ impl CanvasEngine {
                         })?;
                     }
                 }
-                Ok::<_, EngineError>(tx.save_canvas(&check.name, &text)?)
+                Ok::<_, EngineError>((tx.save_canvas(&check.name, &text)?, tx.now()))
             })
             .await?;
-        Ok(CanvasRecord { id, spec })
+        let (id, last_edited) = id;
+        Ok(CanvasRecord {
+            id,
+            spec,
+            last_edited,
+        })
     }
 
     /// [`CanvasEngine::save_canvas`], first saving each inline webhook as a template (created
@@ -188,7 +195,11 @@ impl CanvasEngine {
                     .map(|row| {
                         let spec: CanvasSpec = serde_json::from_str(&row.spec)
                             .map_err(|e| EngineError::Corrupt(format!("canvas {}: {e}", row.id)))?;
-                        Ok(CanvasRecord { id: row.id, spec })
+                        Ok(CanvasRecord {
+                            id: row.id,
+                            spec,
+                            last_edited: row.updated_at,
+                        })
                     })
                     .collect()
             })

@@ -149,12 +149,36 @@ pub fn line_of_key_after(text: &str, after: &str, key: &str) -> Option<usize> {
 
 /// The line of `key:` in the file, to point a field error at it.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    line_of_key_from(text, 0, key)
+}
+
+/// The first line at or after `from` (0-based) that writes `key:`, as a 1-based line number.
+fn line_of_key_from(text: &str, from: usize, key: &str) -> Option<usize> {
     text.lines()
-        .position(|l| {
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| {
             let t = l.trim_start().trim_start_matches("- ");
+            let t = t.trim_start_matches(['"', '\'']);
             t.starts_with(&format!("{key}:"))
+                || t.starts_with(&format!("{key}\":"))
+                || t.starts_with(&format!("{key}':"))
         })
-        .map(|i| i + 1)
+        .map(|(i, _)| i + 1)
+}
+
+/// The line of the value a path such as `trigger.type` or `steps[2].wait` leads to, following
+/// each key in turn; list indexes are skipped (the next key is searched after the list's key).
+fn line_of_path(text: &str, path: &[String]) -> Option<usize> {
+    let mut line = None;
+    for key in path {
+        let from = line.unwrap_or(0);
+        match line_of_key_from(text, from, key) {
+            Some(found) => line = Some(found),
+            None => break,
+        }
+    }
+    line
 }
 
 /// serde's messages name the field in backticks (`unknown field `x``, `missing field `y``).
@@ -162,6 +186,56 @@ fn field_in(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
+}
+
+/// Deserializes `value` as `T`, reporting the path of the field at fault (`trigger.type`,
+/// `audience.all[1]`) so the error can name it and point at its line.
+fn typed<T: serde::de::DeserializeOwned>(value: Json) -> Result<T, (Vec<String>, String)> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut path: Vec<String> = Vec::new();
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Map { key } => path.push(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => {
+                    if let Some(last) = path.last_mut() {
+                        last.push_str(&format!("[{index}]"));
+                    } else {
+                        path.push(format!("[{index}]"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let message = e.into_inner().to_string();
+        // An unknown or missing field is named in the message: it is the field at fault.
+        if message.starts_with("unknown field") || message.starts_with("missing field") {
+            let field = field_in(&message);
+            if field.is_some() && path.last() != field.as_ref() {
+                path.extend(field);
+            }
+        }
+        // A bad `type` of a tagged enum is reported on the enum itself.
+        if message.starts_with("unknown variant") && path.last().is_none_or(|p| p != "type") {
+            path.push("type".into());
+        }
+        (path, message)
+    })
+}
+
+/// Splits a YAML file into its `---`-separated documents, each with the 0-based line it starts on.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut out = vec![(0, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            out.push((i + 1, String::new()));
+            continue;
+        }
+        if let Some((_, doc)) = out.last_mut() {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    out
 }
 
 /// Loads every YAML file in `dir`.
@@ -194,7 +268,9 @@ pub fn load_dir(
             file: dir.to_path_buf(),
             line: None,
             field: None,
-            message: "no .yaml files with templates, credentials or campaigns".into(),
+            message: "no .yaml or .yml file here declares anything: write documents with \
+                      'kind: webhook_template', 'credential', 'campaign' or 'canvas'"
+                .into(),
         });
     }
     if errors.is_empty() {
@@ -205,7 +281,10 @@ pub fn load_dir(
 }
 
 fn files_empty(b: &Bundle) -> bool {
-    b.credentials.is_empty() && b.templates.is_empty() && b.campaigns.is_empty()
+    b.credentials.is_empty()
+        && b.templates.is_empty()
+        && b.campaigns.is_empty()
+        && b.canvases.is_empty()
 }
 
 pub fn load_file(
@@ -223,12 +302,13 @@ pub fn load_file(
         .map_err(|e| vec![err(None, None, format!("cannot read: {e}"))])?;
     let text = substitute_env(&raw, env).map_err(|(line, m)| vec![err(Some(line), None, m)])?;
     let mut errors = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&text) {
-        let value = match Json::deserialize(document) {
+    for (first_line, document) in documents(&text) {
+        let value: Json = match serde_norway::from_str(&document) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(err(e.location().map(|l| l.line()), None, e.to_string()));
-                break;
+                let line = e.location().map(|l| first_line + l.line());
+                errors.push(err(line, None, e.to_string()));
+                continue;
             }
         };
         if value.is_null() {
@@ -236,7 +316,7 @@ pub fn load_file(
         }
         let Json::Object(mut map) = value else {
             errors.push(err(
-                None,
+                Some(first_line + 1),
                 None,
                 "each document must be a mapping with a 'kind'".into(),
             ));
@@ -248,55 +328,45 @@ pub fn load_file(
             .and_then(Json::as_str)
             .unwrap_or("")
             .to_string();
-        let name_line = line_of_key(&text, "name");
-        // A serde error names the field in backticks: point at that field's line, else the name's.
-        let field_error = |kind: &str, message: &str| {
-            let field = field_in(message);
-            let line = field
-                .as_deref()
-                .and_then(|f| line_of_key(&text, f))
-                .or(name_line);
+        let at = |line: Option<usize>| line.map(|l| first_line + l);
+        let name_line = at(line_of_key(&document, "name"));
+        // Point at the line of the field at fault, else the document's name.
+        let field_error = |kind: &str, (path, message): (Vec<String>, String)| {
+            let line = at(line_of_path(&document, &path)).or(name_line);
+            let field = (!path.is_empty()).then(|| path.join("."));
             err(line, field, format!("{kind} '{name}': {message}"))
         };
         match kind.as_ref().and_then(Json::as_str) {
             Some("webhook_template") => bundle
                 .templates
                 .push((file.to_path_buf(), Json::Object(map))),
-            Some("credential") => {
-                match serde_json::from_value::<CredentialDoc>(Json::Object(map)) {
-                    Ok(c) => bundle.credentials.push((file.to_path_buf(), c)),
-                    Err(e) => {
-                        errors.push(field_error("credential", &e.to_string()));
-                    }
-                }
-            }
-            Some("campaign") => match serde_json::from_value::<CampaignSpec>(Json::Object(map)) {
+            Some("credential") => match typed::<CredentialDoc>(Json::Object(map)) {
+                Ok(c) => bundle.credentials.push((file.to_path_buf(), c)),
+                Err(e) => errors.push(field_error("credential", e)),
+            },
+            Some("campaign") => match typed::<CampaignSpec>(Json::Object(map)) {
                 Ok(spec) => match spec.compile() {
                     Ok(_) => bundle.campaigns.push((file.to_path_buf(), spec)),
                     Err(e) => errors.push(err(name_line, None, e.to_string())),
                 },
-                Err(e) => {
-                    errors.push(field_error("campaign", &e.to_string()));
-                }
+                Err(e) => errors.push(field_error("campaign", e)),
             },
-            Some("canvas") => match serde_json::from_value::<CanvasSpec>(Json::Object(map)) {
+            Some("canvas") => match typed::<CanvasSpec>(Json::Object(map)) {
                 Ok(spec) => match spec.compile() {
                     Ok(_) => bundle.canvases.push((file.to_path_buf(), spec)),
                     Err(e) => errors.push(err(name_line, None, e.to_string())),
                 },
-                Err(e) => {
-                    errors.push(field_error("canvas", &e.to_string()));
-                }
+                Err(e) => errors.push(field_error("canvas", e)),
             },
             Some(other) => errors.push(err(
-                line_of_key(&text, "kind"),
+                at(line_of_key(&document, "kind")),
                 Some("kind".into()),
                 format!(
                     "unknown kind '{other}'; use webhook_template, credential, campaign or canvas"
                 ),
             )),
             None => errors.push(err(
-                name_line,
+                name_line.or(Some(first_line + 1)),
                 Some("kind".into()),
                 "every document needs a 'kind': webhook_template, credential, campaign or canvas"
                     .into(),
@@ -378,6 +448,67 @@ mod tests {
         assert_eq!(
             bundle.templates[0].1["url"],
             "https://acme.my.salesforce.com/x"
+        );
+    }
+
+    fn one_error(yaml: &str) -> String {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("x.yaml"), yaml).expect("write");
+        let errors = load_dir(dir.path(), &env).expect_err("wrong on purpose");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        let file = dir.path().join("x.yaml");
+        text.replace(&file.display().to_string(), "x.yaml")
+    }
+
+    #[test]
+    fn a_folder_with_only_a_canvas_loads() {
+        let dir = tempfile::tempdir().expect("dir");
+        let canvas =
+            include_str!("../../../examples/salesforce-sales-cloud/lead-score-points-canvas.yaml");
+        std::fs::write(dir.path().join("canvas.yaml"), canvas).expect("write");
+        let bundle = load_dir(dir.path(), &env).expect("a Canvas alone is a config");
+        assert_eq!(bundle.canvases.len(), 1);
+        let empty = tempfile::tempdir().expect("dir");
+        let errors = load_dir(empty.path(), &env).expect_err("nothing declared");
+        assert!(
+            errors[0]
+                .message
+                .contains("'kind: webhook_template', 'credential', 'campaign' or 'canvas'")
+        );
+    }
+
+    #[test]
+    fn an_unknown_trigger_type_lists_the_valid_ones_at_its_line() {
+        assert_eq!(
+            one_error(
+                "kind: campaign\nname: New lead\ntemplate: T\ntrigger:\n  type: email_addedd\n"
+            ),
+            "x.yaml:5: field 'trigger.type': campaign 'New lead': unknown variant `email_addedd`, \
+             expected one of `email_added`, `attribute_changed`, `custom_event`, `purchase`, `api_triggered`"
+        );
+    }
+
+    #[test]
+    fn a_filter_typo_names_the_operator_and_the_valid_ones() {
+        assert_eq!(
+            one_error(
+                "kind: campaign\nname: New lead\ntemplate: T\ntrigger:\n  type: email_added\naudience:\n  attribute: lead_stage\n  equal: Lead\n"
+            ),
+            "x.yaml:6: field 'audience': campaign 'New lead': filter: unknown operator 'equal' on \
+             'lead_stage'; did you mean 'equals'? use one of equals, not_equal, greater_than, \
+             less_than, is_blank, exists, is_none_of, contains, matches_regex, before, after"
+        );
+    }
+
+    #[test]
+    fn errors_in_a_later_document_point_at_its_own_lines() {
+        assert_eq!(
+            one_error(
+                "kind: credential\nname: a\ntype: basic\nusername: u\npassword: p\n---\nkind: canvas\nname: C\nentry:\n  trigger:\n    type: email_added\nsteps: []\n"
+            ),
+            "x.yaml:10: field 'entry.trigger': canvas 'C': unknown field `trigger`, expected one of \
+             `triggers`, `audience`, `reentry_seconds`, `max_entries_per_hour`"
         );
     }
 }

@@ -24,6 +24,8 @@ use crate::{dispatch_id, user_identifier};
 pub struct CampaignRecord {
     pub id: String,
     pub spec: CampaignSpec,
+    /// When it was last saved (Braze's `last_edited`).
+    pub last_edited: DateTime<Utc>,
 }
 
 impl CampaignRecord {
@@ -73,10 +75,15 @@ impl CampaignEngine {
             .store
             .transact(move |tx| {
                 template_id(tx, &template)?;
-                Ok::<_, EngineError>(tx.save_campaign(&name, &text)?)
+                Ok::<_, EngineError>((tx.save_campaign(&name, &text)?, tx.now()))
             })
             .await?;
-        Ok(CampaignRecord { id, spec })
+        let (id, last_edited) = id;
+        Ok(CampaignRecord {
+            id,
+            spec,
+            last_edited,
+        })
     }
 
     pub async fn campaigns(&self) -> Result<Vec<CampaignRecord>, EngineError> {
@@ -340,7 +347,11 @@ fn load_campaigns(tx: &mut Tx<'_>) -> Result<Vec<CampaignRecord>, EngineError> {
         .map(|row| {
             let spec: CampaignSpec = serde_json::from_str(&row.spec)
                 .map_err(|e| EngineError::Corrupt(format!("campaign {}: {e}", row.id)))?;
-            Ok(CampaignRecord { id: row.id, spec })
+            Ok(CampaignRecord {
+                id: row.id,
+                spec,
+                last_edited: row.updated_at,
+            })
         })
         .collect()
 }

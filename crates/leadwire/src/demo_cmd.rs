@@ -27,7 +27,7 @@ const EXAMPLE_DIR: &str = concat!(
 
 #[derive(Args)]
 pub struct ApplyArgs {
-    /// A directory of YAML files (webhook templates, credentials, campaigns).
+    /// A directory of YAML files (webhook templates, credentials, campaigns, Canvases).
     dir: PathBuf,
     #[command(flatten)]
     data: DataDir,

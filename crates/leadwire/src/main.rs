@@ -46,8 +46,19 @@ enum Command {
     SalesforceEmulator(Box<leadwire_salesforce_emulator::cli::EmulatorArgs>),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Prints an error as `error: what: why` and exits 1. anyhow's own `Debug` report would add a
+/// Rust backtrace whenever `RUST_BACKTRACE` is set, which tells a user nothing about their input.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Templates(cmd) => liquid_cmd::run_templates(cmd),
         Command::Liquid(cmd) => liquid_cmd::run_liquid(cmd),

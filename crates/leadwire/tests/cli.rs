@@ -146,6 +146,39 @@ fn apply_reports_errors_with_file_line_and_field() {
 }
 
 #[test]
+fn user_errors_print_no_backtrace_even_with_rust_backtrace_set() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "kind: campaign\nname: New lead\ntemplate: T\ntrigger:\n  type: email_addedd\n",
+    )
+    .expect("write");
+    let out = leadwire()
+        .arg("apply")
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = dir.path().join("c.yaml");
+    assert_eq!(
+        err.replace(&file.display().to_string(), "c.yaml"),
+        "error: c.yaml:5: field 'trigger.type': campaign 'New lead': unknown variant \
+         `email_addedd`, expected one of `email_added`, `attribute_changed`, `custom_event`, \
+         `purchase`, `api_triggered`\n"
+            .to_owned()
+            + &format!(
+                "error: 1 error(s) in {}; nothing was applied\n",
+                dir.path().display()
+            )
+    );
+}
+
+#[test]
 fn apply_loads_the_worked_example() {
     let dir = tempfile::tempdir().expect("dir");
     let out = leadwire()

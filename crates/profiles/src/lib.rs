@@ -14,7 +14,7 @@ pub mod track;
 pub mod trigger;
 
 pub use identifier::{Identifier, UserAlias};
-pub use profile::{Profile, STANDARD_ATTRIBUTES};
+pub use profile::{ActionSummary, History, Profile, STANDARD_ATTRIBUTES};
 pub use track::{
     AttributeObject, EventObject, MinorError, ParsedTrack, PurchaseObject, TrackError, parse_track,
 };

@@ -42,6 +42,25 @@ const LIQUID_NAMES: [(&str, &str); 5] = [
     ("language", "language"),
 ];
 
+/// What a user did, summed per event name or product, as `/users/export/ids` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionSummary {
+    pub name: String,
+    /// RFC 3339: the first and the latest time.
+    pub first: String,
+    pub last: String,
+    pub count: u64,
+}
+
+/// A profile's custom events and purchases, summarised (Braze's export fields).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct History {
+    pub custom_events: Vec<ActionSummary>,
+    pub purchases: Vec<ActionSummary>,
+    /// The sum of price × quantity over every purchase, whatever its currency (as Braze sums).
+    pub total_revenue: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub braze_id: String,
@@ -169,6 +188,52 @@ impl Profile {
         }
     }
 
+    /// A user written by hand (a test user), in either shape Braze shows users in: the export
+    /// shape (`external_id`, `email`, `first_name`, …, `custom_attributes`) or the render
+    /// context (`{"profile": {"user_id", "email_address", …}, "custom_attributes": {...}}`).
+    /// Either way `email` and `email_address` mean the same field, as do `external_id` and
+    /// `user_id`; a key that is no standard field is a custom attribute.
+    pub fn from_user_json(user: &Map<String, Json>, now: DateTime<Utc>) -> Profile {
+        let mut profile = Profile::new("custom-user".into(), now);
+        let put = |profile: &mut Profile, key: &str, value: &Json| {
+            let standard = LIQUID_NAMES
+                .iter()
+                .find(|(_, liquid)| *liquid == key)
+                .map_or(key, |(field, _)| field);
+            match (standard, value) {
+                ("external_id" | "user_id", Json::String(id)) => {
+                    profile.external_id = Some(id.clone());
+                }
+                ("braze_id", Json::String(id)) => profile.braze_id = id.clone(),
+                (field, value) if is_standard_attribute(field) => {
+                    profile.standard.insert(field.to_string(), value.clone());
+                }
+                (_, value) => {
+                    profile.custom.insert(key.to_string(), value.clone());
+                }
+            }
+        };
+        for (key, value) in user {
+            match (key.as_str(), value) {
+                ("profile", Json::Object(fields)) => {
+                    for (key, value) in fields {
+                        put(&mut profile, key, value);
+                    }
+                }
+                ("custom_attributes", Json::Object(custom)) => {
+                    profile
+                        .custom
+                        .extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                (key, value) => put(&mut profile, key, value),
+            }
+        }
+        if profile.email().is_some() {
+            profile.email_added_at = Some(now);
+        }
+        profile
+    }
+
     /// The render context the Liquid engine reads: `${...}` standard attributes by their Liquid
     /// names, and `custom_attribute.${...}`.
     pub fn liquid_context(&self) -> Json {
@@ -187,7 +252,32 @@ impl Profile {
         serde_json::json!({"profile": profile, "custom_attributes": self.custom})
     }
 
-    /// The `/users/export/ids` form of the profile, limited to `fields` when given.
+    /// The `/users/export/ids` form of the profile with its events and purchases, limited to
+    /// `fields` when given.
+    pub fn export_with(&self, history: &History, fields: Option<&[String]>) -> Json {
+        let mut out = match self.export(None) {
+            Json::Object(map) => map,
+            _ => Map::new(),
+        };
+        out.insert(
+            "custom_events".into(),
+            serde_json::to_value(&history.custom_events).unwrap_or(Json::Null),
+        );
+        out.insert(
+            "purchases".into(),
+            serde_json::to_value(&history.purchases).unwrap_or(Json::Null),
+        );
+        out.insert(
+            "total_revenue".into(),
+            serde_json::json!(history.total_revenue),
+        );
+        if let Some(fields) = fields {
+            out.retain(|k, _| fields.iter().any(|f| f == k));
+        }
+        Json::Object(out)
+    }
+
+    /// The `/users/export/ids` form of the profile alone, limited to `fields` when given.
     pub fn export(&self, fields: Option<&[String]>) -> Json {
         let mut out = Map::new();
         out.insert("braze_id".into(), Json::String(self.braze_id.clone()));
@@ -335,6 +425,29 @@ fn type_name(v: &Json) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_hand_written_user_renders_the_same_in_either_braze_shape() {
+        let now = Utc::now();
+        let export = serde_json::json!({
+            "external_id": "jose", "email": "jose@example.com", "first_name": "José",
+            "custom_attributes": {"company": "Acme"}, "lead_score": 60
+        });
+        let context = serde_json::json!({
+            "profile": {"user_id": "jose", "email_address": "jose@example.com", "first_name": "José"},
+            "custom_attributes": {"company": "Acme", "lead_score": 60}
+        });
+        let a = Profile::from_user_json(export.as_object().expect("object"), now);
+        let b = Profile::from_user_json(context.as_object().expect("object"), now);
+        assert_eq!(a.liquid_context(), b.liquid_context());
+        assert_eq!(
+            a.liquid_context()["profile"]["email_address"],
+            "jose@example.com"
+        );
+        assert_eq!(a.liquid_context()["profile"]["user_id"], "jose");
+        assert_eq!(a.liquid_context()["custom_attributes"]["lead_score"], 60);
+    }
+
     use super::*;
     use crate::track::parse_track;
     use serde_json::json;

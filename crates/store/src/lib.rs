@@ -257,6 +257,24 @@ impl Store {
         .await
     }
 
+    /// Profiles with their events and purchases summed, for `/users/export/ids`.
+    pub async fn export_profiles(
+        &self,
+        ids: Vec<Identifier>,
+    ) -> Result<ExportedProfiles, StoreError> {
+        self.read(move |tx| {
+            let mut out = ExportedProfiles::default();
+            for id in ids {
+                match tx.profile_with_history(&id)? {
+                    Some(found) => out.found.push(found),
+                    None => out.missing.push(id),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn delete_users(&self, ids: Vec<Identifier>) -> Result<usize, StoreError> {
         self.transact(move |tx| tx.delete_users(&ids)).await
     }

@@ -18,6 +18,9 @@ pub struct TrackResult {
     pub events_processed: usize,
     pub purchases_processed: usize,
     pub errors: Vec<MinorError>,
+    /// Update-only objects about users that do not exist: accepted and left alone, as Braze
+    /// does (not errors, so Braze's clients see plain success).
+    pub skipped: Vec<MinorError>,
 }
 
 /// Who changed a profile: the API, a CSV import, a canvas User Update step, a write-back.
@@ -106,6 +109,13 @@ pub struct IdentifyRequest {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FoundProfiles {
     pub found: Vec<Profile>,
+    pub missing: Vec<Identifier>,
+}
+
+/// Profiles with their events and purchases summed, and the identifiers that matched nobody.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportedProfiles {
+    pub found: Vec<(Profile, leadwire_profiles::History)>,
     pub missing: Vec<Identifier>,
 }
 
@@ -479,6 +489,8 @@ pub struct SpecRow {
     pub name: String,
     pub spec: String,
     pub created_at: DateTime<Utc>,
+    /// When it was last saved (Braze's `last_edited`).
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Where a user's journey through a Canvas stands.

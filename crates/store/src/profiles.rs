@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use leadwire_profiles::{
-    EventObject, Identifier, MinorError, ParsedTrack, Profile, PurchaseObject, Trigger, UserAlias,
+    EventObject, History, Identifier, MinorError, ParsedTrack, Profile, PurchaseObject, Trigger,
+    UserAlias,
 };
 
 use crate::{ChangeSource, IdentifyRequest, NewAlias, StoreError, TrackResult};
@@ -49,6 +50,8 @@ pub(crate) trait ProfileRows {
         purchase: &PurchaseObject,
         time: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// The row's custom events and purchases, summed per name (for `/users/export/ids`).
+    fn history(&mut self, row: i64) -> Result<History, StoreError>;
     /// Appends triggers to the feed.
     fn emit(
         &mut self,
@@ -95,13 +98,50 @@ pub(crate) fn profile(
     Ok(found)
 }
 
+/// Why an object of a track request found no profile.
+enum NoProfile {
+    /// Update-only and no such user: Braze accepts the object and does nothing.
+    Skipped(String),
+    /// A minor error of the request (a `braze_id` that names no user).
+    Error(String),
+}
+
+impl NoProfile {
+    fn record(self, result: &mut TrackResult, input_array: &'static str, index: usize) {
+        let (list, message) = match self {
+            NoProfile::Skipped(m) => (&mut result.skipped, m),
+            NoProfile::Error(m) => (&mut result.errors, m),
+        };
+        list.push(MinorError {
+            message,
+            input_array,
+            index,
+        });
+    }
+}
+
+/// The profile an identifier names with its events and purchases summed.
+pub(crate) fn profile_with_history(
+    rows: &mut impl ProfileRows,
+    id: &Identifier,
+) -> Result<Option<(Profile, History)>, StoreError> {
+    let Some(row) = rows.resolve(id)? else {
+        return Ok(None);
+    };
+    let Some(profile) = rows.load(row)? else {
+        return Ok(None);
+    };
+    rows.keep(row, Some(profile.clone()));
+    Ok(Some((profile, rows.history(row)?)))
+}
+
 /// Finds or (unless update-only) creates the profile an object is about.
 fn profile_for(
     rows: &mut impl ProfileRows,
     id: &Identifier,
     update_existing_only: bool,
     source: ChangeSource,
-) -> Result<Result<(i64, Profile), String>, StoreError> {
+) -> Result<Result<(i64, Profile), NoProfile>, StoreError> {
     let now = rows.now();
     // Twice at most: a profile another transaction created between our lookup and our insert
     // is found the second time.
@@ -112,16 +152,20 @@ fn profile_for(
             return Ok(Ok((row, p)));
         }
         if update_existing_only {
-            return Ok(Err(format!(
+            return Ok(Err(NoProfile::Skipped(format!(
                 "no user with {} (the object is update-only)",
                 id.describe()
-            )));
+            ))));
         }
         let mut profile = Profile::new(new_braze_id(now), now);
         let mut triggers = Vec::new();
         match id {
             Identifier::ExternalId(x) => profile.external_id = Some(x.clone()),
-            Identifier::BrazeId(x) => return Ok(Err(format!("no user with braze_id '{x}'"))),
+            Identifier::BrazeId(x) => {
+                return Ok(Err(NoProfile::Error(format!(
+                    "no user with braze_id '{x}'"
+                ))));
+            }
             Identifier::Alias(a) => profile.aliases.push(a.clone()),
             Identifier::Email(e) => triggers = profile.set_identifying_email(e, now),
             Identifier::Phone(p) => {
@@ -161,12 +205,8 @@ pub(crate) fn track(
         let (row, mut profile) =
             match profile_for(rows, &obj.identifier, obj.update_existing_only, source)? {
                 Ok(found) => found,
-                Err(message) => {
-                    result.errors.push(MinorError {
-                        message,
-                        input_array: "attributes",
-                        index: obj.index,
-                    });
+                Err(missing) => {
+                    missing.record(&mut result, "attributes", obj.index);
                     continue;
                 }
             };
@@ -202,12 +242,8 @@ pub(crate) fn track(
         let (row, profile) =
             match profile_for(rows, &ev.identifier, ev.update_existing_only, source)? {
                 Ok(found) => found,
-                Err(message) => {
-                    result.errors.push(MinorError {
-                        message,
-                        input_array: "events",
-                        index: ev.index,
-                    });
+                Err(missing) => {
+                    missing.record(&mut result, "events", ev.index);
                     continue;
                 }
             };
@@ -220,12 +256,8 @@ pub(crate) fn track(
         let (row, profile) = match profile_for(rows, &p.identifier, p.update_existing_only, source)?
         {
             Ok(found) => found,
-            Err(message) => {
-                result.errors.push(MinorError {
-                    message,
-                    input_array: "purchases",
-                    index: p.index,
-                });
+            Err(missing) => {
+                missing.record(&mut result, "purchases", p.index);
                 continue;
             }
         };
@@ -302,7 +334,7 @@ pub(crate) fn add_aliases(
                     false,
                     ChangeSource::Api,
                 )?;
-                if let Err(message) = created {
+                if let Err(NoProfile::Skipped(message) | NoProfile::Error(message)) = created {
                     errors.push((i, message));
                 }
             }

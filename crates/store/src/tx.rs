@@ -80,6 +80,14 @@ impl Tx<'_> {
         with_rows!(self, profiles::profile, id)
     }
 
+    /// The profile with its custom events and purchases summed (Braze's export fields).
+    pub fn profile_with_history(
+        &mut self,
+        id: &Identifier,
+    ) -> Result<Option<(Profile, leadwire_profiles::History)>, StoreError> {
+        with_rows!(self, profiles::profile_with_history, id)
+    }
+
     pub fn profile_by_braze_id(&mut self, braze_id: &str) -> Result<Option<Profile>, StoreError> {
         self.profile(&Identifier::BrazeId(braze_id.to_owned()))
     }

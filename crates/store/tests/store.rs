@@ -87,7 +87,12 @@ async fn update_existing_only_and_alias_defaults() {
         {"user_alias": {"alias_name": "a2", "alias_label": "web"}, "_update_existing_only": false, "x": 2}
     ]})).await;
     assert_eq!(r.attributes_processed, 1);
-    assert_eq!(r.errors.iter().map(|e| e.index).collect::<Vec<_>>(), [0, 1]);
+    // Update-only objects about unknown users are skipped, not errors (Braze accepts them).
+    assert_eq!(
+        r.skipped.iter().map(|e| e.index).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(store.profile_count().await.expect("count"), 1);
 }
 

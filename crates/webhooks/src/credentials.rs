@@ -92,7 +92,7 @@ impl CredentialInfo {
     pub fn to_json(&self) -> Json {
         json!({
             "name": self.name,
-            "kind": self.kind,
+            "type": self.kind,
             "username": self.username,
             "header_names": self.header_names,
             "allowed_domain": self.allowed_domain,

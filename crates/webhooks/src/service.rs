@@ -18,7 +18,7 @@ use leadwire_delivery::webhook::{RenderOutcome, RenderedRequest, Warning};
 use leadwire_delivery::worker::{Worker, WorkerConfig};
 use leadwire_http_client::HttpFetcher;
 use leadwire_liquid::{ConnectedContent, ConnectedContentConfig, Context};
-use leadwire_profiles::Identifier;
+use leadwire_profiles::{Identifier, Profile};
 use leadwire_salesforce::limits::BudgetPolicy;
 use leadwire_salesforce::schema::FieldList;
 use leadwire_salesforce::target::{Instances, Target, classify};
@@ -581,17 +581,20 @@ impl WebhookService {
                 (profile.liquid_context(), label)
             }
             PreviewUser::Custom(json) => {
-                if !json.is_object() {
+                let Json::Object(user) = json else {
                     return Err(WebhookError::Invalid(
-                        "a custom user must be an object like {\"profile\": {...}, \"custom_attributes\": {...}}".into(),
+                        "a custom user must be an object: Braze's export shape \
+                         ({\"external_id\", \"email\", \"first_name\", \"custom_attributes\": {...}}) \
+                         or the render context ({\"profile\": {...}, \"custom_attributes\": {...}})"
+                            .into(),
                     ));
-                }
-                let label = json
-                    .pointer("/profile/user_id")
-                    .and_then(Json::as_str)
-                    .unwrap_or("custom user")
-                    .to_owned();
-                (json.clone(), label)
+                };
+                let profile = Profile::from_user_json(user, chrono::Utc::now());
+                let label = profile
+                    .external_id
+                    .clone()
+                    .unwrap_or_else(|| "custom user".to_owned());
+                (profile.liquid_context(), label)
             }
         };
         let context = Arc::new(render_context(

@@ -35,7 +35,7 @@ impl PgTx<'_> {
     pub(super) fn specs(&mut self, table: SpecTable) -> Result<Vec<SpecRow>, StoreError> {
         let rows = self.query(
             &format!(
-                "SELECT id, name, spec, created_at FROM {} ORDER BY created_at, id",
+                "SELECT id, name, spec, created_at, updated_at FROM {} ORDER BY created_at, id",
                 table.table()
             ),
             &[],
@@ -47,6 +47,7 @@ impl PgTx<'_> {
                 name: r.get(1),
                 spec: r.get(2),
                 created_at: from_utc_millis(r.get(3)),
+                updated_at: from_utc_millis(r.get(4)),
             })
             .collect())
     }

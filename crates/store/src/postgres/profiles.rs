@@ -3,7 +3,9 @@
 //! profile it loads (`FOR UPDATE`) until it commits.
 
 use chrono::{DateTime, Utc};
-use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigger, UserAlias};
+use leadwire_profiles::{
+    ActionSummary, EventObject, History, Identifier, Profile, PurchaseObject, Trigger, UserAlias,
+};
 
 use super::{PgTx, count};
 use crate::codec::{decode_permissions, encode_permissions, new_api_key};
@@ -209,6 +211,24 @@ impl ProfileRows for PgTx<'_> {
             &[&row, &event.name, &time.to_rfc3339(), &props],
         )?;
         Ok(())
+    }
+
+    fn history(&mut self, row: i64) -> Result<History, StoreError> {
+        let mut history = History::default();
+        let summary = |r: &postgres::Row| ActionSummary {
+            name: r.get(0),
+            first: r.get(1),
+            last: r.get(2),
+            count: r.get::<_, i64>(3).max(0) as u64,
+        };
+        for r in self.query("SELECT name, MIN(time), MAX(time), COUNT(*) FROM events WHERE profile_id = $1 GROUP BY name ORDER BY name", &[&row])? {
+            history.custom_events.push(summary(&r));
+        }
+        for r in self.query("SELECT product_id, MIN(time), MAX(time), COUNT(*), SUM(price * quantity) FROM purchases WHERE profile_id = $1 GROUP BY product_id ORDER BY product_id", &[&row])? {
+            history.total_revenue += r.get::<_, f64>(4);
+            history.purchases.push(summary(&r));
+        }
+        Ok(history)
     }
 
     fn insert_purchase(

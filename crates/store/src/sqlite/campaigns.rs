@@ -32,7 +32,7 @@ impl SqliteTx<'_> {
     /// Every spec of a table, oldest first.
     pub(super) fn specs(&mut self, table: SpecTable) -> Result<Vec<SpecRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, name, spec, created_at FROM {} ORDER BY created_at, id",
+            "SELECT id, name, spec, created_at, updated_at FROM {} ORDER BY created_at, id",
             table.table()
         ))?;
         let rows = stmt
@@ -42,6 +42,7 @@ impl SqliteTx<'_> {
                     name: r.get(1)?,
                     spec: r.get(2)?,
                     created_at: from_utc_millis(r.get(3)?),
+                    updated_at: from_utc_millis(r.get(4)?),
                 })
             })?
             .collect::<Result<_, _>>()?;

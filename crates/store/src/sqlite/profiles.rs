@@ -1,7 +1,9 @@
 //! Profiles, aliases, events, purchases and API keys: `/users/track` and friends.
 
 use chrono::{DateTime, Utc};
-use leadwire_profiles::{EventObject, Identifier, Profile, PurchaseObject, Trigger, UserAlias};
+use leadwire_profiles::{
+    ActionSummary, EventObject, History, Identifier, Profile, PurchaseObject, Trigger, UserAlias,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteTx;
@@ -206,6 +208,40 @@ impl ProfileRows for SqliteTx<'_> {
             )?
             .execute(params![row, event.name, time.to_rfc3339(), props])?;
         Ok(())
+    }
+
+    fn history(&mut self, row: i64) -> Result<History, StoreError> {
+        let mut history = History::default();
+        let mut events = self.conn.prepare_cached("SELECT name, MIN(time), MAX(time), COUNT(*) FROM events WHERE profile_id = ?1 GROUP BY name ORDER BY name")?;
+        let rows = events.query_map(params![row], |r| {
+            Ok(ActionSummary {
+                name: r.get(0)?,
+                first: r.get(1)?,
+                last: r.get(2)?,
+                count: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })?;
+        for summary in rows {
+            history.custom_events.push(summary?);
+        }
+        let mut purchases = self.conn.prepare_cached("SELECT product_id, MIN(time), MAX(time), COUNT(*), SUM(price * quantity) FROM purchases WHERE profile_id = ?1 GROUP BY product_id ORDER BY product_id")?;
+        let rows = purchases.query_map(params![row], |r| {
+            Ok((
+                ActionSummary {
+                    name: r.get(0)?,
+                    first: r.get(1)?,
+                    last: r.get(2)?,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                },
+                r.get::<_, f64>(4)?,
+            ))
+        })?;
+        for summary in rows {
+            let (summary, revenue) = summary?;
+            history.total_revenue += revenue;
+            history.purchases.push(summary);
+        }
+        Ok(history)
     }
 
     fn insert_purchase(
