@@ -8,7 +8,9 @@ use serde_json::Value as Json;
 
 use crate::filter::{Filter, FilterError, FilterSpec};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     #[default]
@@ -19,7 +21,7 @@ pub enum CampaignStatus {
 }
 
 /// What starts a campaign (Braze's action-based triggers that apply to leads, or the API).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
 pub enum TriggerSpec {
     /// "Add an email address": once per profile that gets an email.
@@ -46,7 +48,7 @@ pub enum TriggerSpec {
 }
 
 /// A campaign as written in YAML or sent to the REST API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     pub name: String,

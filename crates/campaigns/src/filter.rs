@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json};
 ///
 /// Deserialized by hand ([`FilterSpec::from_json`]): serde's untagged enums say only "did not
 /// match any variant", where a user needs to hear which operator was misspelt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum FilterSpec {
     All { all: Vec<FilterSpec> },
@@ -20,14 +20,14 @@ pub enum FilterSpec {
     Condition(ConditionSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ConditionSpec {
     pub attribute: String,
     #[serde(flatten)]
     pub op: OpSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpSpec {
     Equals(Json),

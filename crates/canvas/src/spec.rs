@@ -27,7 +27,7 @@ pub const MAX_CONTEXT_VARIABLES: usize = 10;
 /// A Canvas's status; the same lifecycle as a campaign's.
 pub type CanvasStatus = CampaignStatus;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanvasSpec {
     pub name: String,
@@ -44,7 +44,7 @@ pub struct CanvasSpec {
     pub steps: Vec<StepSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntrySpec {
     /// Action-based triggers (any one enters), or a single `{type: api_triggered}`.
@@ -61,7 +61,7 @@ pub struct EntrySpec {
     pub max_entries_per_hour: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExitSpec {
     /// Exception events: a user who does one leaves when their current step finishes.
@@ -72,7 +72,7 @@ pub struct ExitSpec {
     pub filter: Option<FilterSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepSpec {
     pub id: String,
     /// The step's display name (`{{campaign.${name}}}` in its messages); the id when absent.
@@ -89,7 +89,7 @@ impl StepSpec {
 }
 
 /// A step. `next: None` (or absent) means the user leaves the Canvas after the step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StepKind {
     AudiencePaths {
@@ -162,7 +162,7 @@ fn default_window() -> u64 {
     24 * 3600
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceGroup {
     pub name: String,
@@ -171,7 +171,7 @@ pub struct AudienceGroup {
     pub next: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionGroup {
     pub name: String,
@@ -180,7 +180,7 @@ pub struct ActionGroup {
     pub next: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContextType {
     Boolean,
@@ -191,7 +191,7 @@ pub enum ContextType {
     Object,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContextVariable {
     pub name: String,

@@ -31,6 +31,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod schema;
+
 use leadwire_campaigns::CampaignSpec;
 use leadwire_canvas::CanvasSpec;
 use serde::Deserialize;
@@ -58,7 +60,7 @@ impl std::fmt::Display for ConfigError {
 }
 
 /// A credential reference, resolved from the environment.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialDoc {
     Basic {
@@ -243,6 +245,24 @@ pub fn load_dir(
     dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Bundle, Vec<ConfigError>> {
+    load_dir_with(dir, env, Validation::Types)
+}
+
+/// How thoroughly documents are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Parsed by the types that read them (what loading needs).
+    Types,
+    /// Also validated against the published JSON Schemas (`apply --check`).
+    TypesAndSchemas,
+}
+
+/// Loads every YAML file in `dir`, checked as `validation` says.
+pub fn load_dir_with(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    validation: Validation,
+) -> Result<Bundle, Vec<ConfigError>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         vec![ConfigError {
             file: dir.to_path_buf(),
@@ -259,7 +279,7 @@ pub fn load_dir(
     let mut bundle = Bundle::default();
     let mut errors = Vec::new();
     for file in files {
-        if let Err(mut e) = load_file(&file, env, &mut bundle) {
+        if let Err(mut e) = load_file_with(&file, env, &mut bundle, validation) {
             errors.append(&mut e);
         }
     }
@@ -291,6 +311,15 @@ pub fn load_file(
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     bundle: &mut Bundle,
+) -> Result<(), Vec<ConfigError>> {
+    load_file_with(file, env, bundle, Validation::Types)
+}
+
+pub fn load_file_with(
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    bundle: &mut Bundle,
+    validation: Validation,
 ) -> Result<(), Vec<ConfigError>> {
     let err = |line, field, message: String| ConfigError {
         file: file.to_path_buf(),
@@ -336,6 +365,17 @@ pub fn load_file(
             let field = (!path.is_empty()).then(|| path.join("."));
             err(line, field, format!("{kind} '{name}': {message}"))
         };
+        if validation == Validation::TypesAndSchemas
+            && let Some(kind) = kind
+                .as_ref()
+                .and_then(Json::as_str)
+                .and_then(schema::Kind::parse)
+        {
+            let document = Json::Object(map.clone());
+            for (path, message) in schema::schema_errors(kind, &document) {
+                errors.push(field_error(kind.as_str(), (path, message)));
+            }
+        }
         match kind.as_ref().and_then(Json::as_str) {
             Some("webhook_template") => bundle
                 .templates

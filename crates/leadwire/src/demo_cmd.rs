@@ -29,6 +29,10 @@ const EXAMPLE_DIR: &str = concat!(
 pub struct ApplyArgs {
     /// A directory of YAML files (webhook templates, credentials, campaigns, Canvases).
     dir: PathBuf,
+    /// Check every document (against the JSON Schemas in `schemas/` too) and every template
+    /// (compiled and linted) without opening the database; `${env:…}` may be unset.
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     data: DataDir,
 }
@@ -51,6 +55,9 @@ fn load(
 }
 
 pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+    if args.check {
+        return check(&args.dir);
+    }
     let env = |name: &str| std::env::var(name).ok();
     let bundle = load(&args.dir, &env)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -68,6 +75,32 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// `apply --check`: what `apply` would refuse, found without writing anything.
+fn check(dir: &std::path::Path) -> anyhow::Result<()> {
+    let bundle = leadwire_config::load_dir_with(
+        dir,
+        &crate::webhooks_cmd::env_or_stand_in,
+        leadwire_config::Validation::TypesAndSchemas,
+    )
+    .map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        anyhow::anyhow!("{} error(s) in {}", errors.len(), dir.display())
+    })?;
+    let documents = bundle.credentials.len()
+        + bundle.templates.len()
+        + bundle.campaigns.len()
+        + bundle.canvases.len();
+    let instances = leadwire_salesforce::target::Instances::new(&[] as &[String]);
+    let (errors, warnings) = crate::webhooks_cmd::check_templates(bundle.templates, &instances);
+    if errors > 0 {
+        anyhow::bail!("{errors} template(s) in {} cannot be saved", dir.display());
+    }
+    println!("checked {documents} document(s): no errors, {warnings} warning(s)");
+    Ok(())
 }
 
 #[derive(Args)]

@@ -236,7 +236,7 @@ pub struct LintArgs {
 
 /// `${env:NAME}` in linted files: the variable's value, or a stand-in (a URL for `…_URL`), so a
 /// file can be checked without its secrets.
-fn env_or_stand_in(name: &str) -> Option<String> {
+pub(crate) fn env_or_stand_in(name: &str) -> Option<String> {
     Some(std::env::var(name).unwrap_or_else(|_| {
         if name.ends_with("_URL") {
             "https://example.my.salesforce.com".to_owned()
@@ -244,6 +244,51 @@ fn env_or_stand_in(name: &str) -> Option<String> {
             format!("env-{name}")
         }
     }))
+}
+
+/// Parses, compiles and lints templates, printing each problem with file and line; returns how
+/// many errors (the template cannot be saved) and warnings (the linter's findings) there were.
+pub(crate) fn check_templates(
+    templates: Vec<(PathBuf, serde_json::Value)>,
+    instances: &leadwire_salesforce::target::Instances,
+) -> (usize, usize) {
+    let (mut errors, mut warnings) = (0, 0);
+    for (file, json) in templates {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let definition = match TemplateDefinition::from_json(&json) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("error: {}: {e}", file.display());
+                errors += 1;
+                continue;
+            }
+        };
+        let name = definition.template.name.clone();
+        let compiled = match definition.compile_checked() {
+            Ok(c) => c,
+            Err(e) => {
+                println!("error: {}: template '{name}': {e}", file.display());
+                errors += 1;
+                continue;
+            }
+        };
+        let user = serde_json::json!({"profile": {}, "custom_attributes": {}});
+        let url = leadwire_webhooks::lint::rendered_url(&definition.template, &user);
+        for warning in leadwire_webhooks::lint::findings(
+            &definition.template,
+            compiled.warnings(),
+            url.as_deref(),
+            instances,
+            None,
+        ) {
+            println!(
+                "warning: {}",
+                leadwire_app::warning_line(&file, &text, &name, &warning)
+            );
+            warnings += 1;
+        }
+    }
+    (errors, warnings)
 }
 
 pub fn lint(args: LintArgs) -> anyhow::Result<()> {
@@ -272,41 +317,8 @@ pub fn lint(args: LintArgs) -> anyhow::Result<()> {
             }
         }
     }
-    for (file, json) in templates {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let definition = match TemplateDefinition::from_json(&json) {
-            Ok(d) => d,
-            Err(e) => {
-                println!("error: {}: {e}", file.display());
-                problems += 1;
-                continue;
-            }
-        };
-        let name = definition.template.name.clone();
-        let compiled = match definition.compile_checked() {
-            Ok(c) => c,
-            Err(e) => {
-                println!("error: {}: template '{name}': {e}", file.display());
-                problems += 1;
-                continue;
-            }
-        };
-        let user = serde_json::json!({"profile": {}, "custom_attributes": {}});
-        let url = leadwire_webhooks::lint::rendered_url(&definition.template, &user);
-        for warning in leadwire_webhooks::lint::findings(
-            &definition.template,
-            compiled.warnings(),
-            url.as_deref(),
-            &instances,
-            None,
-        ) {
-            println!(
-                "warning: {}",
-                leadwire_app::warning_line(&file, &text, &name, &warning)
-            );
-            problems += 1;
-        }
-    }
+    let (errors, warnings) = check_templates(templates, &instances);
+    problems += errors + warnings;
     if problems > 0 {
         println!("{problems} problem(s) found");
         std::process::exit(1);

@@ -179,6 +179,51 @@ fn user_errors_print_no_backtrace_even_with_rust_backtrace_set() {
 }
 
 #[test]
+fn apply_check_validates_against_the_schemas_and_writes_nothing() {
+    let data = tempfile::tempdir().expect("dir");
+    let out = leadwire()
+        .args(["apply", "--check"])
+        .arg(repo().join("examples/salesforce-sales-cloud"))
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("checked 7 document(s): no errors"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !data.path().join("data").exists(),
+        "--check opens no database"
+    );
+
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "kind: credential\nname: sf\ntype: basic\nusername: u\n",
+    )
+    .expect("write");
+    let out = leadwire()
+        .args(["apply", "--check"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("breaks schemas/credential.schema.json")
+            && err.contains("missing field `password`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn apply_loads_the_worked_example() {
     let dir = tempfile::tempdir().expect("dir");
     let out = leadwire()

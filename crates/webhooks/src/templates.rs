@@ -141,25 +141,28 @@ fn pairs(value: &Json, what: &str, key_name: &str) -> Result<Vec<(String, String
 }
 
 impl TemplateDefinition {
+    /// Every field a definition may have (`leadwire-config`'s schema lists the same).
+    pub const FIELDS: [&'static str; 11] = [
+        "name",
+        "description",
+        "url",
+        "method",
+        "headers",
+        "body",
+        "value_typing",
+        "write_back",
+        "lookup_field",
+        "batch",
+        "template_id",
+    ];
+
     /// Parses a definition (see the module docs), naming the JSON path of any problem. Does not
     /// compile it: [`TemplateDefinition::compile_checked`] does.
     pub fn from_json(value: &Json) -> Result<TemplateDefinition, WebhookError> {
         let Json::Object(obj) = value else {
             return Err(invalid("the template must be a JSON object"));
         };
-        let known = [
-            "name",
-            "description",
-            "url",
-            "method",
-            "headers",
-            "body",
-            "value_typing",
-            "write_back",
-            "lookup_field",
-            "batch",
-            "template_id",
-        ];
+        let known = TemplateDefinition::FIELDS;
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(invalid(format!(
                 "unknown field '{k}'; known: {}",
