@@ -11,6 +11,7 @@ mod canvas;
 mod error;
 pub mod health;
 mod managed;
+pub mod openapi;
 mod permission;
 mod ratelimit;
 mod recipients;
@@ -119,7 +120,9 @@ pub fn router_with_services(store: Store, config: ApiConfig, services: Services)
         warned_keys: Arc::default(),
         metrics: services.metrics,
     };
-    health::router(state.clone()).merge(routes::router(state))
+    health::router(state.clone())
+        .merge(openapi::router())
+        .merge(routes::router(state))
 }
 
 /// Serves connections until `shutdown`, then lets requests in flight finish (up to 30 s).

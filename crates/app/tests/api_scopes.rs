@@ -96,3 +96,79 @@ async fn every_route_requires_a_permission() {
         );
     }
 }
+
+/// The OpenAPI document lists exactly the routes the router serves, each with the permission
+/// its handler checks (a key with only that permission is let through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route_with_its_permission() {
+    let mut declared: Vec<(String, String)> = [
+        include_str!("../../api/src/routes.rs"),
+        include_str!("../../api/src/webhooks.rs"),
+        include_str!("../../api/src/health.rs"),
+        include_str!("../../api/src/openapi.rs"),
+    ]
+    .into_iter()
+    .flat_map(routes)
+    .collect();
+    declared.sort();
+    let mut documented: Vec<(String, String)> = leadwire_api::openapi::OPERATIONS
+        .iter()
+        .map(|op| (op.method.to_owned(), op.path.to_owned()))
+        .collect();
+    documented.sort();
+    assert_eq!(declared, documented, "routes and /openapi.json differ");
+
+    let h = harness().await;
+    let http = reqwest::Client::new();
+    let doc: serde_json::Value = http
+        .get(format!("{}/openapi.json", h.api.url()))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let page = http
+        .get(format!("{}/docs", h.api.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("text").contains("/openapi.json"));
+    for op in leadwire_api::openapi::OPERATIONS {
+        let operation = &doc["paths"][op.path][op.method];
+        assert!(
+            operation.is_object(),
+            "{} {} is in the document",
+            op.method,
+            op.path
+        );
+        let Some(permission) = op.permission else {
+            continue;
+        };
+        assert_eq!(operation["x-permission"], permission.as_str());
+        let key = h.key_with(&[permission]).await;
+        let url = format!("{}{}", h.api.url(), op.path);
+        let request = if op.method == "get" {
+            http.get(url)
+        } else {
+            http.post(url).json(&json!({}))
+        };
+        let status = request
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16();
+        assert_ne!(
+            status,
+            403,
+            "{} {}: the documented permission {} is refused",
+            op.method,
+            op.path,
+            permission.as_str()
+        );
+    }
+}
