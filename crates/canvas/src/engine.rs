@@ -687,7 +687,7 @@ impl Pass<'_, '_> {
             return Ok(());
         }
         let result = self.tx.track(&request, ChangeSource::CanvasUserUpdate)?;
-        for e in &result.errors {
+        for e in result.errors.iter().chain(&result.skipped) {
             tracing::warn!(braze_id, error = %e.message, "canvas user update rejected");
         }
         Ok(())

@@ -329,7 +329,7 @@ pub(crate) fn write_back(
         ..ParsedTrack::default()
     };
     let result = tx.track(&request, ChangeSource::WriteBack)?;
-    Ok(match result.errors.first() {
+    Ok(match result.errors.first().or(result.skipped.first()) {
         Some(e) => Err(e.message.clone()),
         None if result.attributes_processed == 0 => {
             Err("the user no longer exists, so nothing was saved".into())
