@@ -983,3 +983,30 @@ async fn a_preview_cannot_build_a_huge_string() {
         "{preview}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_credential_echoed_in_base64_is_redacted_in_preview() {
+    let app = spawn_app().await;
+    app.credential().await;
+    // What `:basic_auth salesforce` sends, copied into a header the redactor does not know.
+    let echoed = format!("{DEFAULT_CLIENT_ID}:{DEFAULT_CLIENT_SECRET}");
+    let (status, preview) = app
+        .post(
+            "/templates/webhook/preview",
+            json!({
+                "template": {"name": "Echo", "url": "https://example.com/hook", "method": "POST",
+                             "headers": {"X-Echo": format!("Basic {{{{ '{echoed}' | base64_encode }}}}")},
+                             "body": format!("copy={{{{ '{echoed}' | base64_encode }}}}")},
+                "user": {"external_id": "echo"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["outcome"], "rendered", "{preview}");
+    assert_eq!(
+        preview["request"]["headers"][0],
+        json!(["X-Echo", "Basic [REDACTED]"]),
+        "{preview}"
+    );
+    assert_eq!(preview["request"]["body"], "copy=[REDACTED]", "{preview}");
+}

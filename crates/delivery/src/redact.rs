@@ -38,6 +38,41 @@ const MIN_SECRET_LEN: usize = 4;
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
+    /// Runs of base64 text that can only come from a secret (at each of the three byte
+    /// alignments, standard and URL-safe alphabets): a base64 token containing one is replaced
+    /// whole, so `Basic base64(user:secret)` echoed into another header is caught too.
+    encoded: Vec<String>,
+}
+
+/// Shortest base64 fragment matched; shorter ones would match unrelated tokens.
+const MIN_FRAGMENT_LEN: usize = 6;
+
+/// The base64 characters that depend only on `secret`'s bytes, wherever it sits in the encoded
+/// data: for each of the three alignments, the characters whose six bits all fall inside it.
+fn base64_fragments(secret: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for offset in 0..3usize {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(secret);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+        let first = (8 * offset).div_ceil(6);
+        let end = (8 * (offset + secret.len())) / 6;
+        if end > first && end - first >= MIN_FRAGMENT_LEN {
+            let fragment = encoded[first..end].to_owned();
+            let url_safe = fragment.replace('+', "-").replace('/', "_");
+            if url_safe != fragment {
+                out.push(url_safe);
+            }
+            out.push(fragment);
+        }
+    }
+    out
+}
+
+/// A base64 character of either alphabet (padding is only at the end, so not here).
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
 
 impl Redactor {
@@ -53,6 +88,7 @@ impl Redactor {
             if encoded != secret {
                 self.secrets.push(encoded);
             }
+            self.encoded.extend(base64_fragments(secret.as_bytes()));
             self.secrets.push(secret);
             // Longest first, so a secret containing another is replaced whole.
             self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -85,7 +121,45 @@ impl Redactor {
                 out = out.replace(secret.as_str(), REDACTED);
             }
         }
-        out
+        self.redact_encoded(&out)
+    }
+
+    /// Replaces every base64 token that contains a secret's fragment.
+    fn redact_encoded(&self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut ranges = Vec::new();
+        for fragment in &self.encoded {
+            let mut from = 0;
+            while let Some(found) = text[from..].find(fragment.as_str()) {
+                let mut start = from + found;
+                let mut end = start + fragment.len();
+                while start > 0 && is_base64_byte(bytes[start - 1]) {
+                    start -= 1;
+                }
+                while end < bytes.len() && is_base64_byte(bytes[end]) {
+                    end += 1;
+                }
+                while end < bytes.len() && bytes[end] == b'=' {
+                    end += 1;
+                }
+                ranges.push((start, end));
+                from = end;
+            }
+        }
+        if ranges.is_empty() {
+            return text.to_owned();
+        }
+        ranges.sort_unstable();
+        ranges.dedup();
+        // Overlapping finds (two fragments of one token) become one range.
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        splice(text, merged)
     }
 }
 
@@ -223,6 +297,25 @@ fn splice(text: &str, mut ranges: Vec<(usize, usize)>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn base64_encodings_of_a_secret_are_redacted_wherever_they_sit() {
+        use base64::Engine as _;
+        let r = Redactor::new().with_secret("s3cr3t-Pa55word");
+        for prefix in ["", "u", "us", "user:", "client-id:"] {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{prefix}s3cr3t-Pa55word"));
+            let text = format!("X-Echo: Basic {encoded}; next");
+            assert_eq!(r.text(&text), "X-Echo: Basic [REDACTED]; next", "{prefix}");
+            let url_safe = base64::engine::general_purpose::URL_SAFE
+                .encode(format!("{prefix}s3cr3t-Pa55word?>?"));
+            assert_eq!(r.text(&url_safe), "[REDACTED]", "{prefix}");
+        }
+        // Base64 without the secret is left alone.
+        let other = base64::engine::general_purpose::STANDARD.encode("user:something-else");
+        assert_eq!(r.text(&other), other);
+    }
+
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
