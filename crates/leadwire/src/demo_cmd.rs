@@ -164,6 +164,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         database_url: None,
         database_schema: "public".into(),
+        secret_key_file: None,
     };
     let mut delivery = DeliveryArgs::quiet();
     delivery.ca_cert = Some(ca_path.clone());

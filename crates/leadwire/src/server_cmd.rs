@@ -30,6 +30,12 @@ pub struct DataDir {
         requires = "database_url"
     )]
     pub database_schema: String,
+    /// The key credential secrets are encrypted with at rest: a file holding base64 of 32 bytes,
+    /// created (mode 0600) on first start when missing. Default: `secret.key` in --data-dir.
+    /// `LEADWIRE_SECRET_KEY` (the base64 itself) takes precedence. Nodes sharing a database need
+    /// the same key.
+    #[arg(long, env = "LEADWIRE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `--database-url`: a PostgreSQL URL, checked once here so a typo is refused at start-up.
@@ -62,6 +68,19 @@ impl DataDir {
         }
     }
 
+    /// The key that seals credential secrets (see `--secret-key-file`).
+    pub fn secret_key(&self) -> anyhow::Result<leadwire_webhooks::sealed::SecretKey> {
+        use leadwire_webhooks::sealed::SecretKey;
+        if let Ok(text) = std::env::var("LEADWIRE_SECRET_KEY") {
+            return Ok(SecretKey::from_base64(&text, "LEADWIRE_SECRET_KEY")?);
+        }
+        let path = self
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"));
+        Ok(SecretKey::load_or_create(&path)?)
+    }
+
     pub fn open_store(&self) -> anyhow::Result<Store> {
         leadwire_app::open_store(&self.database())
     }
@@ -74,6 +93,7 @@ impl DataDir {
     ) -> anyhow::Result<leadwire_app::AppConfig> {
         let mut config = leadwire_app::AppConfig::with_database(self.database());
         config.webhooks = delivery.config()?;
+        config.webhooks.secret_key = Some(self.secret_key()?);
         config.workers = workers;
         Ok(config)
     }

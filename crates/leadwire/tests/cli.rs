@@ -489,3 +489,71 @@ fn apply_prints_the_linters_warnings_with_file_and_line() {
         "{stderr}"
     );
 }
+
+/// Credential secrets are encrypted at rest, and the data files are the owner's alone.
+#[test]
+fn credential_secrets_are_sealed_and_data_files_private() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("dir");
+    std::fs::write(
+        config.join("credentials.yaml"),
+        "kind: credential\nname: sf\ntype: basic\nusername: client-id\npassword: Very-Secret-Client-Password-42\n",
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let out = leadwire()
+        .arg("apply")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every byte leadwire wrote: the database, its WAL, the key file.
+    let mut written = Vec::new();
+    for entry in std::fs::read_dir(&data).expect("data dir") {
+        let path = entry.expect("entry").path();
+        written.extend(std::fs::read(&path).expect("read"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{} is readable by others: {mode:o}",
+                path.display()
+            );
+        }
+    }
+    let haystack = String::from_utf8_lossy(&written);
+    assert!(
+        haystack.contains("client-id"),
+        "the username is not secret, and is stored"
+    );
+    assert!(
+        !haystack.contains("Very-Secret-Client-Password-42"),
+        "the password is stored in clear"
+    );
+    assert!(data.join("secret.key").exists());
+    // A malformed key is refused at start, saying what a key looks like.
+    let other = leadwire()
+        .arg("apply")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LEADWIRE_SECRET_KEY", "not a key")
+        .output()
+        .expect("runs");
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("LEADWIRE_SECRET_KEY is not a key"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+}

@@ -10,6 +10,7 @@ use leadwire_store::{CredentialKind, CredentialRow, Store};
 use serde_json::{Value as Json, json};
 
 use crate::WebhookError;
+use crate::sealed::SecretKey;
 
 /// A credential to save. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,9 +103,11 @@ impl CredentialInfo {
     }
 }
 
-/// The credentials, over the store.
+/// The credentials, over the store. With a key, secrets (a basic credential's password, a token
+/// credential's header values) are sealed before they reach the store and opened when read.
 pub struct Credentials {
     store: Store,
+    key: Option<SecretKey>,
 }
 
 fn info(row: CredentialRow) -> CredentialInfo {
@@ -120,8 +123,61 @@ fn info(row: CredentialRow) -> CredentialInfo {
 }
 
 impl Credentials {
-    pub(crate) fn new(store: Store) -> Credentials {
-        Credentials { store }
+    pub(crate) fn new(store: Store, key: Option<SecretKey>) -> Credentials {
+        Credentials { store, key }
+    }
+
+    fn seal(&self, row: &mut CredentialRow) {
+        let Some(key) = &self.key else { return };
+        if let Some(secret) = &mut row.secret {
+            *secret = key.seal(secret);
+        }
+        for (_, value) in &mut row.headers {
+            *value = key.seal(value);
+        }
+    }
+
+    /// The row with its secrets in clear; an error names the credential and what to do.
+    fn open(&self, mut row: CredentialRow) -> Result<CredentialRow, WebhookError> {
+        let Some(key) = &self.key else {
+            return Ok(row);
+        };
+        let name = row.name.clone();
+        let open = |value: &str| {
+            key.open(value)
+                .map_err(|e| WebhookError::Invalid(format!("credential '{name}': {e}")))
+        };
+        if let Some(secret) = &mut row.secret {
+            *secret = open(secret)?;
+        }
+        for (_, value) in &mut row.headers {
+            *value = open(value)?;
+        }
+        Ok(row)
+    }
+
+    /// Seals the secrets saved in clear (before a key was configured); returns how many
+    /// credentials changed.
+    pub(crate) async fn seal_plaintext(&self) -> Result<usize, WebhookError> {
+        if self.key.is_none() {
+            return Ok(0);
+        }
+        let rows = self.store.read(|tx| tx.credentials()).await?;
+        let mut sealed = 0;
+        for row in rows {
+            let plain = row.secret.as_deref().is_some_and(SecretKey::is_plain)
+                || row.headers.iter().any(|(_, v)| SecretKey::is_plain(v));
+            if !plain {
+                continue;
+            }
+            let mut row = self.open(row)?;
+            self.seal(&mut row);
+            self.store
+                .transact(move |tx| tx.put_credential(&row))
+                .await?;
+            sealed += 1;
+        }
+        Ok(sealed)
     }
 
     /// Creates or replaces a credential.
@@ -161,6 +217,8 @@ impl Credentials {
             },
         };
         let name = row.name.clone();
+        let mut row = row;
+        self.seal(&mut row);
         let saved = self
             .store
             .transact(move |tx| {
@@ -183,6 +241,7 @@ impl Credentials {
         let rows = self.store.read(|tx| tx.credentials()).await?;
         let mut out = Vec::new();
         for row in rows {
+            let row = self.open(row)?;
             out.extend(row.secret);
             out.extend(row.headers.into_iter().map(|(_, v)| {
                 // `Bearer abc` is redacted as `abc` too.
@@ -193,10 +252,17 @@ impl Credentials {
     }
 
     fn lookup(&self, name: &str) -> Option<CredentialRow> {
-        match self.store.read_blocking(|tx| tx.credential(name)) {
-            Ok(row) => row,
+        let row = match self.store.read_blocking(|tx| tx.credential(name)) {
+            Ok(row) => row?,
             Err(e) => {
                 tracing::warn!(credential = name, error = %e, "reading a credential failed");
+                return None;
+            }
+        };
+        match self.open(row) {
+            Ok(row) => Some(row),
+            Err(e) => {
+                tracing::error!(credential = name, error = %e, "a credential cannot be opened");
                 None
             }
         }

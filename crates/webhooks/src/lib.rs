@@ -19,6 +19,7 @@ pub mod activity;
 pub mod credentials;
 pub mod lint;
 pub mod queue;
+pub mod sealed;
 pub mod service;
 pub mod templates;
 

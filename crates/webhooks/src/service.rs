@@ -56,6 +56,9 @@ pub struct WebhookConfig {
     pub api_budget: BudgetPolicy,
     /// How templates with `batch` share sObject Collections calls.
     pub batch: BatchConfig,
+    /// Seals credential secrets at rest; `None` keeps them in clear (the binary always gives
+    /// one: see `crate::sealed`).
+    pub secret_key: Option<crate::sealed::SecretKey>,
 }
 
 impl WebhookConfig {
@@ -72,6 +75,7 @@ impl WebhookConfig {
             salesforce_instances: Vec::new(),
             api_budget: BudgetPolicy::default(),
             batch: BatchConfig::default(),
+            secret_key: None,
         }
     }
 }
@@ -235,7 +239,14 @@ impl WebhookService {
         config: WebhookConfig,
         store: Store,
     ) -> Result<Arc<WebhookService>, WebhookError> {
-        let credentials = Arc::new(Credentials::new(store.clone()));
+        let credentials = Arc::new(Credentials::new(store.clone(), config.secret_key.clone()));
+        let sealed = credentials.seal_plaintext().await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "credential secrets saved in clear are now encrypted"
+            );
+        }
         let policy = Arc::new(config.ssrf.clone());
         let settings = ClientSettings {
             extra_ca_pem: config.extra_ca_pem.clone(),

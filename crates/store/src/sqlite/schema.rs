@@ -219,6 +219,14 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         OpenFlags::default()
     };
     let conn = Connection::open_with_flags(path, flags).map_err(|e| failed(e.to_string()))?;
+    // Profiles, credentials and the activity log are nobody else's business: the file is the
+    // owner's alone (SQLite gives its -wal and -shm files the same mode).
+    #[cfg(unix)]
+    if !read_only {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| failed(e.to_string()))?;
+    }
     // WAL: readers never block the writer. NORMAL sync: a commit is durable at the next
     // checkpoint, which WAL makes safe against corruption. A large page cache and in-memory temp
     // store keep big group-commit transactions off the disk until commit.
