@@ -488,9 +488,9 @@ fn thresholds(total: usize, k: usize) -> Vec<usize> {
 }
 
 pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    let bin = child::leadwire_binary()?;
     let started = Instant::now();
     let deadline = started + opts.limit;
-    let bin = child::leadwire_binary()?;
     let temp = tempfile::tempdir()?;
     let dir = opts
         .keep

@@ -66,13 +66,15 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// `cargo build -p leadwire --bin leadwire`, returning the executable cargo reports.
+/// `cargo build -p leadwire`, returning the executable cargo reports.
 fn build_leadwire(release: bool) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = crate::workspace_root().join("Cargo.toml");
     let mut command = Command::new(cargo);
     command
-        .args(["build", "-p", "leadwire", "--bin", "leadwire"])
+        // With this crate selected too, features resolve as for `cargo build -p leadwire-bench
+        // -p leadwire`, so the two commands share their artifacts.
+        .args(["build", "-p", "leadwire", "-p", "leadwire-bench"])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(&manifest)

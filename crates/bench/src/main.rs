@@ -178,8 +178,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     let path = results_path();
-    let mut results = Results::load(&path);
-    results.machine = machine::Machine::current();
+    // What this run measures; merged into results.json when it ends (another run may have
+    // written other sections meanwhile).
+    let mut results = Results {
+        machine: machine::Machine::current(),
+        ..Results::default()
+    };
     let m = &results.machine;
     println!(
         "leadwire-bench on {} cores ({}), {:.1} GiB{}",
@@ -281,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         results.chaos = Some(meta.section(report));
     }
     if !cli.no_write {
+        let results = Results::load(&path).merge(results);
         results.save(&path)?;
         let root = leadwire_bench::workspace_root();
         results.publish(&root.join("docs/bench"), &root.join("BENCHMARKS.md"))?;

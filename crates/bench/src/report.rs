@@ -53,6 +53,19 @@ impl Results {
             .unwrap_or_default()
     }
 
+    /// These results with every section `newer` measured replaced by its figures.
+    pub fn merge(self, newer: Results) -> Results {
+        Results {
+            machine: newer.machine,
+            liquid: newer.liquid.or(self.liquid),
+            ingest: newer.ingest.or(self.ingest),
+            e2e: newer.e2e.or(self.e2e),
+            salesforce: newer.salesforce.or(self.salesforce),
+            size: newer.size.or(self.size),
+            chaos: newer.chaos.or(self.chaos),
+        }
+    }
+
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
