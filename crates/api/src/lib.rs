@@ -123,6 +123,7 @@ pub fn router_with_services(store: Store, config: ApiConfig, services: Services)
     health::router(state.clone())
         .merge(openapi::router())
         .merge(routes::router(state))
+        .layer(axum::middleware::from_fn(request_id))
 }
 
 /// Serves connections until `shutdown`, then lets requests in flight finish (up to 30 s).
@@ -259,4 +260,50 @@ pub async fn serve_with_services(
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` when it sends a sane one), answers it
+/// in `X-Request-Id`, and runs the handler in a `request` span so every log line it causes
+/// carries the id.
+async fn request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("req_{:08x}{:08x}{n:x}", std::process::id(), nanos)
+    });
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    span.in_scope(|| {
+        // Refusals and errors are what an operator looks for; successes only when asked.
+        if status >= 400 {
+            tracing::info!(status, ms, "request answered");
+        } else {
+            tracing::debug!(status, ms, "request answered");
+        }
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }

@@ -440,8 +440,21 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         }
     }
 
-    /// Runs one claimed job to its next state.
+    /// Runs one claimed job to its next state. Everything logged meanwhile carries the delivery
+    /// id (the `X-Leadwire-Delivery-Id` Salesforce saw), so a send can be followed in the logs.
     pub async fn execute(&self, job: Job) -> Result<ExecutionOutcome, QueueError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "delivery",
+            delivery_id = %job.delivery_id,
+            campaign = job.campaign_id.as_deref().unwrap_or(""),
+            step = job.step_id.as_deref().unwrap_or(""),
+            attempt = job.attempts_made + 1,
+        );
+        self.execute_in_span(job).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, job: Job) -> Result<ExecutionOutcome, QueueError> {
         let request = match self.rendered(&job).await? {
             Step::Continue(r) => r,
             Step::Settled(outcome) => return Ok(outcome),

@@ -33,6 +33,16 @@ async fn serve_logs_json_answers_health_and_stops_on_sigterm() {
         ready = get(port, "/readyz").await;
     }
     assert_eq!(ready.0, 200, "{}", ready.1);
+    // A refused request: answered with its id, and its log line carries the same id.
+    let refused = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/users/track"))
+        .header("x-request-id", "ops-test-1")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(refused.headers()["x-request-id"], "ops-test-1");
     // The workers' claims are store transactions: they show up within a few polls.
     let mut metrics = get(port, "/metrics").await;
     while !metrics
@@ -86,5 +96,11 @@ async fn serve_logs_json_answers_health_and_stops_on_sigterm() {
         })
     };
     assert!(said("shutting down"), "{text}");
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"] == "ops-test-1"
+            && l["fields"]["status"] == 401
+            && l["span"]["path"] == "/users/track"),
+        "the refused request's line carries its id: {text}"
+    );
     assert!(said("stopped cleanly"), "{text}");
 }
