@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, bail};
 
 /// Which build of `leadwire` to use: the one next to this executable (same profile) when it is
-/// newer than every source file of the workspace, else a fresh `cargo build` of it. `LEADWIRE_BIN`
-/// names one explicitly.
+/// newer than every source file of the workspace (as after `cargo test --workspace`, which builds
+/// it), else a fresh `cargo build` of it into `target/bench-leadwire`. `LEADWIRE_BIN` names one
+/// explicitly.
 pub fn leadwire_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("LEADWIRE_BIN") {
         return Ok(PathBuf::from(path));
@@ -85,6 +86,12 @@ fn build_leadwire(release: bool) -> anyhow::Result<PathBuf> {
     eprintln!(
         "building the leadwire binary (cargo build -p leadwire{})",
         { if release { " --release" } else { "" } }
+    );
+    // A target directory of its own: a `cargo test` or `cargo run` that started us still holds
+    // the lock on the usual one, and would wait for us forever.
+    command.env(
+        "CARGO_TARGET_DIR",
+        crate::target_dir().join("bench-leadwire"),
     );
     let out = command.output().context("running cargo build")?;
     if !out.status.success() {
