@@ -329,7 +329,25 @@ pub fn load_file_with(
     };
     let raw = std::fs::read_to_string(file)
         .map_err(|e| vec![err(None, None, format!("cannot read: {e}"))])?;
-    let text = substitute_env(&raw, env).map_err(|(line, m)| vec![err(Some(line), None, m)])?;
+    load_text(file, &raw, env, bundle, validation)
+}
+
+/// Loads the documents of one file's text (`file` names it in errors). Pure: the fuzz target
+/// `config_yaml` calls it.
+pub fn load_text(
+    file: &Path,
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    bundle: &mut Bundle,
+    validation: Validation,
+) -> Result<(), Vec<ConfigError>> {
+    let err = |line, field, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line,
+        field,
+        message,
+    };
+    let text = substitute_env(raw, env).map_err(|(line, m)| vec![err(Some(line), None, m)])?;
     let mut errors = Vec::new();
     for (first_line, document) in documents(&text) {
         let value: Json = match serde_norway::from_str(&document) {

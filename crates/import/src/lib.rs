@@ -71,71 +71,113 @@ fn column_of(message: &str) -> Option<String> {
     Some(message[start..start + len].to_string())
 }
 
+/// A row of Braze's CSV format: the `/users/track` attribute object it stands for, or why it is
+/// rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CsvRow {
+    Object { line: u64, object: Json },
+    Rejected(RejectedRow),
+}
+
+/// Reads Braze's CSV format row by row. Pure: no store, so it can be fuzzed.
+pub struct CsvRows<R: Read> {
+    records: csv::StringRecordsIntoIter<R>,
+    headers: Vec<String>,
+    id_col: usize,
+}
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the header row; refuses a file without one or without `external_id`.
+    pub fn new(reader: R) -> Result<CsvRows<R>, ImportError> {
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .map_err(|e| ImportError::Csv {
+                line: 1,
+                message: e.to_string(),
+            })?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if headers.is_empty() || headers.iter().all(String::is_empty) {
+            return Err(ImportError::NoHeader);
+        }
+        let id_col = headers
+            .iter()
+            .position(|h| h == "external_id")
+            .ok_or(ImportError::NoExternalId)?;
+        Ok(CsvRows {
+            records: csv.into_records(),
+            headers,
+            id_col,
+        })
+    }
+
+    fn row(&self, record: &csv::StringRecord) -> CsvRow {
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != self.headers.len() {
+            return CsvRow::Rejected(RejectedRow {
+                line,
+                column: None,
+                reason: format!(
+                    "has {} cells but the header has {} columns",
+                    record.len(),
+                    self.headers.len()
+                ),
+            });
+        }
+        let external_id = record.get(self.id_col).unwrap_or_default();
+        if external_id.is_empty() {
+            return CsvRow::Rejected(RejectedRow {
+                line,
+                column: Some("external_id".into()),
+                reason: "external_id is empty".into(),
+            });
+        }
+        let mut object = Map::new();
+        object.insert("external_id".into(), Json::String(external_id.to_string()));
+        for (name, cell) in self.headers.iter().zip(record.iter()) {
+            if name == "external_id" || cell.is_empty() {
+                continue;
+            }
+            object.insert(name.clone(), typed_cell(cell));
+        }
+        CsvRow::Object {
+            line,
+            object: Json::Object(object),
+        }
+    }
+}
+
+impl<R: Read> Iterator for CsvRows<R> {
+    type Item = Result<CsvRow, ImportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = self.records.next()?;
+        Some(record.map(|r| self.row(&r)).map_err(|e| ImportError::Csv {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        }))
+    }
+}
+
 /// Imports every row of `reader`; `progress` is called with the number of rows read so far.
 pub async fn import_csv(
     reader: impl Read,
     store: &Store,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let headers: Vec<String> = csv
-        .headers()
-        .map_err(|e| ImportError::Csv {
-            line: 1,
-            message: e.to_string(),
-        })?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    if headers.is_empty() || headers.iter().all(String::is_empty) {
-        return Err(ImportError::NoHeader);
-    }
-    let id_col = headers
-        .iter()
-        .position(|h| h == "external_id")
-        .ok_or(ImportError::NoExternalId)?;
     let mut report = ImportReport::default();
     let mut batch: Vec<(u64, Json)> = Vec::with_capacity(BATCH);
-    for record in csv.records() {
-        let record = record.map_err(|e| ImportError::Csv {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
+    for row in CsvRows::new(reader)? {
         report.rows += 1;
-        if record.len() != headers.len() {
-            report.rejected.push(RejectedRow {
-                line,
-                column: None,
-                reason: format!(
-                    "has {} cells but the header has {} columns",
-                    record.len(),
-                    headers.len()
-                ),
-            });
-            continue;
+        match row? {
+            CsvRow::Rejected(rejected) => report.rejected.push(rejected),
+            CsvRow::Object { line, object } => batch.push((line, object)),
         }
-        let external_id = record.get(id_col).unwrap_or_default();
-        if external_id.is_empty() {
-            report.rejected.push(RejectedRow {
-                line,
-                column: Some("external_id".into()),
-                reason: "external_id is empty".into(),
-            });
-            continue;
-        }
-        let mut object = Map::new();
-        object.insert("external_id".into(), Json::String(external_id.to_string()));
-        for (name, cell) in headers.iter().zip(record.iter()) {
-            if name == "external_id" || cell.is_empty() {
-                continue;
-            }
-            object.insert(name.clone(), typed_cell(cell));
-        }
-        batch.push((line, Json::Object(object)));
         if batch.len() == BATCH {
             flush(&mut batch, store, &mut report).await?;
             progress(report.rows);
