@@ -89,13 +89,39 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
-    if let Some(webhooks) = &state.webhooks
-        && let Ok(counts) = webhooks.job_counts().await
-    {
-        for (job_state, n) in counts {
-            metrics::gauge!("leadwire_webhook_jobs", "state" => format!("{job_state:?}").to_lowercase())
-                .set(n as f64);
+    if let Some(webhooks) = &state.webhooks {
+        if let Ok(counts) = webhooks.job_counts().await {
+            for (job_state, n) in counts {
+                metrics::gauge!("leadwire_webhook_jobs", "state" => format!("{job_state:?}").to_lowercase())
+                    .set(n as f64);
+            }
         }
+        for (host, value) in webhooks.circuit_states() {
+            metrics::gauge!("leadwire_circuit_state", "host" => host).set(value);
+        }
+    }
+    // How far each feed consumer is behind the feed's end, and how long the oldest queued send
+    // has waited: the two numbers that say leadwire is falling behind.
+    let read = state
+        .store
+        .read(|tx| {
+            let end = tx.feed_end()?;
+            let mut lags = Vec::new();
+            for consumer in leadwire_store::Consumer::ALL {
+                lags.push((consumer.as_str(), end - tx.feed_position(consumer)?));
+            }
+            Ok::<_, leadwire_store::StoreError>((lags, tx.oldest_outstanding_job()?))
+        })
+        .await;
+    if let Ok((lags, oldest)) = read {
+        for (consumer, lag) in lags {
+            metrics::gauge!("leadwire_feed_lag_triggers", "consumer" => consumer)
+                .set(lag.max(0) as f64);
+        }
+        let age = oldest
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!("leadwire_webhook_oldest_job_age_seconds").set(age);
     }
     (
         [(

@@ -945,6 +945,27 @@ async fn health_readiness_and_metrics_that_match_the_activity_log() {
         sample(&text, "leadwire_salesforce_api_calls_used", &[]) >= 3.0,
         "the org's usage from Sforce-Limit-Info: {text}"
     );
+    // Nothing consumes the feed in this test: both consumers are behind by Ada's triggers.
+    for consumer in ["campaigns", "canvases"] {
+        assert!(
+            sample(
+                &text,
+                "leadwire_feed_lag_triggers",
+                &[("consumer", consumer)]
+            ) >= 1.0,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sample(&text, "leadwire_webhook_oldest_job_age_seconds", &[]),
+        0.0,
+        "every job settled: {text}"
+    );
+    assert!(
+        text.contains("leadwire_circuit_state{host=\"")
+            && !text.contains("leadwire_circuit_state{host=\"127.0.0.1\"} 2"),
+        "the emulator's circuit is known and not open: {text}"
+    );
 
     app.service.start();
     let (status, body) = get("/readyz").await;

@@ -196,6 +196,15 @@ impl CircuitBreakers {
     pub fn state(&self, host: &str) -> State {
         self.with(host, |c| c.state())
     }
+
+    /// Every host's circuit, for `/metrics`.
+    pub fn states(&self) -> Vec<(String, State)> {
+        let map = self
+            .circuits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().map(|(h, c)| (h.clone(), c.state())).collect()
+    }
 }
 
 #[cfg(test)]

@@ -225,6 +225,8 @@ forward! {
     fn in_flight_jobs() -> Result<u64, StoreError>;
     /// When the next queued job falls due (for a worker deciding how long to sleep).
     fn next_job_due() -> Result<Option<SystemTime>, StoreError>;
+    /// When the oldest job still queued or in flight was enqueued.
+    fn oldest_outstanding_job() -> Result<Option<SystemTime>, StoreError>;
     /// Jobs, newest first, optionally of one campaign.
     fn jobs(campaign_id: Option<&str>, limit: usize) -> Result<Vec<JobInfo>, StoreError>;
 

@@ -222,6 +222,8 @@ pub struct WebhookService {
     /// Each org's field list for an object, from its describe call: `origin|object` → when
     /// fetched and the list.
     describes: Mutex<HashMap<String, (Instant, Arc<FieldList>)>>,
+    /// Each destination host's circuit breaker (the sender's), for `/metrics`.
+    circuits: Arc<CircuitBreakers>,
 }
 
 /// How long an org's describe answer is reused by the linter.
@@ -260,6 +262,7 @@ impl WebhookService {
             redactor = redactor.with_secret(s);
         }
         let lint_client = client.clone();
+        let circuits = Arc::new(CircuitBreakers::new(config.circuit.clone()));
         let sender = Arc::new(
             Sender::new(
                 client.clone(),
@@ -269,7 +272,7 @@ impl WebhookService {
                     config.per_host_concurrency,
                     config.worker.concurrency.max(1),
                 )),
-                Arc::new(CircuitBreakers::new(config.circuit.clone())),
+                circuits.clone(),
                 Arc::new(redactor.clone()),
             )
             .with_budgets(Arc::new(Budgets::new(config.api_budget.clone()))),
@@ -308,7 +311,25 @@ impl WebhookService {
             running: Mutex::new(None),
             client: lint_client,
             describes: Mutex::new(HashMap::new()),
+            circuits,
         }))
+    }
+
+    /// Each destination host's circuit: 0 closed, 1 half open (one probe out), 2 open.
+    pub fn circuit_states(&self) -> Vec<(String, f64)> {
+        use leadwire_delivery::circuit::State;
+        self.circuits
+            .states()
+            .into_iter()
+            .map(|(host, state)| {
+                let value = match state {
+                    State::Closed => 0.0,
+                    State::HalfOpen => 1.0,
+                    State::Open { .. } => 2.0,
+                };
+                (host, value)
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &WebhookConfig {

@@ -189,6 +189,17 @@ impl PgTx<'_> {
             .map(from_millis))
     }
 
+    /// When the oldest job still queued or in flight was enqueued (the queue's age).
+    pub fn oldest_outstanding_job(&mut self) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self
+            .query_one(
+                "SELECT MIN(enqueued_at) FROM webhook_jobs WHERE due_at IS NOT NULL",
+                &[],
+            )?
+            .get::<_, Option<i64>>(0)
+            .map(from_millis))
+    }
+
     /// Jobs, newest first, optionally of one campaign.
     pub fn jobs(
         &mut self,

@@ -245,6 +245,16 @@ impl SqliteTx<'_> {
         Ok(at.map(super::from_millis))
     }
 
+    /// When the oldest job still queued or in flight was enqueued (the queue's age).
+    pub fn oldest_outstanding_job(&mut self) -> Result<Option<SystemTime>, StoreError> {
+        let at: Option<i64> = self.conn.query_row(
+            "SELECT MIN(enqueued_at) FROM webhook_jobs WHERE due_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(at.map(super::from_millis))
+    }
+
     /// Jobs, newest first, optionally of one campaign.
     pub fn jobs(
         &mut self,
