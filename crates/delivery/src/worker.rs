@@ -45,6 +45,9 @@ pub struct Job {
     /// The HTTP status the previous attempt got; `None` for a first attempt or one that got no
     /// answer (a retried create is looked up only then).
     pub previous_status: Option<u16>,
+    /// An earlier claim of this job ended without settling it (the process died, or its lease
+    /// ran out mid-send): its request may have reached the destination.
+    pub interrupted: bool,
     /// Opaque campaign / canvas ids for the activity log.
     pub campaign_id: Option<String>,
     pub step_id: Option<String>,
@@ -70,6 +73,7 @@ impl Job {
             attempts_made: 0,
             previous_delay: None,
             previous_status: None,
+            interrupted: false,
             campaign_id: None,
             step_id: None,
             user_id: user_id.into(),
@@ -475,11 +479,11 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
         let create = target
             .as_ref()
             .filter(|t| matches!(t.operation, Operation::Create { .. }));
-        // A create retried after an attempt that got no answer first asks Salesforce whether
-        // the record is already there. An answered failure (429, 5xx) wrote nothing.
+        // A create retried after an attempt that got no answer, or after a claim that never
+        // settled (leadwire was killed mid-send), first asks Salesforce whether the record is
+        // already there. An answered failure (429, 5xx) wrote nothing.
         if let Some(target) = create
-            && job.attempts_made > 0
-            && job.previous_status.is_none()
+            && ((job.attempts_made > 0 && job.previous_status.is_none()) || job.interrupted)
             && let Some(field) = job.template.lookup_field()
         {
             match self.look_up(&job, &request, target, field).await? {

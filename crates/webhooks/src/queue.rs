@@ -465,6 +465,9 @@ impl JobQueue for StoreQueue {
                 job.attempts_made = h.job.attempts;
                 job.previous_delay = h.job.previous_delay;
                 job.previous_status = h.job.last_status;
+                // Every settled claim records its attempt; more claims than attempts + 1 means
+                // an earlier claim ended without a settlement.
+                job.interrupted = h.job.claim.claims > i64::from(h.job.attempts) + 1;
                 job
             })
             .collect())
