@@ -129,6 +129,10 @@ async fn claims_hydrate_and_expired_leases_come_back() {
         "same delivery id"
     );
     assert_ne!(again[0].id, first.id, "a new claim");
+    // The first claim never settled: its send may have reached Salesforce, and the worker
+    // looks a create up before sending it again.
+    assert!(!first.interrupted, "a first claim is not interrupted");
+    assert!(again[0].interrupted, "a claim after an unsettled one is");
     // …so nobody else gets it.
     assert!(
         queue
