@@ -321,14 +321,14 @@ pub fn load_file_with(
     bundle: &mut Bundle,
     validation: Validation,
 ) -> Result<(), Vec<ConfigError>> {
-    let err = |line, field, message: String| ConfigError {
-        file: file.to_path_buf(),
-        line,
-        field,
-        message,
-    };
-    let raw = std::fs::read_to_string(file)
-        .map_err(|e| vec![err(None, None, format!("cannot read: {e}"))])?;
+    let raw = std::fs::read_to_string(file).map_err(|e| {
+        vec![ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
     load_text(file, &raw, env, bundle, validation)
 }
 
