@@ -127,6 +127,30 @@ pub struct ApiKeyInfo {
     pub permissions: Vec<String>,
 }
 
+/// A dashboard user as stored: the password only as its argon2 PHC string, the role as its
+/// owner (`leadwire-dashboard`) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardUserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dashboard session found by its token's hash: whose it is and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSessionRow {
+    pub user: DashboardUserRow,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The SHA-256 (hex) under which a secret token is stored: API keys and dashboard session
+/// tokens are never stored in clear.
+pub fn token_hash(token: &str) -> String {
+    hash_key(token)
+}
+
 pub(crate) fn hash_key(key: &str) -> String {
     sha2::Sha256::digest(key.as_bytes())
         .iter()

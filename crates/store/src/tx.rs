@@ -15,9 +15,9 @@ use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
     ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ChangeSource, ClaimedJob, Consumer,
-    CredentialRow, Enqueued, IdentifyRequest, JobClaim, JobInfo, JobState, JourneyRow,
-    JourneyWrite, NewAlias, NewJob, Settlement, SpecRow, StoreError, TemplateRow, TrackResult,
-    TriggerRecord,
+    CredentialRow, DashboardSessionRow, DashboardUserRow, Enqueued, IdentifyRequest, JobClaim,
+    JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Settlement, SpecRow, StoreError,
+    TemplateRow, TrackResult, TriggerRecord,
 };
 
 /// One transaction: a write transaction from [`crate::Store::transact`] or a read-only snapshot
@@ -191,6 +191,20 @@ forward! {
     /// Counts one thing a step did (`entered`, `webhook`, `user_update`).
     fn count_step(canvas_id: &str, step_id: &str, kind: &str) -> Result<(), StoreError>;
     fn step_counts(canvas_id: &str) -> Result<HashMap<(String, String), i64>, StoreError>;
+
+    // dashboard
+    /// Adds a dashboard user (`Conflict` when the email is taken); returns the user's id.
+    fn create_dashboard_user(email: &str, password_hash: &str, role: &str) -> Result<String, StoreError>;
+    fn dashboard_user_by_email(email: &str) -> Result<Option<DashboardUserRow>, StoreError>;
+    /// Every dashboard user, by email.
+    fn dashboard_users() -> Result<Vec<DashboardUserRow>, StoreError>;
+    /// Saves a session under its token's SHA-256 (the token itself is never stored) and
+    /// deletes sessions that have expired.
+    fn create_dashboard_session(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The session under this hash and its user, unless it has expired by `now`.
+    fn dashboard_session(token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSessionRow>, StoreError>;
+    /// Ends a session; `false` when there was none.
+    fn delete_dashboard_session(token_hash: &str) -> Result<bool, StoreError>;
 
     // feed
     /// Trigger feed entries after `position`, oldest first.

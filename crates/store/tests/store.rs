@@ -493,3 +493,83 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
         .expect("reads");
     assert_eq!(at, end);
 }
+
+#[tokio::test]
+async fn dashboard_users_and_sessions_store_only_hashes_and_expire() {
+    let (_dir, store) = fresh();
+    let id = store
+        .transact(|tx| tx.create_dashboard_user("ana@example.com", "$argon2id$stand-in", "editor"))
+        .await
+        .expect("user saves");
+    let taken = store
+        .transact(|tx| tx.create_dashboard_user("ana@example.com", "$argon2id$other", "viewer"))
+        .await;
+    assert!(
+        matches!(&taken, Err(leadwire_store::StoreError::Conflict(m)) if m.contains("ana@example.com")),
+        "{taken:?}"
+    );
+    let user = store
+        .read(|tx| tx.dashboard_user_by_email("ana@example.com"))
+        .await
+        .expect("reads")
+        .expect("found");
+    assert_eq!(
+        (
+            user.id.as_str(),
+            user.role.as_str(),
+            user.password_hash.as_str()
+        ),
+        (id.as_str(), "editor", "$argon2id$stand-in")
+    );
+    assert!(
+        store
+            .read(|tx| tx.dashboard_user_by_email("nobody@example.com"))
+            .await
+            .expect("reads")
+            .is_none()
+    );
+
+    let now = chrono::Utc::now();
+    let hash = leadwire_store::token_hash("session-token");
+    assert_ne!(hash, "session-token", "the token is stored hashed");
+    let (h, uid) = (hash.clone(), id.clone());
+    store
+        .transact(move |tx| tx.create_dashboard_session(&h, &uid, now + chrono::Duration::hours(1)))
+        .await
+        .expect("session saves");
+    let h = hash.clone();
+    let found = store
+        .read(move |tx| tx.dashboard_session(&h, now))
+        .await
+        .expect("reads")
+        .expect("live session found");
+    assert_eq!(found.user.email, "ana@example.com");
+    // Past its expiry the session is not found, though the row is still there.
+    let h = hash.clone();
+    let later = now + chrono::Duration::hours(2);
+    assert!(
+        store
+            .read(move |tx| tx.dashboard_session(&h, later))
+            .await
+            .expect("reads")
+            .is_none()
+    );
+    let h = hash.clone();
+    assert!(
+        store
+            .transact(move |tx| tx.delete_dashboard_session(&h))
+            .await
+            .expect("deletes")
+    );
+    let h = hash.clone();
+    assert!(
+        store
+            .read(move |tx| tx.dashboard_session(&h, now))
+            .await
+            .expect("reads")
+            .is_none(),
+        "signed out"
+    );
+    let users = store.read(|tx| tx.dashboard_users()).await.expect("lists");
+    assert_eq!(users.len(), 1);
+}

@@ -9,9 +9,10 @@ use rusqlite::{Connection, OpenFlags, params};
 use crate::StoreError;
 
 /// `(version, SQL)`. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     -- profiles and what hangs off them
     CREATE TABLE profiles (
         id INTEGER PRIMARY KEY,
@@ -199,7 +200,29 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (canvas_id, step_id, kind)
     );
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- the web dashboard's sign-in: users (argon2 password hashes) and their sessions (the
+    -- token's SHA-256 only)
+    CREATE TABLE dashboard_users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE dashboard_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES dashboard_users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
+    "#,
+    ),
+];
 
 /// Opens a connection with the file's one set of settings. Read-only connections are for
 /// snapshots; the writer's connection also creates the file and its directory.

@@ -1,0 +1,565 @@
+//! The web dashboard over real HTTP, served by `App::serve_api` beside the REST API, against the
+//! bundled Salesforce emulator: sign-in, sessions and CSRF, roles, the template screens (compose,
+//! Liquid errors and lint findings by field and line, preview, test send), the activity log and
+//! its live stream, and the language negotiation.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{CREATE_LEAD, Harness, create_lead_template};
+use leadwire_dashboard::Role;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A client that keeps cookies by hand and does not follow redirects (to see them).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+    language: Option<&'static str>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: base.to_owned(),
+            cookies: HashMap::new(),
+            language: None,
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let mut request = request.header(COOKIE, self.cookie_header());
+        if let Some(lang) = self.language {
+            request = request.header(ACCEPT_LANGUAGE, lang);
+        }
+        let response = request.send().await.expect("dashboard answers");
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let set_cookies: Vec<String> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            location,
+            set_cookies,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Signs in through the form; panics unless it lands on `/dashboard`.
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        let page = self.get("/dashboard/login").await;
+        let csrf = hidden(&page.body, "csrf");
+        let page = self
+            .post(
+                "/dashboard/login",
+                &[
+                    ("csrf", &csrf),
+                    ("next", "/dashboard"),
+                    ("email", email),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert_eq!(page.location.as_deref(), Some("/dashboard"));
+    }
+}
+
+/// The value of a hidden input named `name` (the first one).
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the field is there") + marker.len();
+    html[start..].split('"').next().expect("value").to_owned()
+}
+
+async fn dashboard_user(h: &Harness, email: &str, role: Role) {
+    leadwire_dashboard::auth::create_user(&h.app.store, email, role, PASSWORD)
+        .await
+        .expect("dashboard user");
+}
+
+/// The compose form of the seed's Create Lead template, as a person fills it in.
+fn create_lead_form<'a>(template: &'a serde_json::Value, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("csrf", csrf),
+        ("name", "Create Lead (dashboard)"),
+        ("url", template["url"].as_str().expect("url")),
+        ("method", "POST"),
+        ("body_mode", "kv"),
+        ("value_typing", "strings"),
+    ];
+    for (k, v) in template["body"].as_object().expect("body") {
+        form.push(("body_key", k));
+        form.push(("body_value", v.as_str().expect("text")));
+    }
+    for (k, v) in template["headers"].as_object().expect("headers") {
+        form.push(("header_name", k));
+        form.push(("header_value", v.as_str().expect("text")));
+    }
+    form.push(("wb_field", "id"));
+    form.push(("wb_attribute", "salesforce_lead_id"));
+    form
+}
+
+#[tokio::test]
+async fn sign_in_sessions_csrf_and_roles() {
+    let h = common::harness().await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    dashboard_user(&h, "vic@example.com", Role::Viewer).await;
+    let mut b = Browser::new(&h.api.url());
+
+    // Signed out, every page sends you to sign in, and back afterwards.
+    let page = b.get("/dashboard/templates").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/dashboard/login?next=%2Fdashboard%2Ftemplates")
+    );
+    assert_eq!(b.get("/").await.location.as_deref(), Some("/dashboard"));
+
+    // The sign-in form refuses a post without its token, and a wrong password.
+    let login = b.get("/dashboard/login").await;
+    let csrf = hidden(&login.body, "csrf");
+    assert!(
+        login.body.contains("<label for=\"password\">"),
+        "labelled fields"
+    );
+    let no_token = b
+        .post(
+            "/dashboard/login",
+            &[("email", "ana@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let wrong = b
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "ana@example.com"),
+                ("password", "not the password at all"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert!(
+        wrong
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("failed=1"))
+    );
+    assert!(!b.cookies.contains_key("lw_session"));
+
+    // Signed in: the session cookie is HttpOnly and SameSite=Strict, not Secure over plain
+    // HTTP; the database holds only its hash.
+    let page = b
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &csrf),
+                ("next", "/dashboard/templates"),
+                ("email", "Ana@Example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/dashboard/templates"));
+    let session = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("lw_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "{session}");
+    let token = b.cookies["lw_session"].clone();
+    let stored = h
+        .app
+        .store
+        .read(move |tx| tx.dashboard_session(&token, chrono::Utc::now()))
+        .await
+        .expect("reads");
+    assert!(
+        stored.is_none(),
+        "the token itself is not a key in the database"
+    );
+
+    let list = b.get("/dashboard/templates").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(&CREATE_LEAD.replace('>', "&gt;")),
+        "the seeded templates are listed (HTML-escaped)"
+    );
+
+    // A form post without the session's CSRF token changes nothing.
+    let before = h
+        .app
+        .webhooks
+        .list_templates(true, 100, 0)
+        .await
+        .expect("list")
+        .len();
+    let base = h.emulator.https_url().expect("https");
+    let template = create_lead_template(&base);
+    let mut form = create_lead_form(&template, "forged");
+    form.push(("action", "save"));
+    let forged = b.post("/dashboard/templates/new", &form).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.app
+            .webhooks
+            .list_templates(true, 100, 0)
+            .await
+            .expect("list")
+            .len(),
+        before
+    );
+
+    // Over HTTPS (a proxy saying so) the cookie is Secure too.
+    let mut secure = Browser::new(&h.api.url());
+    let login = secure
+        .send(
+            secure
+                .http
+                .get(format!("{}/dashboard/login", h.api.url()))
+                .header("x-forwarded-proto", "https"),
+        )
+        .await;
+    assert!(login.set_cookies.iter().all(|c| c.contains("; Secure")));
+
+    // A viewer sees templates but may not save or test-send: the REST API's permissions.
+    let mut viewer = Browser::new(&h.api.url());
+    viewer.sign_in("vic@example.com", PASSWORD).await;
+    let page = viewer.get("/dashboard/templates").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("/dashboard/templates/new"),
+        "no create button"
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let mut form = create_lead_form(&template, &csrf);
+    form.push(("action", "save"));
+    let refused = viewer.post("/dashboard/templates/new", &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("templates.write"),
+        "names the permission"
+    );
+
+    // Signing out ends the session on the server, not just in the browser.
+    let token = b.cookies["lw_session"].clone();
+    let page = b.get("/dashboard").await;
+    let csrf = hidden(&page.body, "csrf");
+    let out = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.location.as_deref(), Some("/dashboard/login"));
+    b.cookies.insert("lw_session".into(), token);
+    assert_eq!(b.get("/dashboard").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn compose_preview_test_send_and_the_activity_log() {
+    let h = common::harness().await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    let mut b = Browser::new(&h.api.url());
+    b.sign_in("ana@example.com", PASSWORD).await;
+    let base = h.emulator.https_url().expect("https");
+    let template = create_lead_template(&base);
+    let page = b.get("/dashboard/templates/new").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden(&page.body, "csrf");
+
+    // Preview for a custom user, unsaved.
+    let mut form = create_lead_form(&template, &csrf);
+    form.push((
+        "preview_user",
+        r#"{"external_id": "jose", "first_name": "José", "last_name": "Silva", "email": "jose@example.com", "custom_attributes": {"company": "Acme"}}"#,
+    ));
+    form.push(("action", "preview"));
+    let preview = b.post("/dashboard/templates/new", &form).await;
+    assert_eq!(preview.status, StatusCode::OK);
+    assert!(
+        preview.body.contains("id=\"preview\""),
+        "the preview section"
+    );
+    assert!(preview.body.contains("José") && preview.body.contains("Acme"));
+    assert!(
+        !preview.body.contains(common::token_header(&base).as_str()),
+        "the Authorization header is rendered, not shown as Liquid"
+    );
+
+    // Test send to the emulator: Salesforce's 201 comes back and is shown.
+    let mut form = create_lead_form(&template, &csrf);
+    form.push((
+        "preview_user",
+        r#"{"external_id": "jose", "first_name": "José", "last_name": "Silva", "email": "jose@example.com", "custom_attributes": {"company": "Acme"}}"#,
+    ));
+    form.push(("action", "test-send"));
+    let sent = b.post("/dashboard/templates/new", &form).await;
+    assert!(
+        sent.body
+            .contains("<output id=\"response-status\">201</output>"),
+        "{}",
+        sent.body
+    );
+    assert!(
+        sent.body.contains("success"),
+        "Salesforce's answer is shown"
+    );
+
+    // Save: the template is the same definition the REST API would have saved.
+    let mut form = create_lead_form(&template, &csrf);
+    form.push(("action", "save"));
+    let saved = b.post("/dashboard/templates/new", &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let location = saved.location.expect("to the edit page");
+    let id = location
+        .trim_start_matches("/dashboard/templates/")
+        .trim_end_matches("?saved=1")
+        .to_owned();
+    let record = h.app.webhooks.template(&id).await.expect("saved");
+    assert_eq!(record.definition.template.name, "Create Lead (dashboard)");
+    assert_eq!(record.definition.to_json()["body"], template["body"]);
+    let edit = b.get(&location).await;
+    assert!(edit.body.contains("id=\"saved\""));
+    assert!(
+        edit.body
+            .contains("value=\"{{custom_attribute.${company}}}\"")
+    );
+
+    // Duplicate and archive from the list.
+    let list = b.get("/dashboard/templates").await;
+    let csrf = hidden(&list.body, "csrf");
+    let dup = b
+        .post(
+            &format!("/dashboard/templates/{id}/duplicate"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    let copy_id = dup
+        .location
+        .expect("to the copy")
+        .trim_start_matches("/dashboard/templates/")
+        .to_owned();
+    let copy = h.app.webhooks.template(&copy_id).await.expect("copy saved");
+    assert_eq!(
+        copy.definition.template.name,
+        "Create Lead (dashboard) (copy)"
+    );
+    b.post(
+        &format!("/dashboard/templates/{copy_id}/archive"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert!(
+        h.app
+            .webhooks
+            .template(&copy_id)
+            .await
+            .expect("kept")
+            .archived
+    );
+
+    // The test send is in the activity log, with its request and response.
+    let log = b.get("/dashboard/activity?type=test_send").await;
+    assert_eq!(log.status, StatusCode::OK);
+    let entry_id = log
+        .body
+        .split("href=\"/dashboard/activity/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an entry links to its details")
+        .to_owned();
+    let detail = b.get(&format!("/dashboard/activity/{entry_id}")).await;
+    assert!(detail.body.contains("[TEST SEND]"));
+    assert!(detail.body.contains("201"));
+    assert!(
+        !detail
+            .body
+            .contains(leadwire_salesforce_emulator::DEFAULT_CLIENT_SECRET),
+        "the client secret in the token call is never shown"
+    );
+    let none = b.get("/dashboard/activity?type=failed").await;
+    assert!(none.body.contains("id=\"activity-empty\""));
+
+    // The live stream sends entries after the one given, as server-sent events.
+    let mut stream = h
+        .http
+        .get(format!(
+            "{}/dashboard/activity/stream?after_id=0",
+            h.api.url()
+        ))
+        .header(COOKIE, b.cookie_header())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(
+        stream.headers()["content-type"].to_str().expect("type"),
+        "text/event-stream"
+    );
+    let first = tokio::time::timeout(Duration::from_secs(60), stream.chunk())
+        .await
+        .expect("an event within the guard")
+        .expect("reads")
+        .expect("a chunk");
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.contains("event: entry"), "{text}");
+    assert!(text.contains(&format!("entry-{entry_id}")), "{text}");
+}
+
+#[tokio::test]
+async fn liquid_errors_and_lint_findings_stand_next_to_their_field() {
+    let h = common::harness().await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    let mut b = Browser::new(&h.api.url());
+    b.sign_in("ana@example.com", PASSWORD).await;
+    let base = h.emulator.https_url().expect("https");
+    let page = b.get("/dashboard/templates/new").await;
+    let csrf = hidden(&page.body, "csrf");
+    let url = format!("{base}/services/data/v60.0/sobjects/Lead/");
+
+    // An unclosed tag in one body value: the error names its line and column, beside that row.
+    let broken = b
+        .post(
+            "/dashboard/templates/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "Broken"),
+                ("url", &url),
+                ("body_mode", "kv"),
+                ("body_key", "LastName"),
+                ("body_value", "{% if ${last_name} %}x"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::OK, "the form comes back");
+    assert!(broken.body.contains("id=\"problems\""));
+    let row = broken
+        .body
+        .split("id=\"body-0-notes\"")
+        .nth(1)
+        .expect("notes under the row");
+    assert!(row.contains("line 1, column"), "{row}");
+    assert!(
+        broken.body.contains("aria-describedby=\"body-0-notes\""),
+        "the field points at its notes"
+    );
+    assert!(
+        h.app
+            .webhooks
+            .list_templates(true, 100, 0)
+            .await
+            .expect("list")
+            .iter()
+            .all(|t| t.definition.template.name != "Broken")
+    );
+
+    // The German seed's body: the linter says which Salesforce field each key means.
+    b.language = Some("de-DE,de;q=0.9");
+    let salesforce = "https://acme.my.salesforce.com/services/data/v60.0/sobjects/Lead/";
+    let german = b
+        .post(
+            "/dashboard/templates/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "Lead erstellen"),
+                ("url", salesforce),
+                ("body_mode", "kv"),
+                ("body_key", "Vorname"),
+                ("body_value", "{{${first_name}}}"),
+                ("body_key", "Nachname"),
+                ("body_value", "{{${last_name}}}"),
+                ("body_key", "E-Mail"),
+                ("body_value", "{{${email_address}}}"),
+                ("body_key", "Unternehmen"),
+                ("body_value", "{{custom_attribute.${company}}}"),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(german.status, StatusCode::OK);
+    let notes = german
+        .body
+        .split("id=\"body-0-notes\"")
+        .nth(1)
+        .expect("a note under Vorname");
+    assert!(notes.contains("„FirstName“"), "{notes}");
+    assert!(german.body.contains("<html lang=\"de\">"));
+    assert!(german.body.contains("Webhook-Vorlage erstellen"));
+
+    // Korean by the switcher: a cookie that wins over Accept-Language.
+    let switched = b.get("/dashboard/lang?to=ko").await;
+    assert!(
+        switched
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("lw_lang=ko"))
+    );
+    let korean = b.get("/dashboard/templates").await;
+    assert!(korean.body.contains("<html lang=\"ko\">"));
+    assert!(korean.body.contains("메시지 활동 로그"));
+    assert!(korean.body.contains("웹훅 템플릿"));
+}
