@@ -25,7 +25,8 @@ pub enum Role {
     Admin,
 }
 
-const VIEWER: &[Permission] = &[
+/// What every role may do: read.
+const READ: &[Permission] = &[
     Permission::UsersExportIds,
     Permission::TriggersRead,
     Permission::CampaignsRead,
@@ -35,14 +36,8 @@ const VIEWER: &[Permission] = &[
     Permission::ActivityRead,
 ];
 
-const EDITOR: &[Permission] = &[
-    Permission::UsersExportIds,
-    Permission::TriggersRead,
-    Permission::CampaignsRead,
-    Permission::CanvasRead,
-    Permission::TemplatesRead,
-    Permission::CredentialsRead,
-    Permission::ActivityRead,
+/// What an editor may do besides reading.
+const EDIT: &[Permission] = &[
     Permission::UsersTrack,
     Permission::CampaignsWrite,
     Permission::CampaignsTriggerSend,
@@ -63,16 +58,20 @@ impl Role {
     }
 
     /// The permissions the role carries.
-    pub fn permissions(self) -> &'static [Permission] {
+    pub fn permissions(self) -> Vec<Permission> {
         match self {
-            Role::Viewer => VIEWER,
-            Role::Editor => EDITOR,
-            Role::Admin => Permission::ALL,
+            Role::Viewer => READ.to_vec(),
+            Role::Editor => [READ, EDIT].concat(),
+            Role::Admin => Permission::ALL.to_vec(),
         }
     }
 
     pub fn allows(self, permission: Permission) -> bool {
-        self.permissions().contains(&permission)
+        match self {
+            Role::Viewer => READ.contains(&permission),
+            Role::Editor => READ.contains(&permission) || EDIT.contains(&permission),
+            Role::Admin => true,
+        }
     }
 }
 
@@ -310,7 +309,7 @@ mod tests {
         }
         for p in Role::Viewer.permissions() {
             assert!(
-                Role::Editor.allows(*p),
+                Role::Editor.allows(p),
                 "an editor can do what a viewer can: {p}"
             );
             assert!(
@@ -323,6 +322,9 @@ mod tests {
         assert!(!Role::Viewer.allows(Permission::TemplatesWrite));
         for r in Role::ALL {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+            for p in Permission::ALL {
+                assert_eq!(r.allows(*p), r.permissions().contains(p), "{r} {p}");
+            }
         }
         assert_eq!("owner".parse::<Role>(), Err(UnknownRole("owner".into())));
     }

@@ -244,19 +244,25 @@ fn campaign_row(tr: Tr<'_>, signed: &Signed, c: &CampaignRecord, can_write: bool
             td { (c.spec.template) }
             td { (c.last_edited.format("%Y-%m-%d %H:%M:%S UTC")) }
             td.row-actions {
-                @if can_write {
-                    form method="post" action={ "/dashboard/campaigns/" (c.id) "/status" } {
-                        (page::csrf(signed))
-                        @if status == CampaignStatus::Active {
-                            input type="hidden" name="to" value="paused";
-                            button type="submit" aria-label=(tr.ta("campaign-pause-named", &[("name", c.spec.name.clone().into())])) { (tr.t("campaign-pause")) }
-                        } @else {
-                            input type="hidden" name="to" value="active";
-                            button type="submit" aria-label=(tr.ta("campaign-start-named", &[("name", c.spec.name.clone().into())])) { (tr.t("campaign-start")) }
-                        }
-                    }
-                }
+                @if can_write { (status_button(tr, signed, c)) }
             }
+        }
+    }
+}
+
+/// Start (or pause, when active) as a one-button form, labelled with the campaign's name.
+fn status_button(tr: Tr<'_>, signed: &Signed, c: &CampaignRecord) -> Markup {
+    let name = c.spec.name.clone();
+    let (to, id, label) = if c.spec.status == CampaignStatus::Active {
+        ("paused", "campaign-pause", "campaign-pause-named")
+    } else {
+        ("active", "campaign-start", "campaign-start-named")
+    };
+    html! {
+        form.inline method="post" action={ "/dashboard/campaigns/" (c.id) "/status" } {
+            (page::csrf(signed))
+            input type="hidden" name="to" value=(to);
+            button type="submit" data-to=(to) aria-label=(tr.ta(label, &[("name", name.into())])) { (tr.t(id)) }
         }
     }
 }
@@ -401,18 +407,7 @@ fn builder(
         h1 { (title) }
         @if let Some(r) = record {
             p { (tr.t("column-state")) ": " span.badge id="campaign-status" { (tr.t(status_id(r.spec.status))) } }
-            @if can_write {
-                form.inline method="post" action={ "/dashboard/campaigns/" (r.id) "/status" } {
-                    (page::csrf(signed))
-                    @if r.spec.status == CampaignStatus::Active {
-                        input type="hidden" name="to" value="paused";
-                        button type="submit" { (tr.t("campaign-pause")) }
-                    } @else {
-                        input type="hidden" name="to" value="active";
-                        button type="submit" id="campaign-start" { (tr.t("campaign-start")) }
-                    }
-                }
-            }
+            @if can_write { (status_button(tr, signed, r)) }
         }
         @if !problems.is_empty() {
             div.error-summary role="alert" id="problems" {

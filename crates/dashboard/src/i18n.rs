@@ -267,6 +267,10 @@ mod tests {
             asked.insert(crate::campaigns::status_id(status).to_owned());
         }
         for id in [
+            "campaign-pause",
+            "campaign-start",
+            "campaign-pause-named",
+            "campaign-start-named",
             "campaign-bad-audience",
             "campaign-bad-number",
             "campaign-bad-spec",
