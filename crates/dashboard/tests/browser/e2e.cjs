@@ -160,7 +160,10 @@ async function main() {
     await Promise.all([page.waitForSelector("#preview"), page.click("button[value=preview]")]);
     const preview = await page.textContent("#preview");
     check(preview.includes('"firstName":"Jo"') && preview.includes("Acme"), `preview: ${preview}`);
-    check(preview.includes("Bearer "), "the token call ran: the Authorization header is rendered");
+    check(
+      !preview.includes("connected_content") && preview.includes("[REDACTED]"),
+      `the Authorization header is rendered, and its token redacted: ${preview}`,
+    );
     await screen(page, "04-preview");
 
     step = "test-send it to the emulator";
