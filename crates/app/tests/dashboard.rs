@@ -671,3 +671,72 @@ async fn the_add_an_email_address_campaign_is_built_started_and_paused() {
         leadwire_campaigns::CampaignStatus::Paused
     );
 }
+
+/// The seed's lead-scoring Canvas (as `examples/salesforce-sales-cloud/lead-scoring-canvas.yaml`,
+/// with the harness's Update Lead template).
+fn lead_scoring_canvas() -> serde_json::Value {
+    serde_json::json!({
+        "name": "Lead Scoring Canvas",
+        "status": "active",
+        "entry": {"triggers": [{"type": "attribute_changed", "attribute": "lead_score"}], "reentry_seconds": 0},
+        "steps": [
+            {"id": "threshold", "name": "MQL Threshold check", "type": "audience_paths",
+             "groups": [{"name": "MQL Threshold", "filter": {"all": [
+                 {"attribute": "lead_stage", "equals": "Lead"},
+                 {"attribute": "lead_score", "greater_than": 50}]}, "next": "mark_mql"}],
+             "everyone_else": null},
+            {"id": "mark_mql", "name": "Mark MQL", "type": "user_update", "attributes": {"lead_stage": "MQL"}, "next": "update_lead"},
+            {"id": "update_lead", "name": "Update Lead", "type": "webhook", "template": common::UPDATE_LEAD}
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lead_scoring_canvas_is_drawn_with_users_passing_its_steps() {
+    let h = common::harness().await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    let (status, body) = h.post("/canvas/create", lead_scoring_canvas()).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["canvas_id"].as_str().expect("id").to_owned();
+    h.track(serde_json::json!({"attributes": [
+        {"external_id": "hot", "lead_stage": "Lead", "lead_score": 60},
+        {"external_id": "cold", "lead_stage": "Lead", "lead_score": 10}
+    ]}))
+    .await;
+    h.settle().await;
+    assert_eq!(h.profile("hot").await.custom["lead_stage"], "MQL");
+
+    let mut b = Browser::new(&h.api.url());
+    b.sign_in("ana@example.com", PASSWORD).await;
+    let list = b.get("/dashboard/canvases").await;
+    assert!(
+        list.body.contains("Lead Scoring Canvas") && list.body.contains("data-status=\"active\"")
+    );
+    let page = b.get(&format!("/dashboard/canvases/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<svg") && page.body.contains("role=\"img\""));
+    // Both users entered the threshold check and left it; only the hot one went on.
+    for (step, entered, waiting, passed) in [
+        ("threshold", 2, 0, 2),
+        ("mark_mql", 1, 0, 1),
+        ("update_lead", 1, 0, 1),
+    ] {
+        let node = format!(
+            "data-step=\"{step}\" data-entered=\"{entered}\" data-waiting=\"{waiting}\" data-passed=\"{passed}\""
+        );
+        assert!(page.body.contains(&node), "{node} in {}", page.body);
+    }
+    // Paused from the page, as /canvas/pause does.
+    let csrf = hidden(&page.body, "csrf");
+    let paused = b
+        .post(
+            &format!("/dashboard/canvases/{id}/status"),
+            &[("csrf", &csrf), ("to", "paused")],
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.app.canvases.canvas(&id).await.expect("kept").spec.status,
+        leadwire_canvas::CanvasStatus::Paused
+    );
+}

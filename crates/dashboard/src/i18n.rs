@@ -231,6 +231,7 @@ mod tests {
             include_str!("templates.rs"),
             include_str!("activity.rs"),
             include_str!("campaigns.rs"),
+            include_str!("canvases.rs"),
         ];
         let mut asked = BTreeSet::new();
         for source in sources {
@@ -275,6 +276,14 @@ mod tests {
             "campaign-bad-number",
             "campaign-bad-spec",
             "nav-campaigns",
+            "nav-canvases",
+            "step-audience-paths",
+            "step-decision-split",
+            "step-user-update",
+            "step-webhook",
+            "step-delay",
+            "step-action-paths",
+            "step-context",
             "language-name",
             "nav-templates",
             "nav-activity",

@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod auth;
 pub mod campaigns;
+pub mod canvases;
 mod error;
 pub mod i18n;
 mod page;
@@ -125,6 +126,7 @@ pub fn router(
         .merge(templates::routes())
         .merge(activity::routes())
         .merge(campaigns::routes())
+        .merge(canvases::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             render_error_pages,

@@ -26,6 +26,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::CampaignsRead,
     ),
     (
+        "canvases",
+        "/dashboard/canvases",
+        "nav-canvases",
+        Permission::CanvasRead,
+    ),
+    (
         "activity",
         "/dashboard/activity",
         "nav-activity",
