@@ -654,6 +654,38 @@ async fn the_add_an_email_address_campaign_is_built_started_and_paused() {
         "{delivered}"
     );
 
+    // The user, looked up by email: attributes (the lead id written back among them), the
+    // campaign received, the webhook and its outcome.
+    let user = b
+        .get("/dashboard/users?by=email&q=Ana.Lima@example.com")
+        .await;
+    assert_eq!(user.status, StatusCode::OK);
+    assert!(
+        user.body
+            .contains("<tr data-attribute=\"company\"><th scope=\"row\">company</th><td>Acme</td>"),
+        "{}",
+        user.body
+    );
+    assert!(
+        user.body.contains("data-attribute=\"salesforce_lead_id\""),
+        "written back"
+    );
+    assert!(
+        user.body.contains("Campaign New lead: last received"),
+        "{}",
+        user.body
+    );
+    let delivered = user
+        .body
+        .split("id=\"user-deliveries\"")
+        .nth(1)
+        .expect("the user's deliveries");
+    assert!(delivered.contains("data-state=\"delivered\"") && delivered.contains("201"));
+    let by_id = b.get("/dashboard/users?by=external_id&q=lead-1").await;
+    assert!(by_id.body.contains("id=\"profile\""));
+    let nobody = b.get("/dashboard/users?by=external_id&q=nobody").await;
+    assert!(nobody.body.contains("id=\"user-not-found\""));
+
     // Paused, it shows so.
     b.post(
         &format!("/dashboard/campaigns/{id}/status"),

@@ -232,6 +232,7 @@ mod tests {
             include_str!("activity.rs"),
             include_str!("campaigns.rs"),
             include_str!("canvases.rs"),
+            include_str!("users.rs"),
         ];
         let mut asked = BTreeSet::new();
         for source in sources {
@@ -277,6 +278,7 @@ mod tests {
             "campaign-bad-spec",
             "nav-campaigns",
             "nav-canvases",
+            "nav-users",
             "step-audience-paths",
             "step-decision-split",
             "step-user-update",

@@ -15,6 +15,7 @@ mod error;
 pub mod i18n;
 mod page;
 pub mod templates;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +128,7 @@ pub fn router(
         .merge(activity::routes())
         .merge(campaigns::routes())
         .merge(canvases::routes())
+        .merge(users::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             render_error_pages,

@@ -32,6 +32,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::CanvasRead,
     ),
     (
+        "users",
+        "/dashboard/users",
+        "nav-users",
+        Permission::UsersExportIds,
+    ),
+    (
         "activity",
         "/dashboard/activity",
         "nav-activity",
