@@ -772,3 +772,119 @@ async fn the_lead_scoring_canvas_is_drawn_with_users_passing_its_steps() {
         leadwire_canvas::CanvasStatus::Paused
     );
 }
+
+#[tokio::test]
+async fn credentials_are_created_rotated_and_deleted_without_showing_a_secret() {
+    let h = common::harness().await;
+    dashboard_user(&h, "root@example.com", Role::Admin).await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    let mut admin = Browser::new(&h.api.url());
+    admin.sign_in("root@example.com", PASSWORD).await;
+    let page = admin.get("/dashboard/credentials").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden(&page.body, "csrf");
+    let created = admin
+        .post(
+            "/dashboard/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "salesforce_app"),
+                ("type", "basic"),
+                ("username", "connected-app"),
+                ("password", "first-secret-9f1c"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/dashboard/credentials?saved=salesforce_app")
+    );
+    let list = admin
+        .get("/dashboard/credentials?saved=salesforce_app")
+        .await;
+    assert!(list.body.contains("data-credential=\"salesforce_app\""));
+    assert!(list.body.contains("connected-app"));
+    assert!(
+        !list.body.contains("first-secret-9f1c"),
+        "the secret is never shown"
+    );
+    let before = h.app.webhooks.list_credentials().await.expect("list")[0].updated_at;
+
+    // Rotating: the form is offered with the name fixed and no secret filled in.
+    let rotate = admin
+        .get("/dashboard/credentials?rotate=salesforce_app")
+        .await;
+    assert!(
+        rotate
+            .body
+            .contains("name=\"name\" type=\"text\" value=\"salesforce_app\" readonly")
+    );
+    assert!(!rotate.body.contains("first-secret-9f1c"));
+    admin
+        .post(
+            "/dashboard/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "salesforce_app"),
+                ("type", "basic"),
+                ("username", "connected-app"),
+                ("password", "second-secret-77ab"),
+            ],
+        )
+        .await;
+    let after = h.app.webhooks.list_credentials().await.expect("list");
+    assert_eq!(after.len(), 1);
+    assert!(after[0].updated_at >= before);
+
+    // A bad name is refused with the service's reason, and nothing is saved.
+    let bad = admin
+        .post(
+            "/dashboard/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "no spaces"),
+                ("type", "basic"),
+                ("username", "u"),
+                ("password", "p"),
+            ],
+        )
+        .await;
+    assert!(bad.body.contains("id=\"problems\""));
+    assert_eq!(
+        h.app.webhooks.list_credentials().await.expect("list").len(),
+        1
+    );
+
+    // An editor sees the list but may not change credentials (credentials.write).
+    let mut editor = Browser::new(&h.api.url());
+    editor.sign_in("ana@example.com", PASSWORD).await;
+    let seen = editor.get("/dashboard/credentials").await;
+    assert!(seen.body.contains("salesforce_app") && !seen.body.contains("id=\"credential-form\""));
+    let ecsrf = hidden(&seen.body, "csrf");
+    let refused = editor
+        .post(
+            "/dashboard/credentials/salesforce_app/delete",
+            &[("csrf", &ecsrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let deleted = admin
+        .post(
+            "/dashboard/credentials/salesforce_app/delete",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(
+        deleted.location.as_deref(),
+        Some("/dashboard/credentials?deleted=salesforce_app")
+    );
+    assert!(
+        h.app
+            .webhooks
+            .list_credentials()
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}

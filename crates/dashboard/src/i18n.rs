@@ -233,6 +233,7 @@ mod tests {
             include_str!("campaigns.rs"),
             include_str!("canvases.rs"),
             include_str!("users.rs"),
+            include_str!("credentials.rs"),
         ];
         let mut asked = BTreeSet::new();
         for source in sources {
@@ -279,6 +280,7 @@ mod tests {
             "nav-campaigns",
             "nav-canvases",
             "nav-users",
+            "nav-credentials",
             "step-audience-paths",
             "step-decision-split",
             "step-user-update",

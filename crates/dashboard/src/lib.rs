@@ -11,6 +11,7 @@ pub mod activity;
 pub mod auth;
 pub mod campaigns;
 pub mod canvases;
+pub mod credentials;
 mod error;
 pub mod i18n;
 mod page;
@@ -129,6 +130,7 @@ pub fn router(
         .merge(campaigns::routes())
         .merge(canvases::routes())
         .merge(users::routes())
+        .merge(credentials::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             render_error_pages,

@@ -38,6 +38,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::UsersExportIds,
     ),
     (
+        "credentials",
+        "/dashboard/credentials",
+        "nav-credentials",
+        Permission::CredentialsRead,
+    ),
+    (
         "activity",
         "/dashboard/activity",
         "nav-activity",

@@ -282,4 +282,6 @@ forward! {
     /// Every credential, secrets included, by name.
     fn credentials() -> Result<Vec<CredentialRow>, StoreError>;
     fn credential(name: &str) -> Result<Option<CredentialRow>, StoreError>;
+    /// Deletes a credential; `false` when there was none by that name.
+    fn delete_credential(name: &str) -> Result<bool, StoreError>;
 }

@@ -573,3 +573,42 @@ async fn dashboard_users_and_sessions_store_only_hashes_and_expire() {
     let users = store.read(|tx| tx.dashboard_users()).await.expect("lists");
     assert_eq!(users.len(), 1);
 }
+
+#[tokio::test]
+async fn a_credential_is_deleted_by_name() {
+    let (_dir, store) = fresh();
+    let row = leadwire_store::CredentialRow {
+        name: "sf".into(),
+        kind: leadwire_store::CredentialKind::Basic,
+        username: Some("u".into()),
+        secret: Some("p".into()),
+        headers: Vec::new(),
+        allowed_domain: None,
+        created_at: std::time::SystemTime::now(),
+        updated_at: std::time::SystemTime::now(),
+    };
+    store
+        .transact(move |tx| tx.put_credential(&row))
+        .await
+        .expect("saves");
+    assert!(
+        store
+            .transact(|tx| tx.delete_credential("sf"))
+            .await
+            .expect("deletes")
+    );
+    assert!(
+        !store
+            .transact(|tx| tx.delete_credential("sf"))
+            .await
+            .expect("runs"),
+        "gone"
+    );
+    assert!(
+        store
+            .read(|tx| tx.credentials())
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+}
