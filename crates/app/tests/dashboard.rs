@@ -686,6 +686,31 @@ async fn the_add_an_email_address_campaign_is_built_started_and_paused() {
     let nobody = b.get("/dashboard/users?by=external_id&q=nobody").await;
     assert!(nobody.body.contains("id=\"user-not-found\""));
 
+    // The charts count the send, per campaign and per destination host.
+    let charts = b.get("/dashboard/deliveries?hours=1").await;
+    assert_eq!(charts.status, StatusCode::OK);
+    assert!(
+        charts
+            .body
+            .contains("id=\"totals\" data-sends=\"1\" data-delivered=\"1\" data-failed=\"0\""),
+        "{}",
+        charts.body
+    );
+    assert!(
+        charts
+            .body
+            .contains("data-row=\"New lead\" data-sends=\"1\" data-delivered=\"1\"")
+    );
+    let base = h.emulator.https_url().expect("https");
+    let host = base.split("://").nth(1).unwrap_or("").trim_end_matches('/');
+    assert!(
+        charts
+            .body
+            .contains(&format!("data-row=\"{host}\" data-sends=\"1\"")),
+        "by host {host}"
+    );
+    assert!(charts.body.contains("id=\"chart-outcomes-title\""));
+
     // Paused, it shows so.
     b.post(
         &format!("/dashboard/campaigns/{id}/status"),

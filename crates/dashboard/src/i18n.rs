@@ -234,6 +234,7 @@ mod tests {
             include_str!("canvases.rs"),
             include_str!("users.rs"),
             include_str!("credentials.rs"),
+            include_str!("charts.rs"),
         ];
         let mut asked = BTreeSet::new();
         for source in sources {
@@ -281,6 +282,16 @@ mod tests {
             "nav-canvases",
             "nav-users",
             "nav-credentials",
+            "nav-deliveries",
+            "charts-delivered",
+            "charts-failed",
+            "charts-aborted",
+            "charts-pending",
+            "charts-retries",
+            "charts-latency",
+            "charts-last-hour",
+            "charts-last-day",
+            "charts-last-week",
             "step-audience-paths",
             "step-decision-split",
             "step-user-update",

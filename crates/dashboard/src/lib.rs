@@ -11,6 +11,7 @@ pub mod activity;
 pub mod auth;
 pub mod campaigns;
 pub mod canvases;
+pub mod charts;
 pub mod credentials;
 mod error;
 pub mod i18n;
@@ -131,6 +132,7 @@ pub fn router(
         .merge(canvases::routes())
         .merge(users::routes())
         .merge(credentials::routes())
+        .merge(charts::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             render_error_pages,

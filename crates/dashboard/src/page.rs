@@ -32,6 +32,12 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
         Permission::CanvasRead,
     ),
     (
+        "deliveries",
+        "/dashboard/deliveries",
+        "nav-deliveries",
+        Permission::ActivityRead,
+    ),
+    (
         "users",
         "/dashboard/users",
         "nav-users",

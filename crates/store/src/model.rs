@@ -314,6 +314,25 @@ pub struct JobInfo {
     pub due_at: Option<SystemTime>,
 }
 
+/// Jobs enqueued in one time bucket, for one campaign (or Canvas), step, template and state: what
+/// the dashboard's delivery charts are drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryBucket {
+    /// The bucket's start.
+    pub start: SystemTime,
+    pub campaign_id: Option<String>,
+    pub step_id: Option<String>,
+    pub template_id: String,
+    pub state: JobState,
+    /// Jobs enqueued in the bucket.
+    pub jobs: u64,
+    /// Their attempts, summed (attempts beyond the first are retries).
+    pub attempts: u64,
+    /// How many of them finished, and their enqueued-to-finished times summed.
+    pub finished: u64,
+    pub latency_ms_total: u64,
+}
+
 // ---- templates and credentials --------------------------------------------------------------
 
 /// A stored webhook template; `definition` is the JSON its owner (`leadwire-webhooks`) wrote.

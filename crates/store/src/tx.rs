@@ -15,9 +15,9 @@ use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
     ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ChangeSource, ClaimedJob, Consumer,
-    CredentialRow, DashboardSessionRow, DashboardUserRow, Enqueued, IdentifyRequest, JobClaim,
-    JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Settlement, SpecRow, StoreError,
-    TemplateRow, TrackResult, TriggerRecord,
+    CredentialRow, DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued,
+    IdentifyRequest, JobClaim, JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob,
+    Settlement, SpecRow, StoreError, TemplateRow, TrackResult, TriggerRecord,
 };
 
 /// One transaction: a write transaction from [`crate::Store::transact`] or a read-only snapshot
@@ -241,6 +241,9 @@ forward! {
     fn next_job_due() -> Result<Option<SystemTime>, StoreError>;
     /// When the oldest job still queued or in flight was enqueued.
     fn oldest_outstanding_job() -> Result<Option<SystemTime>, StoreError>;
+    /// Jobs enqueued since `since`, counted per `bucket` of time, campaign, step, template and
+    /// state (the dashboard's delivery charts).
+    fn delivery_buckets(since: SystemTime, bucket: Duration) -> Result<Vec<DeliveryBucket>, StoreError>;
     /// Jobs, newest first, optionally of one campaign.
     fn jobs(campaign_id: Option<&str>, limit: usize) -> Result<Vec<JobInfo>, StoreError>;
 

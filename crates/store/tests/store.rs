@@ -612,3 +612,49 @@ async fn a_credential_is_deleted_by_name() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn delivery_buckets_count_jobs_by_campaign_template_and_state() {
+    let (_dir, store) = fresh();
+    let template = store
+        .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
+        .await
+        .expect("template");
+    let t = template.clone();
+    store
+        .transact(move |tx| {
+            tx.enqueue_job(&job_for(&t, "u1"))?;
+            tx.enqueue_job(&job_for(&t, "u2"))?;
+            let mut other = job_for(&t, "u3");
+            other.campaign_id = Some("cmp_2".into());
+            tx.enqueue_job(&other)
+        })
+        .await
+        .expect("enqueues");
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let buckets = store
+        .read(move |tx| tx.delivery_buckets(since, std::time::Duration::from_secs(3600)))
+        .await
+        .expect("reads");
+    let of = |c: &str| {
+        buckets
+            .iter()
+            .filter(|b| b.campaign_id.as_deref() == Some(c))
+            .map(|b| (b.jobs, b.state, b.template_id.clone(), b.finished))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of("cmp_1"),
+        [(2, leadwire_store::JobState::Queued, template.clone(), 0)]
+    );
+    assert_eq!(
+        of("cmp_2"),
+        [(1, leadwire_store::JobState::Queued, template, 0)]
+    );
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let none = store
+        .read(move |tx| tx.delivery_buckets(later, std::time::Duration::from_secs(60)))
+        .await
+        .expect("reads");
+    assert!(none.is_empty(), "only jobs enqueued since the time given");
+}

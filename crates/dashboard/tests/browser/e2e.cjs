@@ -215,6 +215,10 @@ async function main() {
     const row = await page.textContent("#delivery-rows tr[data-state=delivered]");
     check(row.includes("browser-lead") && row.includes("201"), `delivered row: ${row}`);
     await screen(page, "09-activity-live");
+    await page.click("a[href='/dashboard/deliveries']");
+    await page.waitForSelector("#totals");
+    check(Number(await page.getAttribute("#totals", "data-delivered")) >= 1, "the charts count the lead");
+    await screen(page, "09b-deliveries");
 
     step = "the lead-scoring Canvas: a user passes its steps";
     const canvas = await api("/canvas/create", {
