@@ -7,9 +7,10 @@ use postgres::Client;
 use crate::StoreError;
 
 /// `(version, SQL)`. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 
     -- profiles and what hangs off them
     CREATE TABLE profiles (
@@ -199,7 +200,17 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (canvas_id, step_id, kind)
     );
     "#,
-)];
+    ),
+    (
+        2,
+        // The W3C traceparent of the request that caused a trigger or a job, so a send's spans
+        // join the trace of the /users/track call behind it (NULL when traces are not exported).
+        r#"
+    ALTER TABLE triggers ADD COLUMN IF NOT EXISTS trace_context TEXT;
+    ALTER TABLE webhook_jobs ADD COLUMN IF NOT EXISTS trace_context TEXT;
+    "#,
+    ),
+];
 
 /// Creates the schema if needed and applies the migrations not yet in the ledger, under an
 /// advisory lock, so nodes starting together apply each migration once.

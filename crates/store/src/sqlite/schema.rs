@@ -9,9 +9,10 @@ use rusqlite::{Connection, OpenFlags, params};
 use crate::StoreError;
 
 /// `(version, SQL)`. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     -- profiles and what hangs off them
     CREATE TABLE profiles (
         id INTEGER PRIMARY KEY,
@@ -199,7 +200,17 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (canvas_id, step_id, kind)
     );
     "#,
-)];
+    ),
+    (
+        2,
+        // The W3C traceparent of the request that caused a trigger or a job, so a send's spans
+        // join the trace of the /users/track call behind it (NULL when traces are not exported).
+        r#"
+    ALTER TABLE triggers ADD COLUMN trace_context TEXT;
+    ALTER TABLE webhook_jobs ADD COLUMN trace_context TEXT;
+    "#,
+    ),
+];
 
 /// Opens a connection with the file's one set of settings. Read-only connections are for
 /// snapshots; the writer's connection also creates the file and its directory.
