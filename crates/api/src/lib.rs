@@ -301,10 +301,20 @@ async fn request_id(
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
     );
+    // A caller that traces its own work (W3C Trace Context) gets leadwire's spans in its trace.
+    if let Some(parent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        leadwire_telemetry::continue_trace(&span, parent);
+    }
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
         // Refusals and errors are what an operator looks for; successes only when asked.

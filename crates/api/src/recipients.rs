@@ -3,7 +3,7 @@
 //! profile before the send.
 
 use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::ChangeSource;
+use leadwire_store::{ChangeSource, Origin};
 use serde_json::{Value as Json, json};
 
 use crate::routes::parse_alias;
@@ -108,7 +108,16 @@ pub(crate) async fn apply_attributes(
     let (indexes, objects): (Vec<usize>, Vec<Json>) = updates.into_iter().unzip();
     let parsed = parse_track(&json!({"attributes": objects}))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let result = state.store.track(parsed, ChangeSource::Api).await?;
+    let result = state
+        .store
+        .track(
+            parsed,
+            Origin::traced(
+                ChangeSource::Api,
+                leadwire_telemetry::current_trace_context(),
+            ),
+        )
+        .await?;
     Ok(result
         .errors
         .iter()

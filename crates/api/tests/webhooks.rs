@@ -188,6 +188,7 @@ impl App {
                 step_id: None,
                 properties: RenderProperties::default().to_json(),
                 not_before: None,
+                trace_context: None,
             })
             .await
             .expect("enqueue")
@@ -799,6 +800,7 @@ async fn through_the_store_a_faulty_salesforce_and_a_revocation_lose_and_double_
                     step_id: None,
                     properties: RenderProperties::default().to_json(),
                     not_before: None,
+                    trace_context: None,
                 })
                 .await
                 .expect("enqueue");

@@ -376,6 +376,13 @@ impl FeedConsumer for CanvasEngine {
         let mut ids: Vec<&String> = canvases.keys().collect();
         ids.sort();
         for record in triggers {
+            // The steps this trigger runs now join the trace of the request that raised it.
+            let _trace = record.trace_context.as_deref().map(|parent| {
+                leadwire_telemetry::resume(
+                    tracing::info_span!("canvas trigger", seq = record.seq),
+                    parent,
+                )
+            });
             for id in &ids {
                 let canvas = &canvases[*id];
                 let exit = canvas.exit_event(&record.trigger);
@@ -613,6 +620,7 @@ impl Pass<'_, '_> {
                     }
                     .to_json(),
                     not_before: None,
+                    trace_context: leadwire_telemetry::current_trace_context(),
                 };
                 self.tx.enqueue_job(&job)?;
                 self.report.sends += 1;

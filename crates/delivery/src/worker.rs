@@ -56,6 +56,9 @@ pub struct Job {
     /// Braze's render context (`profile`, `custom_attributes`, `event_properties`, `campaign`…),
     /// as `leadwire_liquid::Context::with_braze` reads it.
     pub render_context: Arc<serde_json::Value>,
+    /// The W3C `traceparent` of the work that enqueued the job: the delivery's span joins
+    /// that trace (from `/users/track` to Salesforce's answer).
+    pub trace_context: Option<String>,
 }
 
 impl Job {
@@ -79,6 +82,7 @@ impl Job {
             user_id: user_id.into(),
             template,
             render_context,
+            trace_context: None,
         }
     }
 
@@ -454,7 +458,13 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             campaign = job.campaign_id.as_deref().unwrap_or(""),
             step = job.step_id.as_deref().unwrap_or(""),
             attempt = job.attempts_made + 1,
+            outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            url.full = tracing::field::Empty,
         );
+        if let Some(parent) = &job.trace_context {
+            leadwire_telemetry::continue_trace(&span, parent);
+        }
         self.execute_in_span(job).instrument(span).await
     }
 
@@ -569,6 +579,15 @@ impl<Q: JobQueue, A: ActivitySink> Worker<Q, A> {
             },
             None => "none",
         };
+        // The delivery's span (and its exported trace) carries the outcome and Salesforce's answer.
+        let span = tracing::Span::current();
+        span.record("outcome", outcome);
+        if let Some(report) = report {
+            span.record("url.full", report.request.url.as_str());
+            if let Some(response) = &report.response {
+                span.record("http.response.status_code", response.status);
+            }
+        }
         let campaign = job.campaign_id.clone().unwrap_or_default();
         let step = job.step_id.clone().unwrap_or_default();
         metrics::counter!(

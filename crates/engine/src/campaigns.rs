@@ -281,6 +281,13 @@ impl FeedConsumer for CampaignEngine {
         }
         let mut paces: HashMap<String, Pace> = HashMap::new();
         for record in triggers {
+            // The sends this trigger causes join the trace of the request that raised it.
+            let _trace = record.trace_context.as_deref().map(|parent| {
+                leadwire_telemetry::resume(
+                    tracing::info_span!("campaign trigger", seq = record.seq),
+                    parent,
+                )
+            });
             let fired: Vec<&(String, Arc<Compiled>)> = campaigns
                 .iter()
                 .filter(|(_, c)| c.fired_by(&record.trigger))
@@ -405,6 +412,7 @@ fn send(
         step_id: None,
         properties: properties.to_json(),
         not_before: Some(system_time(slot)),
+        trace_context: leadwire_telemetry::current_trace_context(),
     };
     let enqueued = tx.enqueue_job(&job)?;
     tx.record_campaign_send(

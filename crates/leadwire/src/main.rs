@@ -32,7 +32,7 @@ enum Command {
     /// Load webhook templates, credentials and campaigns from a directory of YAML files.
     Apply(demo_cmd::ApplyArgs),
     /// Serve the Braze-compatible REST API on the embedded store.
-    Serve(server_cmd::ServeArgs),
+    Serve(Box<server_cmd::ServeArgs>),
     /// Manage REST API keys.
     #[command(subcommand)]
     ApiKeys(server_cmd::ApiKeysCommand),
@@ -67,7 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Liquid(cmd) => liquid_cmd::run_liquid(cmd),
         Command::Demo(args) => demo_cmd::demo(args),
         Command::Apply(args) => demo_cmd::apply(args),
-        Command::Serve(args) => server_cmd::serve(args),
+        Command::Serve(args) => server_cmd::serve(*args),
         Command::ApiKeys(cmd) => server_cmd::api_keys(cmd),
         Command::DashboardUsers(cmd) => server_cmd::dashboard_users(cmd),
         Command::Users(cmd) => server_cmd::users(cmd),

@@ -129,6 +129,43 @@ pub struct ServeArgs {
     /// How long a dashboard sign-in lasts, in hours.
     #[arg(long, default_value_t = 12)]
     dashboard_session_hours: u64,
+    #[command(flatten)]
+    tracing: TracingArgs,
+}
+
+/// OpenTelemetry trace export, under the standard OpenTelemetry variable names.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TracingArgs {
+    /// Export traces over OTLP/HTTP to this collector (its base URL, e.g. http://localhost:4318;
+    /// spans go to /v1/traces under it). A send's trace runs from the /users/track request to
+    /// Salesforce's answer. Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// `http/protobuf` or `http/json`.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf",
+        value_name = "PROTOCOL"
+    )]
+    otlp_protocol: String,
+    /// `service.name` on exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "leadwire")]
+    otel_service_name: String,
+}
+
+impl TracingArgs {
+    fn otlp(&self) -> anyhow::Result<Option<leadwire_telemetry::OtlpConfig>> {
+        let Some(endpoint) = &self.otlp_endpoint else {
+            return Ok(None);
+        };
+        let protocol = self.otlp_protocol.parse()?;
+        Ok(Some(leadwire_telemetry::OtlpConfig::from_base_endpoint(
+            endpoint,
+            protocol,
+            &self.otel_service_name,
+        )?))
+    }
 }
 
 fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
@@ -241,26 +278,31 @@ pub enum LogFormat {
 }
 
 /// Logs to stderr, `RUST_LOG` filtering (default `info`). A log collector reading a file or a
-/// pipe gets JSON (or plain text without colour codes); a person at a terminal gets text.
-fn init_tracing(format: LogFormat) {
+/// pipe gets JSON (or plain text without colour codes); a person at a terminal gets text. With an
+/// OTLP endpoint, spans are exported too.
+pub(crate) fn init_tracing(
+    format: LogFormat,
+    tracing: &TracingArgs,
+) -> anyhow::Result<leadwire_telemetry::Telemetry> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let terminal = std::io::stderr().is_terminal();
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !terminal,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(terminal);
-    let _ = if json {
-        builder.json().with_current_span(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let otlp = tracing.otlp()?;
+    let telemetry = leadwire_telemetry::init(
+        leadwire_telemetry::LogOutput {
+            json,
+            ansi: terminal,
+        },
+        otlp.as_ref(),
+    )?;
+    if let Some(otlp) = &otlp {
+        tracing::info!(url = %otlp.traces_url, "exporting traces over OTLP");
+    }
+    Ok(telemetry)
 }
 
 /// Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).
@@ -282,9 +324,9 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(args.log_format);
+    let telemetry = init_tracing(args.log_format, &args.tracing)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let config = leadwire_api::ApiConfig {
             rate_limit: args.rate_limit,
             rate_window: Duration::from_secs(3600),
@@ -329,7 +371,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("stopped cleanly");
         }
         Ok(())
-    })
+    });
+    // The last spans (the sends that just finished) go out before the process ends.
+    telemetry.shutdown();
+    served
 }
 
 pub fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {

@@ -130,6 +130,7 @@ async fn kill_9_while_in_flight_then_restart_accounts_for_every_job() {
                         step_id: None,
                         properties: RenderProperties::default().to_json(),
                         not_before: None,
+                        trace_context: None,
                     })?;
                 }
                 Ok::<_, leadwire_store::StoreError>(())

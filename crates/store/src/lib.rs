@@ -197,6 +197,10 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let started = std::time::Instant::now();
+        // The closure runs on the store's own thread: it runs in the caller's span there, so
+        // its log lines and the work it records (a job's trace) belong to the caller.
+        let span = tracing::Span::current();
+        let f = move |tx: &mut Tx<'_>| span.in_scope(|| f(tx));
         let result = match &*self.backend {
             Backend::Sqlite(b) => b.transact(f).await,
             Backend::Postgres(b) => b.transact(f).await,
@@ -238,9 +242,10 @@ impl Store {
     pub async fn track(
         &self,
         request: ParsedTrack,
-        source: ChangeSource,
+        origin: impl Into<Origin>,
     ) -> Result<TrackResult, StoreError> {
-        self.transact(move |tx| tx.track(&request, source)).await
+        let origin = origin.into();
+        self.transact(move |tx| tx.track(&request, origin)).await
     }
 
     pub async fn find_profiles(&self, ids: Vec<Identifier>) -> Result<FoundProfiles, StoreError> {

@@ -54,6 +54,32 @@ impl ChangeSource {
     }
 }
 
+/// Who changed a profile and, when traces are exported, the trace the change belongs to (a W3C
+/// `traceparent`), so the sends the change causes join that trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub source: ChangeSource,
+    pub trace_context: Option<String>,
+}
+
+impl Origin {
+    pub fn traced(source: ChangeSource, trace_context: Option<String>) -> Origin {
+        Origin {
+            source,
+            trace_context,
+        }
+    }
+}
+
+impl From<ChangeSource> for Origin {
+    fn from(source: ChangeSource) -> Origin {
+        Origin {
+            source,
+            trace_context: None,
+        }
+    }
+}
+
 /// One entry of the trigger feed, in the order changes were applied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TriggerRecord {
@@ -64,6 +90,8 @@ pub struct TriggerRecord {
     pub source: ChangeSource,
     pub trigger: Trigger,
     pub created_at: DateTime<Utc>,
+    /// The `traceparent` of the change that raised it (see [`Origin`]).
+    pub trace_context: Option<String>,
 }
 
 impl TriggerRecord {
@@ -75,6 +103,7 @@ impl TriggerRecord {
         source: &str,
         payload: &str,
         created_at: &str,
+        trace_context: Option<String>,
     ) -> Result<TriggerRecord, StoreError> {
         let trigger: Trigger = serde_json::from_str(payload)
             .map_err(|e| StoreError::Corrupt(format!("trigger {seq}: {e}")))?;
@@ -88,6 +117,7 @@ impl TriggerRecord {
             source: ChangeSource::parse(source),
             trigger,
             created_at,
+            trace_context,
         })
     }
 }
@@ -233,6 +263,8 @@ pub struct NewJob {
     pub properties: serde_json::Value,
     /// Not sent before this time (now when `None`).
     pub not_before: Option<SystemTime>,
+    /// The `traceparent` of the work that decided the send, which its delivery span continues.
+    pub trace_context: Option<String>,
 }
 
 /// An enqueued job's ids.
@@ -267,6 +299,8 @@ pub struct ClaimedJob {
     pub previous_delay: Option<Duration>,
     /// The HTTP status the previous attempt got; `None` when it got none (or there was none).
     pub last_status: Option<u16>,
+    /// See [`NewJob::trace_context`].
+    pub trace_context: Option<String>,
 }
 
 /// How a claimed job ends its attempt.

@@ -14,7 +14,7 @@ use leadwire_profiles::{
     UserAlias,
 };
 
-use crate::{ChangeSource, IdentifyRequest, NewAlias, StoreError, TrackResult};
+use crate::{ChangeSource, IdentifyRequest, NewAlias, Origin, StoreError, TrackResult};
 
 /// A backend's access to profile rows inside one transaction.
 ///
@@ -56,7 +56,7 @@ pub(crate) trait ProfileRows {
     fn emit(
         &mut self,
         profile: &Profile,
-        source: ChangeSource,
+        origin: &Origin,
         triggers: &[Trigger],
     ) -> Result<(), StoreError>;
     /// Moves `from`'s aliases, events and purchases to `into` and deletes `from`.
@@ -140,7 +140,7 @@ fn profile_for(
     rows: &mut impl ProfileRows,
     id: &Identifier,
     update_existing_only: bool,
-    source: ChangeSource,
+    origin: &Origin,
 ) -> Result<Result<(i64, Profile), NoProfile>, StoreError> {
     let now = rows.now();
     // Twice at most: a profile another transaction created between our lookup and our insert
@@ -180,7 +180,7 @@ fn profile_for(
         if let Identifier::Alias(a) = id {
             rows.insert_alias(a, row)?;
         }
-        rows.emit(&profile, source, &triggers)?;
+        rows.emit(&profile, origin, &triggers)?;
         rows.keep(row, Some(profile.clone()));
         return Ok(Ok((row, profile)));
     }
@@ -193,7 +193,7 @@ fn profile_for(
 pub(crate) fn track(
     rows: &mut impl ProfileRows,
     req: &ParsedTrack,
-    source: ChangeSource,
+    origin: &Origin,
 ) -> Result<TrackResult, StoreError> {
     let now = rows.now();
     let mut result = TrackResult {
@@ -203,7 +203,7 @@ pub(crate) fn track(
     let mut dirty: HashSet<i64> = HashSet::new();
     for obj in &req.attributes {
         let (row, mut profile) =
-            match profile_for(rows, &obj.identifier, obj.update_existing_only, source)? {
+            match profile_for(rows, &obj.identifier, obj.update_existing_only, origin)? {
                 Ok(found) => found,
                 Err(missing) => {
                     missing.record(&mut result, "attributes", obj.index);
@@ -212,7 +212,7 @@ pub(crate) fn track(
             };
         match profile.apply_attributes(obj, now) {
             Ok(triggers) => {
-                rows.emit(&profile, source, &triggers)?;
+                rows.emit(&profile, origin, &triggers)?;
                 rows.keep(row, Some(profile));
                 dirty.insert(row);
                 result.attributes_processed += 1;
@@ -240,7 +240,7 @@ pub(crate) fn track(
     }
     for ev in &req.events {
         let (row, profile) =
-            match profile_for(rows, &ev.identifier, ev.update_existing_only, source)? {
+            match profile_for(rows, &ev.identifier, ev.update_existing_only, origin)? {
                 Ok(found) => found,
                 Err(missing) => {
                     missing.record(&mut result, "events", ev.index);
@@ -248,12 +248,12 @@ pub(crate) fn track(
                 }
             };
         rows.insert_event(row, ev, ev.time.min(now))?;
-        rows.emit(&profile, source, &[Profile::event_trigger(ev)])?;
+        rows.emit(&profile, origin, &[Profile::event_trigger(ev)])?;
         rows.keep(row, Some(profile));
         result.events_processed += 1;
     }
     for p in &req.purchases {
-        let (row, profile) = match profile_for(rows, &p.identifier, p.update_existing_only, source)?
+        let (row, profile) = match profile_for(rows, &p.identifier, p.update_existing_only, origin)?
         {
             Ok(found) => found,
             Err(missing) => {
@@ -262,7 +262,7 @@ pub(crate) fn track(
             }
         };
         rows.insert_purchase(row, p, p.time.min(now))?;
-        rows.emit(&profile, source, &[Profile::purchase_trigger(p)])?;
+        rows.emit(&profile, origin, &[Profile::purchase_trigger(p)])?;
         rows.keep(row, Some(profile));
         result.purchases_processed += 1;
     }
@@ -332,7 +332,7 @@ pub(crate) fn add_aliases(
                     rows,
                     &Identifier::Alias(new.alias.clone()),
                     false,
-                    ChangeSource::Api,
+                    &Origin::from(ChangeSource::Api),
                 )?;
                 if let Err(NoProfile::Skipped(message) | NoProfile::Error(message)) = created {
                     errors.push((i, message));

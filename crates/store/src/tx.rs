@@ -14,10 +14,10 @@ use crate::postgres::PgTx;
 use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
-    ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ChangeSource, ClaimedJob, Consumer,
-    CredentialRow, DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued,
-    IdentifyRequest, JobClaim, JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob,
-    Settlement, SpecRow, StoreError, TemplateRow, TrackResult, TriggerRecord,
+    ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ClaimedJob, Consumer, CredentialRow,
+    DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued, IdentifyRequest, JobClaim,
+    JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Origin, Settlement, SpecRow,
+    StoreError, TemplateRow, TrackResult, TriggerRecord,
 };
 
 /// One transaction: a write transaction from [`crate::Store::transact`] or a read-only snapshot
@@ -97,9 +97,10 @@ impl Tx<'_> {
     pub fn track(
         &mut self,
         req: &ParsedTrack,
-        source: ChangeSource,
+        origin: impl Into<Origin>,
     ) -> Result<TrackResult, StoreError> {
-        with_rows!(self, profiles::track, req, source)
+        let origin = origin.into();
+        with_rows!(self, profiles::track, req, &origin)
     }
 
     pub fn delete_users(&mut self, ids: &[Identifier]) -> Result<usize, StoreError> {

@@ -268,6 +268,7 @@ fn job_for(template_id: &str, user: &str) -> leadwire_store::NewJob {
         step_id: None,
         properties: json!({}),
         not_before: None,
+        trace_context: None,
     }
 }
 

@@ -129,6 +129,7 @@ async fn main() {
                     step_id: None,
                     properties: RenderProperties::default().to_json(),
                     not_before: None,
+                    trace_context: None,
                 })?;
             }
             Ok::<_, leadwire_store::StoreError>(())

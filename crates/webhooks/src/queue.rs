@@ -468,6 +468,7 @@ impl JobQueue for StoreQueue {
                 // Every settled claim records its attempt; more claims than attempts + 1 means
                 // an earlier claim ended without a settlement.
                 job.interrupted = h.job.claim.claims > i64::from(h.job.attempts) + 1;
+                job.trace_context = h.job.trace_context;
                 job
             })
             .collect())

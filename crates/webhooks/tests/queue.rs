@@ -60,6 +60,7 @@ fn job(template: &str, user: &str) -> NewJob {
         }
         .to_json(),
         not_before: None,
+        trace_context: None,
     }
 }
 

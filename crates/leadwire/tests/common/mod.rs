@@ -61,6 +61,16 @@ pub fn create_api_key(data: &Path, db: &DatabaseConfig, permissions: &[&str]) ->
 /// Starts `leadwire serve` with `args` (after `serve --listen`); returns the child once the API
 /// answers. Its standard error goes to `log`.
 pub fn start_serve(port: u16, args: &[OsString], log: &Path) -> Child {
+    start_serve_with_env(port, args, &[], log)
+}
+
+/// [`start_serve`] with extra environment variables.
+pub fn start_serve_with_env(
+    port: u16,
+    args: &[OsString],
+    env: &[(&str, String)],
+    log: &Path,
+) -> Child {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,6 +79,7 @@ pub fn start_serve(port: u16, args: &[OsString], log: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadwire"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()

@@ -42,7 +42,7 @@ impl PgTx<'_> {
         loop {
             let rows = self.query(
                 "SELECT seq, braze_id, external_id, source, payload, created_at,
-                        pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24
+                        pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 24, trace_context
                  FROM triggers WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&position, &limit],
             )?;
@@ -88,6 +88,7 @@ impl PgTx<'_> {
                         r.get::<_, &str>(3),
                         r.get::<_, &str>(4),
                         r.get::<_, &str>(5),
+                        r.get(7),
                     )
                 })
                 .collect();
@@ -170,6 +171,7 @@ impl PgTx<'_> {
         source: &str,
         kind: &str,
         payload: String,
+        trace_context: Option<&str>,
     ) -> Result<(), StoreError> {
         if self.appended + 1 >= PER_TRANSACTION {
             return Err(StoreError::Database(format!(
@@ -185,6 +187,7 @@ impl PgTx<'_> {
         queued.source.push(source.to_owned());
         queued.kind.push(kind.to_owned());
         queued.payload.push(payload);
+        queued.trace_context.push(trace_context.map(str::to_owned));
         Ok(())
     }
 
@@ -198,9 +201,9 @@ impl PgTx<'_> {
         let end: Option<i64> = self
             .query_one(
                 "WITH added AS (
-                     INSERT INTO triggers (seq, braze_id, external_id, source, kind, payload, created_at)
-                     SELECT (pg_current_xact_id()::text::bigint << 24) + i, b, e, s, k, p, $7
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(i, b, e, s, k, p)
+                     INSERT INTO triggers (seq, braze_id, external_id, source, kind, payload, created_at, trace_context)
+                     SELECT (pg_current_xact_id()::text::bigint << 24) + i, b, e, s, k, p, $7, c
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $8::text[]) AS t(i, b, e, s, k, p, c)
                      RETURNING seq)
                  SELECT max(seq) FROM added",
                 &[
@@ -211,6 +214,7 @@ impl PgTx<'_> {
                     &q.kind,
                     &q.payload,
                     &self.now.to_rfc3339(),
+                    &q.trace_context,
                 ],
             )?
             .get(0);
@@ -228,4 +232,5 @@ pub(crate) struct QueuedTriggers {
     source: Vec<String>,
     kind: Vec<String>,
     payload: Vec<String>,
+    trace_context: Vec<Option<String>>,
 }

@@ -25,8 +25,8 @@ impl PgTx<'_> {
         let row = JobColumns::of(job)?;
         let job_id: i64 = self
             .query_one(
-                "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
+                "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at, trace_context)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
                 &[
                     &row.delivery_id,
                     &job.template_id,
@@ -37,6 +37,7 @@ impl PgTx<'_> {
                     &row.properties,
                     &row.due_at,
                     &row.enqueued_at,
+                    &job.trace_context,
                 ],
             )?
             .get(0);
@@ -59,7 +60,7 @@ impl PgTx<'_> {
             "UPDATE webhook_jobs SET state = 'in_flight', claims = claims + 1, lease_until = $2, due_at = $2
              WHERE id IN (SELECT id FROM webhook_jobs WHERE due_at IS NOT NULL AND due_at <= $1
                           ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status",
+             RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status, trace_context",
             &[
                 &now,
                 &now.saturating_add(ms(lease)),
@@ -89,6 +90,7 @@ impl PgTx<'_> {
                 last_status: r
                     .get::<_, Option<i64>>(11)
                     .and_then(|s| u16::try_from(s).ok()),
+                trace_context: r.get(12),
             });
         }
         // The claim order is the due order; RETURNING does not promise it.

@@ -10,7 +10,7 @@ use leadwire_profiles::{
 use super::{PgTx, count};
 use crate::codec::{decode_permissions, encode_permissions, new_api_key};
 use crate::profiles::ProfileRows;
-use crate::{ApiKeyInfo, ChangeSource, StoreError};
+use crate::{ApiKeyInfo, Origin, StoreError};
 
 fn text<'p>(p: &'p Profile, key: &str) -> Option<&'p str> {
     p.standard.get(key).and_then(|v| v.as_str())
@@ -249,7 +249,7 @@ impl ProfileRows for PgTx<'_> {
     fn emit(
         &mut self,
         profile: &Profile,
-        source: ChangeSource,
+        origin: &Origin,
         triggers: &[Trigger],
     ) -> Result<(), StoreError> {
         for t in triggers {
@@ -258,9 +258,10 @@ impl ProfileRows for PgTx<'_> {
             self.append_trigger(
                 &profile.braze_id,
                 profile.external_id.as_deref(),
-                source.as_str(),
+                origin.source.as_str(),
                 t.kind(),
                 payload,
+                origin.trace_context.as_deref(),
             )?;
         }
         Ok(())

@@ -203,6 +203,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         2,
+        // The W3C traceparent of the request that caused a trigger or a job, so a send's spans
+        // join the trace of the /users/track call behind it (NULL when traces are not exported).
+        r#"
+    ALTER TABLE triggers ADD COLUMN IF NOT EXISTS trace_context TEXT;
+    ALTER TABLE webhook_jobs ADD COLUMN IF NOT EXISTS trace_context TEXT;
+    "#,
+    ),
+    (
+        3,
         r#"
     -- the web dashboard's sign-in: users (argon2 password hashes) and their sessions (the
     -- token's SHA-256 only)

@@ -87,7 +87,7 @@ fn read_triggers(
     limit: usize,
 ) -> Result<Vec<TriggerRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, braze_id, external_id, source, payload, created_at FROM triggers WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "SELECT seq, braze_id, external_id, source, payload, created_at, trace_context FROM triggers WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![position, limit as i64], |r| {
         Ok((
@@ -97,11 +97,12 @@ fn read_triggers(
             r.get::<_, String>(3)?,
             r.get::<_, String>(4)?,
             r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, braze_id, external_id, source, payload, created_at) = row?;
+        let (seq, braze_id, external_id, source, payload, created_at, trace_context) = row?;
         out.push(TriggerRecord::decode(
             seq,
             braze_id,
@@ -109,6 +110,7 @@ fn read_triggers(
             &source,
             &payload,
             &created_at,
+            trace_context,
         )?);
     }
     Ok(out)

@@ -22,7 +22,7 @@ use crate::{
 const CLAIM_SQL: &str = "UPDATE webhook_jobs
     SET state = 'in_flight', claims = claims + 1, lease_until = ?2, due_at = ?2
     WHERE id IN (SELECT id FROM webhook_jobs WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?3)
-    RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status";
+    RETURNING id, claims, delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, attempts, previous_delay_ms, last_status, trace_context";
 
 impl SqliteTx<'_> {
     /// Enqueues a job: it exists if and only if this transaction commits (the outbox pattern).
@@ -32,8 +32,8 @@ impl SqliteTx<'_> {
         let row = JobColumns::of(job)?;
         self.conn
             .prepare_cached(
-                "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                "INSERT INTO webhook_jobs (delivery_id, template_id, user_identifier, user_id, campaign_id, step_id, properties, next_attempt_at, due_at, enqueued_at, trace_context)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
             )?
             .execute(params![
                 row.delivery_id,
@@ -44,7 +44,8 @@ impl SqliteTx<'_> {
                 job.step_id,
                 row.properties,
                 row.due_at,
-                row.enqueued_at
+                row.enqueued_at,
+                job.trace_context
             ])?;
         let job_id = self.conn.last_insert_rowid();
         self.effects.jobs = true;
@@ -78,6 +79,7 @@ impl SqliteTx<'_> {
             u32,
             Option<i64>,
             Option<i64>,
+            Option<String>,
         );
         let rows: Vec<Row> = stmt
             .query_map(params![now, now.saturating_add(lease_ms), max], |r| {
@@ -94,6 +96,7 @@ impl SqliteTx<'_> {
                     r.get(9)?,
                     r.get(10)?,
                     r.get(11)?,
+                    r.get(12)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -111,6 +114,7 @@ impl SqliteTx<'_> {
             attempts,
             previous,
             last_status,
+            trace_context,
         ) in rows
         {
             out.push(ClaimedJob {
@@ -127,6 +131,7 @@ impl SqliteTx<'_> {
                 previous_delay: previous
                     .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
                 last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+                trace_context,
             });
         }
         Ok(out)

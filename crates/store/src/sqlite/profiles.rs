@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteTx;
 use crate::codec::{decode_permissions, encode_permissions, new_api_key};
 use crate::profiles::ProfileRows;
-use crate::{ApiKeyInfo, ChangeSource, StoreError};
+use crate::{ApiKeyInfo, Origin, StoreError};
 
 fn profile_from_row(data: &str) -> Result<Profile, StoreError> {
     serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("profile row: {e}")))
@@ -263,12 +263,12 @@ impl ProfileRows for SqliteTx<'_> {
     fn emit(
         &mut self,
         profile: &Profile,
-        source: ChangeSource,
+        origin: &Origin,
         triggers: &[Trigger],
     ) -> Result<(), StoreError> {
         let now = self.now.to_rfc3339();
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO triggers (braze_id, external_id, source, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO triggers (braze_id, external_id, source, kind, payload, created_at, trace_context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for t in triggers {
             let payload =
@@ -276,10 +276,11 @@ impl ProfileRows for SqliteTx<'_> {
             stmt.execute(params![
                 profile.braze_id,
                 profile.external_id,
-                source.as_str(),
+                origin.source.as_str(),
                 t.kind(),
                 payload,
-                now
+                now,
+                origin.trace_context
             ])?;
             self.effects.feed_end = Some(self.conn.last_insert_rowid());
         }
