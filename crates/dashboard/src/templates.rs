@@ -657,7 +657,7 @@ fn compose(
         @if !elsewhere.is_empty() {
             ul.field-error { @for e in &elsewhere { li { (e) } } }
         }
-        form.compose method="post" action=(action) novalidate {
+        form.compose method="post" action=(action) novalidate data-live-preview {
             (page::csrf(signed))
             // The default button (Enter in a field) saves.
             @if can_write { button.visually-hidden type="submit" name="action" value="save" tabindex="-1" aria-hidden="true" { (tr.t("compose-save")) } }

@@ -166,6 +166,12 @@ async function main() {
     );
     await screen(page, "04-preview");
 
+    step = "the preview follows edits live";
+    await page.fill("#body-value-1", "{{${last_name}}} (live)");
+    await page.waitForFunction(() =>
+      document.getElementById("preview").textContent.includes("Park (live)"),
+    );
+
     step = "test-send it to the emulator";
     await Promise.all([page.waitForSelector("#response-status"), page.click("button[value=test-send]")]);
     const status = (await page.textContent("#response-status")).trim();
