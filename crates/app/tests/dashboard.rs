@@ -913,3 +913,97 @@ async fn credentials_are_created_rotated_and_deleted_without_showing_a_secret() 
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lead_scoring_canvas_is_built_in_the_step_editor() {
+    let h = common::harness().await;
+    dashboard_user(&h, "ana@example.com", Role::Editor).await;
+    let mut b = Browser::new(&h.api.url());
+    b.sign_in("ana@example.com", PASSWORD).await;
+    let page = b.get("/dashboard/canvases/new").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden(&page.body, "csrf");
+    let filter = r#"{"all": [{"attribute": "lead_stage", "equals": "Lead"}, {"attribute": "lead_score", "greater_than": 50}]}"#;
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("name", "Lead Scoring Canvas"),
+        ("trigger", "attribute_changed"),
+        ("trigger_name", "lead_score"),
+        ("reentry_seconds", "0"),
+        ("step_count", "3"),
+        ("step_0_id", "threshold"),
+        ("step_0_name", "MQL Threshold check"),
+        ("step_0_type", "audience_paths"),
+        ("step_0_group", "MQL Threshold"),
+        ("step_0_filter", filter),
+        ("step_0_next", "mark_mql"),
+        ("step_0_other", ""),
+        ("step_1_id", "mark_mql"),
+        ("step_1_name", "Mark MQL"),
+        ("step_1_type", "user_update"),
+        ("step_1_attribute", "lead_stage"),
+        ("step_1_value", "MQL"),
+        ("step_1_next", "update_lead"),
+        ("step_2_id", "update_lead"),
+        ("step_2_name", "Update Lead"),
+        ("step_2_type", "webhook"),
+        ("step_2_template", common::UPDATE_LEAD),
+        ("step_2_next", ""),
+        ("action", "save"),
+    ];
+    // A path to a step that does not exist is refused with the engine's message naming it.
+    form[18] = ("step_1_next", "nowhere");
+    let refused = b.post("/dashboard/canvases/new", &form).await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(
+        refused.body.contains("id=\"problems\"") && refused.body.contains("nowhere"),
+        "{}",
+        refused.body
+    );
+    assert!(h.app.canvases.canvases().await.expect("list").is_empty());
+
+    form[18] = ("step_1_next", "update_lead");
+    let saved = b.post("/dashboard/canvases/new", &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let id = saved
+        .location
+        .expect("to the Canvas")
+        .trim_start_matches("/dashboard/canvases/")
+        .to_owned();
+    let record = h.app.canvases.canvas(&id).await.expect("saved");
+    let expected: leadwire_canvas::CanvasSpec =
+        serde_json::from_value(lead_scoring_canvas()).expect("spec");
+    assert_eq!(
+        record.spec.steps, expected.steps,
+        "the same Canvas the REST API would hold"
+    );
+    assert_eq!(record.spec.entry, expected.entry);
+    assert_eq!(record.spec.status, leadwire_canvas::CanvasStatus::Draft);
+
+    // The edit form shows it back, each step with its type's fields.
+    let edit = b.get(&format!("/dashboard/canvases/{id}/edit")).await;
+    assert!(
+        edit.body
+            .contains("name=\"step_1_attribute\" type=\"text\" value=\"lead_stage\"")
+    );
+    assert!(
+        edit.body
+            .contains("<option value=\"audience_paths\" selected>")
+    );
+
+    // Started, a user above the threshold passes its steps.
+    let detail = b.get(&format!("/dashboard/canvases/{id}")).await;
+    let csrf = hidden(&detail.body, "csrf");
+    b.post(
+        &format!("/dashboard/canvases/{id}/status"),
+        &[("csrf", &csrf), ("to", "active")],
+    )
+    .await;
+    h.track(serde_json::json!({"attributes": [{"external_id": "hot", "lead_stage": "Lead", "lead_score": 70}]}))
+        .await;
+    h.settle().await;
+    let detail = b.get(&format!("/dashboard/canvases/{id}")).await;
+    assert!(detail.body.contains(
+        "data-step=\"mark_mql\" data-entered=\"1\" data-waiting=\"0\" data-passed=\"1\""
+    ));
+}

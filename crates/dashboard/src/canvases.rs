@@ -273,6 +273,7 @@ async fn list(State(d): State<Dashboard>, signed: Signed) -> Result<Response, Da
     let body = html! {
         h1 { (tr.t("canvases-title")) }
         p.help { (tr.t("canvases-help")) }
+        @if can_write { p.actions { a.button href="/dashboard/canvases/new" { (tr.t("canvases-new")) } } }
         @if canvases.is_empty() {
             p { (tr.t("canvases-none")) }
         } @else {
@@ -318,7 +319,10 @@ async fn detail(
         h1 { (title) }
         p {
             (tr.t("column-state")) ": " span.badge id="canvas-status" { (tr.t(status_id(record.spec.status))) }
-            @if signed.can(Permission::CanvasWrite) { " " (status_button(tr, &signed, &record)) }
+            @if signed.can(Permission::CanvasWrite) {
+                " " (status_button(tr, &signed, &record))
+                " " a href={ "/dashboard/canvases/" (record.id) "/edit" } { (tr.t("canvas-edit")) }
+            }
         }
         @if !record.spec.description.is_empty() { p { (record.spec.description) } }
         div.graph-scroll { (graph(tr, &record, &figures)) }

@@ -235,6 +235,7 @@ mod tests {
             include_str!("users.rs"),
             include_str!("credentials.rs"),
             include_str!("charts.rs"),
+            include_str!("canvas_builder.rs"),
         ];
         let mut asked = BTreeSet::new();
         for source in sources {
@@ -283,6 +284,10 @@ mod tests {
             "nav-users",
             "nav-credentials",
             "nav-deliveries",
+            "builder-step-json",
+            "builder-bad-json",
+            "builder-bad-seconds",
+            "builder-bad-reentry",
             "charts-delivered",
             "charts-failed",
             "charts-aborted",

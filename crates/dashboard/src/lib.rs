@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod auth;
 pub mod campaigns;
+pub mod canvas_builder;
 pub mod canvases;
 pub mod charts;
 pub mod credentials;
@@ -130,6 +131,7 @@ pub fn router(
         .merge(activity::routes())
         .merge(campaigns::routes())
         .merge(canvases::routes())
+        .merge(canvas_builder::routes())
         .merge(users::routes())
         .merge(credentials::routes())
         .merge(charts::routes())
