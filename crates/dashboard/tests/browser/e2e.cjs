@@ -226,36 +226,40 @@ async function main() {
     check(Number(await page.getAttribute("#totals", "data-delivered")) >= 1, "the charts count the lead");
     await screen(page, "09b-deliveries");
 
+    step = "build the lead-scoring Canvas in the step editor";
+    await page.goto(`${BASE}/dashboard/canvases`);
+    await page.click("a[href='/dashboard/canvases/new']");
+    await page.waitForURL("**/dashboard/canvases/new");
+    await page.fill("#name", "Lead Scoring Canvas");
+    await page.selectOption("#trigger", "attribute_changed");
+    await page.fill("#trigger-name", "lead_score");
+    await page.fill("#reentry", "0");
+    await page.fill("#step-0-id", "threshold");
+    await page.fill("#step-0-name", "MQL Threshold check");
+    await page.fill("#step-0-group", "MQL Threshold");
+    await page.fill(
+      "#step-0-filter",
+      JSON.stringify({ all: [{ attribute: "lead_stage", equals: "Lead" }, { attribute: "lead_score", greater_than: 50 }] }),
+    );
+    await page.fill("#step-0-next", "mark_mql");
+    await page.click("button[value=add-step]");
+    await page.waitForSelector("#step-1-id");
+    await page.fill("#step-1-id", "mark_mql");
+    await page.fill("#step-1-name", "Mark MQL");
+    await page.fill("#step-1-attribute", "lead_stage");
+    await page.fill("#step-1-value", "MQL");
+    await screen(page, "10a-canvas-builder");
+    await Promise.all([page.waitForSelector("#canvas-status"), page.click("button.primary[value=save]")]);
+    const canvasUrl = page.url();
+    await page.click("button[data-to=active]");
+    // Started: the page comes back with Pause in place of Start.
+    await page.waitForSelector("button[data-to=paused]");
+
     step = "the lead-scoring Canvas: a user passes its steps";
-    const canvas = await api("/canvas/create", {
-      name: "Lead Scoring Canvas",
-      status: "active",
-      entry: { triggers: [{ type: "attribute_changed", attribute: "lead_score" }], reentry_seconds: 0 },
-      steps: [
-        {
-          id: "threshold",
-          name: "MQL Threshold check",
-          type: "audience_paths",
-          groups: [
-            {
-              name: "MQL Threshold",
-              filter: { all: [{ attribute: "lead_stage", equals: "Lead" }, { attribute: "lead_score", greater_than: 50 }] },
-              next: "mark_mql",
-            },
-          ],
-          everyone_else: null,
-        },
-        { id: "mark_mql", name: "Mark MQL", type: "user_update", attributes: { lead_stage: "MQL" } },
-      ],
-    });
     await api("/users/track", {
       attributes: [{ external_id: "browser-lead", lead_stage: "Lead", lead_score: 75 }],
     });
-    await page.goto(`${BASE}/dashboard/canvases`);
-    await Promise.all([
-      page.waitForURL(`**/dashboard/canvases/${canvas.canvas_id}`),
-      page.click(`a[href='/dashboard/canvases/${canvas.canvas_id}']`),
-    ]);
+    await page.goto(canvasUrl);
     // The engine works in the background: reload until the user has passed the last step (the
     // guard bounds it; nothing waits on a clock).
     for (let reloads = 0; ; reloads++) {
