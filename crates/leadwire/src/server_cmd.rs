@@ -245,6 +245,7 @@ pub fn dashboard_users(cmd: DashboardUsersCommand) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating dashboard user '{email}'"))
     })?;
+    let email = leadwire_dashboard::auth::normalize_email(&email).unwrap_or(email);
     println!("created dashboard user {email} ({role})");
     Ok(())
 }

@@ -557,3 +557,105 @@ fn credential_secrets_are_sealed_and_data_files_private() {
         String::from_utf8_lossy(&other.stderr)
     );
 }
+
+#[test]
+fn dashboard_users_create_reads_the_password_and_stores_only_its_hash() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("dir");
+    // From stdin.
+    let mut child = leadwire()
+        .args([
+            "dashboard-users",
+            "create",
+            "--email",
+            "Ana@Example.com",
+            "--role",
+            "editor",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse battery staple\n")
+        .expect("writes");
+    let out = child.wait_with_output().expect("waits");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("created dashboard user ana@example.com (editor)")
+    );
+    // From a file; a short password and an unknown role are refused.
+    let file = dir.path().join("password");
+    std::fs::write(&file, "short\n").expect("writes");
+    let weak = leadwire()
+        .args([
+            "dashboard-users",
+            "create",
+            "--email",
+            "b@example.com",
+            "--role",
+            "viewer",
+            "--password-file",
+        ])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
+    let role = leadwire()
+        .args([
+            "dashboard-users",
+            "create",
+            "--email",
+            "b@example.com",
+            "--role",
+            "owner",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        role.status.code(),
+        Some(2),
+        "a usage error naming the roles"
+    );
+
+    // The password signs in; the store has its argon2 hash, not the password.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = leadwire_app::open_store(&leadwire_app::DatabaseConfig::Sqlite(
+        leadwire_store::SqliteConfig::new(dir.path().join("leadwire.db")),
+    ))
+    .expect("store");
+    let row = runtime
+        .block_on(store.read(|tx| tx.dashboard_user_by_email("ana@example.com")))
+        .expect("reads")
+        .expect("created");
+    assert!(row.password_hash.starts_with("$argon2id$") && !row.password_hash.contains("horse"));
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    let signed_in = runtime
+        .block_on(leadwire_dashboard::auth::sign_in(
+            &store,
+            "ana@example.com",
+            "correct horse battery staple",
+            expires,
+        ))
+        .expect("signs in");
+    assert_eq!(
+        signed_in.map(|(_, user)| user.role),
+        Some(leadwire_dashboard::Role::Editor)
+    );
+}
