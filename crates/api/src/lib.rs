@@ -242,11 +242,23 @@ pub async fn serve_with_services(
     config: ApiConfig,
     services: Services,
 ) -> std::io::Result<RunningApi> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let header_read_timeout = config.header_read_timeout;
     let max_connections = config.max_connections.max(1);
     let app = router_with_services(store, config, services);
+    serve_router(addr, app, header_read_timeout, max_connections).await
+}
+
+/// Serves any router (the API's merged with the dashboard's, say) with the API's accept loop:
+/// the header-read timeout, the connection cap and graceful shutdown.
+pub async fn serve_router(
+    addr: SocketAddr,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+) -> std::io::Result<RunningApi> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let max_connections = max_connections.max(1);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(
         listener,

@@ -78,6 +78,8 @@ pub struct AppConfig {
     /// Triggers every feed consumer has passed are deleted once they are this old (the
     /// `/triggers` feed serves this much history).
     pub feed_retention: Duration,
+    /// The web dashboard served beside the API.
+    pub dashboard: leadwire_dashboard::DashboardConfig,
 }
 
 impl AppConfig {
@@ -95,6 +97,7 @@ impl AppConfig {
             webhooks: WebhookConfig::new(),
             workers: true,
             feed_retention: Duration::from_secs(15 * 60),
+            dashboard: leadwire_dashboard::DashboardConfig::default(),
         }
     }
 }
@@ -222,6 +225,8 @@ pub struct App {
     pub webhooks: Arc<WebhookService>,
     pub campaigns: Arc<CampaignEngine>,
     pub canvases: Arc<CanvasEngine>,
+    /// The web dashboard's settings (sessions, cookies).
+    pub dashboard: leadwire_dashboard::DashboardConfig,
     tasks: Vec<Task>,
 }
 
@@ -254,6 +259,7 @@ impl App {
             webhooks,
             campaigns,
             canvases,
+            dashboard: config.dashboard.clone(),
             tasks,
         })
     }
@@ -278,13 +284,22 @@ impl App {
         }
     }
 
-    /// Serves the REST API with every service behind it.
+    /// Serves the REST API with every service behind it, and the web dashboard (`/dashboard`)
+    /// over the same services beside it.
     pub async fn serve_api(
         &self,
         listen: SocketAddr,
         config: leadwire_api::ApiConfig,
     ) -> anyhow::Result<leadwire_api::RunningApi> {
-        leadwire_api::serve_with_services(listen, self.store.clone(), config, self.services())
+        let services = self.services();
+        let dashboard =
+            leadwire_dashboard::router(self.store.clone(), &services, self.dashboard.clone())
+                .context("loading the dashboard's message catalogues")?;
+        let header_read_timeout = config.header_read_timeout;
+        let max_connections = config.max_connections;
+        let app = leadwire_api::router_with_services(self.store.clone(), config, services)
+            .merge(dashboard);
+        leadwire_api::serve_router(listen, app, header_read_timeout, max_connections)
             .await
             .with_context(|| format!("listening on {listen}"))
     }

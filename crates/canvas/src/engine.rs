@@ -532,8 +532,13 @@ impl Pass<'_, '_> {
                 effects,
                 status,
                 steps,
+                entered,
             } = journey::advance(canvas, &mut journey, &profile, self.now, trigger.take());
             self.report.steps += steps;
+            // Each step's arrivals, for the dashboard's graph (the first step's at entry).
+            for step_id in &entered {
+                self.tx.count_step(canvas_id, step_id, "entered")?;
+            }
             let state = serde_json::to_string(&journey)
                 .map_err(|e| EngineError::Corrupt(format!("journey state: {e}")))?;
             let exit_reason = match &status {

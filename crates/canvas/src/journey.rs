@@ -115,6 +115,8 @@ pub struct Advanced {
     pub status: Status,
     /// Steps the user moved into.
     pub steps: usize,
+    /// Their ids, in order (a step entered twice is listed twice).
+    pub entered: Vec<String>,
 }
 
 /// A new journey at the Canvas's first step.
@@ -147,18 +149,19 @@ pub fn advance(
 ) -> Advanced {
     let mut trigger = trigger;
     let mut effects = Vec::new();
-    let mut steps = 0;
-    let done = |effects, status, steps| Advanced {
+    let mut entered: Vec<String> = Vec::new();
+    let done = |effects, status, entered: Vec<String>| Advanced {
         effects,
         status,
-        steps,
+        steps: entered.len(),
+        entered,
     };
     loop {
-        if steps > MAX_STEPS_PER_CALL {
-            return done(effects, Status::Waiting { until: now }, steps);
+        if entered.len() > MAX_STEPS_PER_CALL {
+            return done(effects, Status::Waiting { until: now }, entered);
         }
         let Some(i) = canvas.step_index(&journey.step) else {
-            return done(effects, Status::Exited(ExitReason::StepRemoved), steps);
+            return done(effects, Status::Exited(ExitReason::StepRemoved), entered);
         };
         let step = &canvas.steps[i];
         // Where the user goes next; `None` in the outer option means "stay and wait".
@@ -166,7 +169,7 @@ pub fn advance(
         match (step, journey.wait.clone()) {
             (Step::Delay { next: n, .. }, Some(Wait::Delay { until })) => {
                 if now < until {
-                    return done(effects, Status::Waiting { until }, steps);
+                    return done(effects, Status::Waiting { until }, entered);
                 }
                 journey.wait = None;
                 next = *n;
@@ -198,7 +201,7 @@ pub fn advance(
                     };
                     if now < until {
                         journey.wait = Some(Wait::Actions { until, best });
-                        return done(effects, Status::Waiting { until }, steps);
+                        return done(effects, Status::Waiting { until }, entered);
                     }
                     journey.wait = None;
                     next = match best {
@@ -264,11 +267,11 @@ pub fn advance(
                             track,
                         });
                         if let Some(status) = boundary(canvas, journey, *n, profile, now) {
-                            return done(effects, status, steps);
+                            return done(effects, status, entered);
                         }
-                        steps += 1;
+                        entered.push(journey.step.clone());
                         // Later steps must see the new values: stop until the update is applied.
-                        return done(effects, Status::AwaitingUpdate, steps);
+                        return done(effects, Status::AwaitingUpdate, entered);
                     }
                     // abort_message: nothing to update; the user advances.
                     next = *n;
@@ -279,7 +282,7 @@ pub fn advance(
                             journey.step_entered_at + Duration::seconds(*s as i64)
                         }
                         DelayKind::Until(t) if *t < journey.step_entered_at => {
-                            return done(effects, Status::Exited(ExitReason::DelayPassed), steps);
+                            return done(effects, Status::Exited(ExitReason::DelayPassed), entered);
                         }
                         DelayKind::Until(t) => *t,
                     };
@@ -306,9 +309,9 @@ pub fn advance(
             },
         }
         if let Some(status) = boundary(canvas, journey, next, profile, now) {
-            return done(effects, status, steps);
+            return done(effects, status, entered);
         }
-        steps += 1;
+        entered.push(journey.step.clone());
     }
 }
 

@@ -36,6 +36,9 @@ enum Command {
     /// Manage REST API keys.
     #[command(subcommand)]
     ApiKeys(server_cmd::ApiKeysCommand),
+    /// Manage the web dashboard's users (`/dashboard`).
+    #[command(subcommand)]
+    DashboardUsers(server_cmd::DashboardUsersCommand),
     /// Import and manage users.
     #[command(subcommand)]
     Users(server_cmd::UsersCommand),
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => demo_cmd::apply(args),
         Command::Serve(args) => server_cmd::serve(*args),
         Command::ApiKeys(cmd) => server_cmd::api_keys(cmd),
+        Command::DashboardUsers(cmd) => server_cmd::dashboard_users(cmd),
         Command::Users(cmd) => server_cmd::users(cmd),
         Command::Activity(cmd) => webhooks_cmd::activity(cmd),
         Command::SalesforceEmulator(args) => {

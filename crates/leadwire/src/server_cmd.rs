@@ -122,6 +122,13 @@ pub struct ServeArgs {
     /// anyway (their jobs are then sent again after their lease, with the same delivery id).
     #[arg(long, default_value_t = 30)]
     shutdown_grace_secs: u64,
+    /// Mark the dashboard's cookies `Secure` on every answer (behind a TLS-terminating proxy
+    /// that does not send `X-Forwarded-Proto: https`; with it they are marked anyway).
+    #[arg(long, env = "LEADWIRE_DASHBOARD_SECURE_COOKIES")]
+    dashboard_secure_cookies: bool,
+    /// How long a dashboard sign-in lasts, in hours.
+    #[arg(long, default_value_t = 12)]
+    dashboard_session_hours: u64,
     #[command(flatten)]
     tracing: TracingArgs,
 }
@@ -184,6 +191,62 @@ pub enum ApiKeysCommand {
         #[arg(long, default_value = "default")]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DashboardUsersCommand {
+    /// Create a dashboard user. The password is read from --password-file, else from stdin
+    /// (its first line), so it never appears in the process list or shell history.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        /// The email the user signs in with.
+        #[arg(long)]
+        email: String,
+        /// `viewer` (reads everything), `editor` (also edits templates, campaigns, Canvases and
+        /// sends tests) or `admin` (everything, credentials included).
+        #[arg(long, value_parser = dashboard_role_parser())]
+        role: leadwire_dashboard::Role,
+        /// A file whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+fn dashboard_role_parser() -> impl clap::builder::TypedValueParser<Value = leadwire_dashboard::Role>
+{
+    PossibleValuesParser::new(leadwire_dashboard::Role::ALL.iter().map(|r| r.as_str()))
+        .try_map(|name| name.parse::<leadwire_dashboard::Role>())
+}
+
+pub fn dashboard_users(cmd: DashboardUsersCommand) -> anyhow::Result<()> {
+    let DashboardUsersCommand::Create {
+        data,
+        email,
+        role,
+        password_file,
+    } = cmd;
+    let text = match &password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password from {}", path.display()))?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line
+        }
+    };
+    let password = text.lines().next().unwrap_or("");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = data.open_store()?;
+        leadwire_dashboard::auth::create_user(&store, &email, role, password)
+            .await
+            .with_context(|| format!("creating dashboard user '{email}'"))
+    })?;
+    println!("created dashboard user {email} ({role})");
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -277,6 +340,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let DatabaseConfig::Postgres(c) = &mut app_config.database {
             c.wait_for_database = Duration::from_secs(600);
         }
+        app_config.dashboard.secure_cookies = args.dashboard_secure_cookies;
+        app_config.dashboard.session_ttl = Duration::from_secs(args.dashboard_session_hours.max(1) * 3600);
         let app = leadwire_app::App::start(app_config).await?;
         let api = if args.role.serves_api() {
             let api = app.serve_api(args.listen, config).await?;

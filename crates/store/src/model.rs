@@ -157,6 +157,30 @@ pub struct ApiKeyInfo {
     pub permissions: Vec<String>,
 }
 
+/// A dashboard user as stored: the password only as its argon2 PHC string, the role as its
+/// owner (`leadwire-dashboard`) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardUserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dashboard session found by its token's hash: whose it is and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSessionRow {
+    pub user: DashboardUserRow,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The SHA-256 (hex) under which a secret token is stored: API keys and dashboard session
+/// tokens are never stored in clear.
+pub fn token_hash(token: &str) -> String {
+    hash_key(token)
+}
+
 pub(crate) fn hash_key(key: &str) -> String {
     sha2::Sha256::digest(key.as_bytes())
         .iter()
@@ -322,6 +346,25 @@ pub struct JobInfo {
     pub last_error: Option<String>,
     /// When a worker next takes it (its next attempt, or its lease's end); `None` once final.
     pub due_at: Option<SystemTime>,
+}
+
+/// Jobs enqueued in one time bucket, for one campaign (or Canvas), step, template and state: what
+/// the dashboard's delivery charts are drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryBucket {
+    /// The bucket's start.
+    pub start: SystemTime,
+    pub campaign_id: Option<String>,
+    pub step_id: Option<String>,
+    pub template_id: String,
+    pub state: JobState,
+    /// Jobs enqueued in the bucket.
+    pub jobs: u64,
+    /// Their attempts, summed (attempts beyond the first are retries).
+    pub attempts: u64,
+    /// How many of them finished, and their enqueued-to-finished times summed.
+    pub finished: u64,
+    pub latency_ms_total: u64,
 }
 
 // ---- templates and credentials --------------------------------------------------------------

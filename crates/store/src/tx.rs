@@ -15,8 +15,9 @@ use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
     ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ClaimedJob, Consumer, CredentialRow,
-    Enqueued, IdentifyRequest, JobClaim, JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias,
-    NewJob, Origin, Settlement, SpecRow, StoreError, TemplateRow, TrackResult, TriggerRecord,
+    DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued, IdentifyRequest, JobClaim,
+    JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Origin, Settlement, SpecRow,
+    StoreError, TemplateRow, TrackResult, TriggerRecord,
 };
 
 /// One transaction: a write transaction from [`crate::Store::transact`] or a read-only snapshot
@@ -192,6 +193,20 @@ forward! {
     fn count_step(canvas_id: &str, step_id: &str, kind: &str) -> Result<(), StoreError>;
     fn step_counts(canvas_id: &str) -> Result<HashMap<(String, String), i64>, StoreError>;
 
+    // dashboard
+    /// Adds a dashboard user (`Conflict` when the email is taken); returns the user's id.
+    fn create_dashboard_user(email: &str, password_hash: &str, role: &str) -> Result<String, StoreError>;
+    fn dashboard_user_by_email(email: &str) -> Result<Option<DashboardUserRow>, StoreError>;
+    /// Every dashboard user, by email.
+    fn dashboard_users() -> Result<Vec<DashboardUserRow>, StoreError>;
+    /// Saves a session under its token's SHA-256 (the token itself is never stored) and
+    /// deletes sessions that have expired.
+    fn create_dashboard_session(token_hash: &str, user_id: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The session under this hash and its user, unless it has expired by `now`.
+    fn dashboard_session(token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSessionRow>, StoreError>;
+    /// Ends a session; `false` when there was none.
+    fn delete_dashboard_session(token_hash: &str) -> Result<bool, StoreError>;
+
     // feed
     /// Trigger feed entries after `position`, oldest first.
     fn triggers_after(position: i64, limit: usize) -> Result<Vec<TriggerRecord>, StoreError>;
@@ -227,6 +242,9 @@ forward! {
     fn next_job_due() -> Result<Option<SystemTime>, StoreError>;
     /// When the oldest job still queued or in flight was enqueued.
     fn oldest_outstanding_job() -> Result<Option<SystemTime>, StoreError>;
+    /// Jobs enqueued since `since`, counted per `bucket` of time, campaign, step, template and
+    /// state (the dashboard's delivery charts).
+    fn delivery_buckets(since: SystemTime, bucket: Duration) -> Result<Vec<DeliveryBucket>, StoreError>;
     /// Jobs, newest first, optionally of one campaign.
     fn jobs(campaign_id: Option<&str>, limit: usize) -> Result<Vec<JobInfo>, StoreError>;
 
@@ -268,4 +286,6 @@ forward! {
     /// Every credential, secrets included, by name.
     fn credentials() -> Result<Vec<CredentialRow>, StoreError>;
     fn credential(name: &str) -> Result<Option<CredentialRow>, StoreError>;
+    /// Deletes a credential; `false` when there was none by that name.
+    fn delete_credential(name: &str) -> Result<bool, StoreError>;
 }

@@ -494,3 +494,168 @@ async fn feed_positions_are_per_consumer_and_pruning_waits_for_every_consumer() 
         .expect("reads");
     assert_eq!(at, end);
 }
+
+#[tokio::test]
+async fn dashboard_users_and_sessions_store_only_hashes_and_expire() {
+    let (_dir, store) = fresh();
+    let id = store
+        .transact(|tx| tx.create_dashboard_user("ana@example.com", "$argon2id$stand-in", "editor"))
+        .await
+        .expect("user saves");
+    let taken = store
+        .transact(|tx| tx.create_dashboard_user("ana@example.com", "$argon2id$other", "viewer"))
+        .await;
+    assert!(
+        matches!(&taken, Err(leadwire_store::StoreError::Conflict(m)) if m.contains("ana@example.com")),
+        "{taken:?}"
+    );
+    let user = store
+        .read(|tx| tx.dashboard_user_by_email("ana@example.com"))
+        .await
+        .expect("reads")
+        .expect("found");
+    assert_eq!(
+        (
+            user.id.as_str(),
+            user.role.as_str(),
+            user.password_hash.as_str()
+        ),
+        (id.as_str(), "editor", "$argon2id$stand-in")
+    );
+    assert!(
+        store
+            .read(|tx| tx.dashboard_user_by_email("nobody@example.com"))
+            .await
+            .expect("reads")
+            .is_none()
+    );
+
+    let now = chrono::Utc::now();
+    let hash = leadwire_store::token_hash("session-token");
+    assert_ne!(hash, "session-token", "the token is stored hashed");
+    let (h, uid) = (hash.clone(), id.clone());
+    store
+        .transact(move |tx| tx.create_dashboard_session(&h, &uid, now + chrono::Duration::hours(1)))
+        .await
+        .expect("session saves");
+    let h = hash.clone();
+    let found = store
+        .read(move |tx| tx.dashboard_session(&h, now))
+        .await
+        .expect("reads")
+        .expect("live session found");
+    assert_eq!(found.user.email, "ana@example.com");
+    // Past its expiry the session is not found, though the row is still there.
+    let h = hash.clone();
+    let later = now + chrono::Duration::hours(2);
+    assert!(
+        store
+            .read(move |tx| tx.dashboard_session(&h, later))
+            .await
+            .expect("reads")
+            .is_none()
+    );
+    let h = hash.clone();
+    assert!(
+        store
+            .transact(move |tx| tx.delete_dashboard_session(&h))
+            .await
+            .expect("deletes")
+    );
+    let h = hash.clone();
+    assert!(
+        store
+            .read(move |tx| tx.dashboard_session(&h, now))
+            .await
+            .expect("reads")
+            .is_none(),
+        "signed out"
+    );
+    let users = store.read(|tx| tx.dashboard_users()).await.expect("lists");
+    assert_eq!(users.len(), 1);
+}
+
+#[tokio::test]
+async fn a_credential_is_deleted_by_name() {
+    let (_dir, store) = fresh();
+    let row = leadwire_store::CredentialRow {
+        name: "sf".into(),
+        kind: leadwire_store::CredentialKind::Basic,
+        username: Some("u".into()),
+        secret: Some("p".into()),
+        headers: Vec::new(),
+        allowed_domain: None,
+        created_at: std::time::SystemTime::now(),
+        updated_at: std::time::SystemTime::now(),
+    };
+    store
+        .transact(move |tx| tx.put_credential(&row))
+        .await
+        .expect("saves");
+    assert!(
+        store
+            .transact(|tx| tx.delete_credential("sf"))
+            .await
+            .expect("deletes")
+    );
+    assert!(
+        !store
+            .transact(|tx| tx.delete_credential("sf"))
+            .await
+            .expect("runs"),
+        "gone"
+    );
+    assert!(
+        store
+            .read(|tx| tx.credentials())
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn delivery_buckets_count_jobs_by_campaign_template_and_state() {
+    let (_dir, store) = fresh();
+    let template = store
+        .transact(|tx| tx.insert_template("Create Lead", "", "{}"))
+        .await
+        .expect("template");
+    let t = template.clone();
+    store
+        .transact(move |tx| {
+            tx.enqueue_job(&job_for(&t, "u1"))?;
+            tx.enqueue_job(&job_for(&t, "u2"))?;
+            let mut other = job_for(&t, "u3");
+            other.campaign_id = Some("cmp_2".into());
+            tx.enqueue_job(&other)
+        })
+        .await
+        .expect("enqueues");
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let buckets = store
+        .read(move |tx| tx.delivery_buckets(since, std::time::Duration::from_secs(3600)))
+        .await
+        .expect("reads");
+    let of = |c: &str| {
+        buckets
+            .iter()
+            .filter(|b| b.campaign_id.as_deref() == Some(c))
+            .map(|b| (b.jobs, b.state, b.template_id.clone(), b.finished))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of("cmp_1"),
+        [(2, leadwire_store::JobState::Queued, template.clone(), 0)]
+    );
+    assert_eq!(
+        of("cmp_2"),
+        [(1, leadwire_store::JobState::Queued, template, 0)]
+    );
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let none = store
+        .read(move |tx| tx.delivery_buckets(later, std::time::Duration::from_secs(60)))
+        .await
+        .expect("reads");
+    assert!(none.is_empty(), "only jobs enqueued since the time given");
+}

@@ -534,6 +534,24 @@ impl WebhookService {
         self.credentials.save(&credential).await
     }
 
+    /// Deletes a credential (templates that name it then fail to render, with that reason in
+    /// the activity log); `NotFound` when there is none by that name.
+    pub async fn delete_credential(&self, name: &str) -> Result<(), WebhookError> {
+        let key = name.to_owned();
+        let deleted = self
+            .store
+            .transact(move |tx| tx.delete_credential(&key))
+            .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(WebhookError::NotFound {
+                what: "credential",
+                id: name.to_owned(),
+            })
+        }
+    }
+
     pub async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, WebhookError> {
         self.credentials.list().await
     }

@@ -9,7 +9,10 @@ use leadwire_profiles::Identifier;
 
 use super::{PgTx, count};
 use crate::codec::{JobColumns, enqueue_precondition, from_millis, millis, parse_json};
-use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
+use crate::{
+    ClaimedJob, DeliveryBucket, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement,
+    StoreError,
+};
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
@@ -231,5 +234,41 @@ impl PgTx<'_> {
                 })
             })
             .collect()
+    }
+
+    /// Jobs enqueued since `since`, counted per `bucket` of time, campaign, step, template and
+    /// state, oldest bucket first.
+    pub fn delivery_buckets(
+        &mut self,
+        since: SystemTime,
+        bucket: Duration,
+    ) -> Result<Vec<DeliveryBucket>, StoreError> {
+        let width = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let rows = self.query(
+            "SELECT (enqueued_at / $1) * $1, campaign_id, step_id, template_id, state, COUNT(*)::BIGINT,
+                    SUM(attempts)::BIGINT,
+                    SUM(CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END)::BIGINT,
+                    SUM(CASE WHEN finished_at IS NULL THEN 0 ELSE finished_at - enqueued_at END)::BIGINT
+             FROM webhook_jobs WHERE enqueued_at >= $2
+             GROUP BY 1, campaign_id, step_id, template_id, state ORDER BY 1",
+            &[&width, &millis(since)],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let state: String = r.get(4);
+            let n = |i: usize| u64::try_from(r.get::<_, i64>(i)).unwrap_or(0);
+            out.push(DeliveryBucket {
+                start: from_millis(r.get(0)),
+                campaign_id: r.get(1),
+                step_id: r.get(2),
+                template_id: r.get(3),
+                state: JobState::parse(&state)?,
+                jobs: n(5),
+                attempts: n(6),
+                finished: n(7),
+                latency_ms_total: n(8),
+            });
+        }
+        Ok(out)
     }
 }

@@ -210,6 +210,27 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE webhook_jobs ADD COLUMN IF NOT EXISTS trace_context TEXT;
     "#,
     ),
+    (
+        3,
+        r#"
+    -- the web dashboard's sign-in: users (argon2 password hashes) and their sessions (the
+    -- token's SHA-256 only)
+    CREATE TABLE dashboard_users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE dashboard_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES dashboard_users(id) ON DELETE CASCADE,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
+    "#,
+    ),
 ];
 
 /// Creates the schema if needed and applies the migrations not yet in the ledger, under an

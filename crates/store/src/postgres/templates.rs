@@ -138,6 +138,11 @@ impl PgTx<'_> {
     }
 
     /// Creates or replaces a credential (by name).
+    /// Deletes a credential; `false` when there was none by that name.
+    pub fn delete_credential(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.execute("DELETE FROM webhook_credentials WHERE name = $1", &[&name])? > 0)
+    }
+
     pub fn put_credential(&mut self, c: &CredentialRow) -> Result<(), StoreError> {
         let now = millis(SystemTime::now());
         self.execute(

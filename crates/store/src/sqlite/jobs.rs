@@ -14,7 +14,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteTx, millis, parse_json};
 use crate::codec::{JobColumns, enqueue_precondition};
-use crate::{ClaimedJob, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement, StoreError};
+use crate::{
+    ClaimedJob, DeliveryBucket, Enqueued, JobClaim, JobInfo, JobState, NewJob, Settlement,
+    StoreError,
+};
 
 const CLAIM_SQL: &str = "UPDATE webhook_jobs
     SET state = 'in_flight', claims = claims + 1, lease_until = ?2, due_at = ?2
@@ -312,6 +315,62 @@ impl SqliteTx<'_> {
                 last_status,
                 last_error,
                 due_at: due_at.map(super::from_millis),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Jobs enqueued since `since`, counted per `bucket` of time, campaign, step, template and
+    /// state, oldest bucket first.
+    pub fn delivery_buckets(
+        &mut self,
+        since: SystemTime,
+        bucket: Duration,
+    ) -> Result<Vec<DeliveryBucket>, StoreError> {
+        let width = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT (enqueued_at / ?1) * ?1, campaign_id, step_id, template_id, state, COUNT(*),
+                    SUM(attempts),
+                    SUM(CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END),
+                    SUM(CASE WHEN finished_at IS NULL THEN 0 ELSE finished_at - enqueued_at END)
+             FROM webhook_jobs WHERE enqueued_at >= ?2
+             GROUP BY 1, campaign_id, step_id, template_id, state ORDER BY 1",
+        )?;
+        let rows = stmt.query_map(params![width, super::millis(since)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                [
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                ],
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                start,
+                campaign_id,
+                step_id,
+                template_id,
+                state,
+                [jobs, attempts, finished, latency],
+            ) = row?;
+            out.push(DeliveryBucket {
+                start: super::from_millis(start),
+                campaign_id,
+                step_id,
+                template_id,
+                state: JobState::parse(&state)?,
+                jobs: u64::try_from(jobs).unwrap_or(0),
+                attempts: u64::try_from(attempts).unwrap_or(0),
+                finished: u64::try_from(finished).unwrap_or(0),
+                latency_ms_total: u64::try_from(latency).unwrap_or(0),
             });
         }
         Ok(out)

@@ -12,6 +12,7 @@
 mod activity;
 mod campaigns;
 mod canvas;
+mod dashboard;
 mod feed;
 mod jobs;
 mod profiles;

@@ -210,6 +210,27 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE webhook_jobs ADD COLUMN trace_context TEXT;
     "#,
     ),
+    (
+        3,
+        r#"
+    -- the web dashboard's sign-in: users (argon2 password hashes) and their sessions (the
+    -- token's SHA-256 only)
+    CREATE TABLE dashboard_users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE dashboard_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES dashboard_users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions(expires_at);
+    "#,
+    ),
 ];
 
 /// Opens a connection with the file's one set of settings. Read-only connections are for

@@ -171,6 +171,15 @@ impl SqliteTx<'_> {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Deletes a credential; `false` when there was none by that name.
+    pub fn delete_credential(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM webhook_credentials WHERE name = ?1")?
+            .execute([name])?
+            > 0)
+    }
+
     pub fn credential(&mut self, name: &str) -> Result<Option<CredentialRow>, StoreError> {
         Ok(self.credentials()?.into_iter().find(|c| c.name == name))
     }
