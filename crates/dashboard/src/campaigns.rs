@@ -176,14 +176,6 @@ impl Form {
     }
 }
 
-/// A problem's text: a message id, or `id|detail` for one with the engine's detail.
-fn problem_text(tr: Tr<'_>, problem: &str) -> String {
-    match problem.split_once('|') {
-        Some((id, detail)) => tr.ta(id, &[("detail", detail.to_owned().into())]),
-        None => tr.t(problem),
-    }
-}
-
 async fn list(State(d): State<Dashboard>, signed: Signed) -> Result<Response, DashboardError> {
     signed.require(Permission::CampaignsRead)?;
     let tr = d.tr(signed.lang());
@@ -267,19 +259,10 @@ fn status_button(tr: Tr<'_>, signed: &Signed, c: &CampaignRecord) -> Markup {
     }
 }
 
-async fn template_names(d: &Dashboard) -> Result<Vec<String>, DashboardError> {
-    Ok(d.webhooks()?
-        .list_templates(false, 10_000, 0)
-        .await?
-        .into_iter()
-        .map(|r| r.definition.template.name)
-        .collect())
-}
-
 async fn new_page(State(d): State<Dashboard>, signed: Signed) -> Result<Response, DashboardError> {
     signed.require(Permission::CampaignsWrite)?;
     let tr = d.tr(signed.lang());
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     let form = Form {
         trigger: "email_added".into(),
         ..Form::default()
@@ -295,7 +278,7 @@ async fn edit_page(
     signed.require(Permission::CampaignsRead)?;
     let tr = d.tr(signed.lang());
     let record = engine(&d)?.campaign(&id).await?;
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     Ok(builder(
         tr,
         &signed,
@@ -340,13 +323,13 @@ async fn save(
     let status = record
         .as_ref()
         .map_or(CampaignStatus::Draft, |r| r.spec.status);
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     let refuse = |problems: Vec<String>| {
         builder(tr, &signed, record.as_ref(), &typed, &templates, &problems).into_response()
     };
     let spec = match typed.spec(status) {
         Ok(spec) => spec,
-        Err(problem) => return Ok(refuse(vec![problem_text(tr, &problem)])),
+        Err(problem) => return Ok(refuse(vec![page::problem_text(tr, &problem)])),
     };
     if record.is_none()
         && engine

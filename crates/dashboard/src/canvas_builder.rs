@@ -313,22 +313,6 @@ impl CanvasForm {
     }
 }
 
-fn problem_text(tr: Tr<'_>, problem: &str) -> String {
-    match problem.split_once('|') {
-        Some((id, detail)) => tr.ta(id, &[("detail", detail.to_owned().into())]),
-        None => tr.t(problem),
-    }
-}
-
-async fn template_names(d: &Dashboard) -> Result<Vec<String>, DashboardError> {
-    Ok(d.webhooks()?
-        .list_templates(false, 10_000, 0)
-        .await?
-        .into_iter()
-        .map(|r| r.definition.template.name)
-        .collect())
-}
-
 async fn new_page(State(d): State<Dashboard>, signed: Signed) -> Result<Response, DashboardError> {
     signed.require(Permission::CanvasWrite)?;
     let tr = d.tr(signed.lang());
@@ -340,7 +324,7 @@ async fn new_page(State(d): State<Dashboard>, signed: Signed) -> Result<Response
         }],
         ..CanvasForm::default()
     };
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     Ok(builder(tr, &signed, None, &form, &templates, &[]).into_response())
 }
 
@@ -352,7 +336,7 @@ async fn edit_page(
     signed.require(Permission::CanvasWrite)?;
     let tr = d.tr(signed.lang());
     let record = engine(&d)?.canvas(&id).await?;
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     Ok(builder(
         tr,
         &signed,
@@ -393,7 +377,7 @@ async fn save(
     if let Some(r) = &record {
         typed.name = r.spec.name.clone();
     }
-    let templates = template_names(&d).await?;
+    let templates = page::template_names(&d).await?;
     let show = |problems: Vec<String>| {
         builder(tr, &signed, record.as_ref(), &typed, &templates, &problems).into_response()
     };
@@ -406,7 +390,7 @@ async fn save(
         .map_or(CanvasStatus::Draft, |r| r.spec.status);
     let spec = match typed.spec(status) {
         Ok(spec) => spec,
-        Err(problem) => return Ok(show(vec![problem_text(tr, &problem)])),
+        Err(problem) => return Ok(show(vec![page::problem_text(tr, &problem)])),
     };
     if record.is_none()
         && engine

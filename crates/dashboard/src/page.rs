@@ -175,3 +175,23 @@ pub(crate) fn job_counts_table(tr: Tr<'_>, counts: &HashMap<JobState, u64>) -> M
         }
     }
 }
+
+/// A problem's text: a message id, or `id|detail` for one with a detail (`{ $detail }`).
+pub(crate) fn problem_text(tr: Tr<'_>, problem: &str) -> String {
+    match problem.split_once('|') {
+        Some((id, detail)) => tr.ta(id, &[("detail", detail.to_owned().into())]),
+        None => tr.t(problem),
+    }
+}
+
+/// The active templates' names (what campaigns and Webhook steps pick from).
+pub(crate) async fn template_names(
+    d: &crate::Dashboard,
+) -> Result<Vec<String>, crate::DashboardError> {
+    Ok(d.webhooks()?
+        .list_templates(false, 10_000, 0)
+        .await?
+        .into_iter()
+        .map(|r| r.definition.template.name)
+        .collect())
+}
