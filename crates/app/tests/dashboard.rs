@@ -178,6 +178,23 @@ async fn sign_in_sessions_csrf_and_roles() {
     );
     assert_eq!(b.get("/").await.location.as_deref(), Some("/dashboard"));
 
+    // Every page forbids framing and other origins' scripts.
+    let response = h
+        .http
+        .get(format!("{}/dashboard/login", h.api.url()))
+        .send()
+        .await
+        .expect("answers");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+
     // The sign-in form refuses a post without its token, and a wrong password.
     let login = b.get("/dashboard/login").await;
     let csrf = hidden(&login.body, "csrf");
