@@ -167,6 +167,7 @@ async fn sign_in_sessions_csrf_and_roles() {
     let h = common::harness().await;
     dashboard_user(&h, "ana@example.com", Role::Editor).await;
     dashboard_user(&h, "vic@example.com", Role::Viewer).await;
+    dashboard_user(&h, "eve@example.com", Role::Viewer).await;
     let mut b = Browser::new(&h.api.url());
 
     // Signed out, every page sends you to sign in, and back afterwards.
@@ -294,6 +295,46 @@ async fn sign_in_sessions_csrf_and_roles() {
             .len(),
         before
     );
+
+    // Repeated wrong passwords lock the email out, the right one included, on this node.
+    let mut guesser = Browser::new(&h.api.url());
+    let login = guesser.get("/dashboard/login").await;
+    let gcsrf = hidden(&login.body, "csrf");
+    for _ in 0..leadwire_dashboard::auth::MAX_FAILURES {
+        let wrong = guesser
+            .post(
+                "/dashboard/login",
+                &[
+                    ("csrf", &gcsrf),
+                    ("email", "eve@example.com"),
+                    ("password", "guess guess guess"),
+                ],
+            )
+            .await;
+        assert!(
+            wrong
+                .location
+                .as_deref()
+                .is_some_and(|l| l.contains("failed=1"))
+        );
+    }
+    let locked = guesser
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &gcsrf),
+                ("email", "eve@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        locked
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("throttled=1"))
+    );
+    assert!(!guesser.cookies.contains_key("lw_session"));
 
     // Over HTTPS (a proxy saying so) the cookie is Secure too.
     let mut secure = Browser::new(&h.api.url());

@@ -225,6 +225,47 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Failed sign-ins per email, kept by this node: after [`MAX_FAILURES`] within
+/// [`FAILURE_WINDOW`] the email is refused without checking the password until the window ends,
+/// so a password cannot be guessed at argon2's speed.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+}
+
+pub const MAX_FAILURES: u32 = 10;
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Throttle {
+    /// Whether `email` may try now.
+    pub fn allows(&self, email: &str, now: std::time::Instant) -> bool {
+        let Ok(map) = self.failures.lock() else {
+            return true;
+        };
+        match map.get(email) {
+            Some((n, since)) => *n < MAX_FAILURES || now.duration_since(*since) >= FAILURE_WINDOW,
+            None => true,
+        }
+    }
+
+    /// Counts a failure (a new window when the last one ended).
+    pub fn failed(&self, email: &str, now: std::time::Instant) {
+        if let Ok(mut map) = self.failures.lock() {
+            // Old windows go, so the map holds only recent failures.
+            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+            let entry = map.entry(email.to_owned()).or_insert((0, now));
+            entry.0 += 1;
+        }
+    }
+
+    /// A success clears the email's failures.
+    pub fn succeeded(&self, email: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(email);
+        }
+    }
+}
+
 /// A PHC string verified when the email is unknown, so an unknown email takes as long as a
 /// wrong password.
 fn decoy_hash() -> &'static str {
@@ -355,6 +396,21 @@ mod tests {
         assert!(same(&csrf_for(&a), &csrf_for(&a)));
         assert!(!same(&csrf_for(&a), &csrf_for(&b)));
         assert!(!same("abc", "abcd"));
+    }
+
+    #[test]
+    fn the_throttle_refuses_after_repeated_failures_until_the_window_ends() {
+        let t = Throttle::default();
+        let start = std::time::Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(t.allows("a@example.com", start));
+            t.failed("a@example.com", start);
+        }
+        assert!(!t.allows("a@example.com", start));
+        assert!(t.allows("b@example.com", start), "per email");
+        assert!(t.allows("a@example.com", start + FAILURE_WINDOW));
+        t.succeeded("a@example.com");
+        assert!(t.allows("a@example.com", start));
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Inner {
     pub canvases: Option<Arc<CanvasEngine>>,
     pub i18n: I18n,
     pub config: DashboardConfig,
+    /// Failed sign-ins, per email.
+    pub throttle: auth::Throttle,
 }
 
 impl std::ops::Deref for Dashboard {
@@ -118,6 +120,7 @@ pub fn router(
         canvases: services.canvases.clone(),
         i18n: I18n::load()?,
         config,
+        throttle: auth::Throttle::default(),
     }));
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
@@ -365,6 +368,7 @@ async fn render_error_pages(State(d): State<Dashboard>, request: Request, next: 
 struct LoginQuery {
     next: Option<String>,
     failed: Option<u8>,
+    throttled: Option<u8>,
 }
 
 /// Only paths inside the dashboard are followed after sign-in (never another site).
@@ -391,6 +395,9 @@ async fn login_page(
         h1 { (tr.t("login-title")) }
         @if q.failed.is_some() {
             p.error role="alert" id="login-error" { (tr.t("login-failed")) }
+        }
+        @if q.throttled.is_some() {
+            p.error role="alert" id="login-throttled" { (tr.t("login-throttled")) }
         }
         form.stack method="post" action="/dashboard/login" {
             input type="hidden" name="csrf" value=(csrf);
@@ -430,18 +437,29 @@ async fn login(
         return Err(DashboardError::BadCsrf);
     }
     let next = safe_next(form.get("next"));
+    let email = auth::normalize_email(form.text("email")).unwrap_or_default();
+    let now = std::time::Instant::now();
+    let back = |reason: &str| {
+        let to = format!(
+            "/dashboard/login?{reason}=1&next={}",
+            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        Redirect::to(&to).into_response()
+    };
+    if !d.throttle.allows(&email, now) {
+        tracing::warn!(user = %email, "dashboard sign-in refused: too many failures");
+        return Ok(back("throttled"));
+    }
     let expires = chrono::Utc::now()
         + chrono::Duration::from_std(d.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let signed_in =
         auth::sign_in(&d.store, form.text("email"), form.text("password"), expires).await?;
     let Some((token, user)) = signed_in else {
         tracing::info!("dashboard sign-in refused");
-        let back = format!(
-            "/dashboard/login?failed=1&next={}",
-            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-        );
-        return Ok(Redirect::to(&back).into_response());
+        d.throttle.failed(&email, now);
+        return Ok(back("failed"));
     };
+    d.throttle.succeeded(&email);
     tracing::info!(user = %user.email, role = %user.role, "dashboard sign-in");
     let mut response = Redirect::to(&next).into_response();
     let h = response.headers_mut();

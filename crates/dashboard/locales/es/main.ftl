@@ -337,3 +337,4 @@ builder-bad-json = Paso { $detail }: el JSON no es válido.
 builder-bad-seconds = Paso { $detail }: la espera debe ser un número entero de segundos.
 builder-bad-reentry = El reingreso debe ser un número entero de segundos.
 builder-name-taken = Ya existe un Canvas llamado «{ $name }»; ábrelo para cambiarlo.
+login-throttled = Demasiados intentos fallidos para este correo. Vuelve a intentarlo en 15 minutos.

@@ -337,3 +337,4 @@ builder-bad-json = Étape { $detail } : le JSON n’est pas valide.
 builder-bad-seconds = Étape { $detail } : l’attente doit être un nombre entier de secondes.
 builder-bad-reentry = La réentrée doit être un nombre entier de secondes.
 builder-name-taken = Un Canvas nommé « { $name } » existe ; ouvrez-le pour le modifier.
+login-throttled = Trop d’échecs de connexion pour cet e-mail. Réessayez dans 15 minutes.
