@@ -739,8 +739,17 @@ async fn the_add_an_email_address_campaign_is_built_started_and_paused() {
         .nth(1)
         .expect("the user's deliveries");
     assert!(delivered.contains("data-state=\"delivered\"") && delivered.contains("201"));
+    h.track(serde_json::json!({"events": [{"external_id": "lead-1", "name": "webinar_attended", "time": "2026-01-31T12:00:00Z", "properties": {"topic": "AI"}}]}))
+        .await;
     let by_id = b.get("/dashboard/users?by=external_id&q=lead-1").await;
     assert!(by_id.body.contains("id=\"profile\""));
+    assert!(
+        by_id
+            .body
+            .contains("<tr data-event=\"webinar_attended\"><td>2026-01-31T12:00:00+00:00</td>"),
+        "{}",
+        by_id.body
+    );
     let nobody = b.get("/dashboard/users?by=external_id&q=nobody").await;
     assert!(nobody.body.contains("id=\"user-not-found\""));
 

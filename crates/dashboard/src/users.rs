@@ -29,6 +29,9 @@ struct LookupQuery {
     label: Option<String>,
 }
 
+/// How many of the user's newest custom events are shown.
+const RECENT_EVENTS: usize = 20;
+
 /// How many of the newest deliveries are searched for the user's.
 const RECENT_JOBS: usize = 2000;
 
@@ -59,6 +62,8 @@ struct Found {
     campaigns: Vec<(String, DateTime<Utc>)>,
     /// `(Canvas name, last entered, the step the user is in now)`.
     canvases: Vec<(String, DateTime<Utc>, Option<String>)>,
+    /// The newest custom events.
+    events: Vec<leadwire_store::EventRow>,
 }
 
 async fn lookup(
@@ -175,6 +180,25 @@ async fn lookup(
                         }
                     }
                 }
+                @if !f.events.is_empty() {
+                    h3 { (tr.t("users-recent-events")) }
+                    table.list id="recent-events" {
+                        thead { tr {
+                            th scope="col" { (tr.t("column-time")) }
+                            th scope="col" { (tr.t("column-name")) }
+                            th scope="col" { (tr.t("users-properties")) }
+                        } }
+                        tbody {
+                            @for e in &f.events {
+                                tr data-event=(e.name) {
+                                    td { (e.time) }
+                                    th scope="row" { (e.name) }
+                                    td { code { (e.properties.to_string()) } }
+                                }
+                            }
+                        }
+                    }
+                }
                 h3 { (tr.t("users-received")) }
                 @if f.campaigns.is_empty() && f.canvases.is_empty() {
                     p { (tr.t("users-received-none")) }
@@ -275,11 +299,13 @@ async fn find(d: &Dashboard, id: Identifier) -> Result<Option<Found>, DashboardE
                     entered.push((name.clone(), at, step));
                 }
             }
+            let events = tx.recent_events(&profile.braze_id, RECENT_EVENTS)?;
             Ok(Some(Found {
                 profile,
                 history,
                 campaigns: received,
                 canvases: entered,
+                events,
             }))
         })
         .await?;

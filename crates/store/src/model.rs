@@ -157,6 +157,15 @@ pub struct ApiKeyInfo {
     pub permissions: Vec<String>,
 }
 
+/// One custom event a user performed, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub name: String,
+    /// RFC 3339, as the event gave it.
+    pub time: String,
+    pub properties: serde_json::Value,
+}
+
 /// A dashboard user as stored: the password only as its argon2 PHC string, the role as its
 /// owner (`leadwire-dashboard`) names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

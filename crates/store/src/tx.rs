@@ -15,9 +15,9 @@ use crate::profiles;
 use crate::sqlite::SqliteTx;
 use crate::{
     ActivityQuery, ActivityRecord, ActivityRow, ApiKeyInfo, ClaimedJob, Consumer, CredentialRow,
-    DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued, IdentifyRequest, JobClaim,
-    JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Origin, Settlement, SpecRow,
-    StoreError, TemplateRow, TrackResult, TriggerRecord,
+    DashboardSessionRow, DashboardUserRow, DeliveryBucket, Enqueued, EventRow, IdentifyRequest,
+    JobClaim, JobInfo, JobState, JourneyRow, JourneyWrite, NewAlias, NewJob, Origin, Settlement,
+    SpecRow, StoreError, TemplateRow, TrackResult, TriggerRecord,
 };
 
 /// One transaction: a write transaction from [`crate::Store::transact`] or a read-only snapshot
@@ -206,6 +206,8 @@ forward! {
     fn dashboard_session(token_hash: &str, now: DateTime<Utc>) -> Result<Option<DashboardSessionRow>, StoreError>;
     /// Ends a session; `false` when there was none.
     fn delete_dashboard_session(token_hash: &str) -> Result<bool, StoreError>;
+    /// A user's custom events, newest first (the dashboard's user page).
+    fn recent_events(braze_id: &str, limit: usize) -> Result<Vec<EventRow>, StoreError>;
 
     // feed
     /// Trigger feed entries after `position`, oldest first.

@@ -659,3 +659,30 @@ async fn delivery_buckets_count_jobs_by_campaign_template_and_state() {
         .expect("reads");
     assert!(none.is_empty(), "only jobs enqueued since the time given");
 }
+
+#[tokio::test]
+async fn a_users_recent_events_come_newest_first() {
+    let (_dir, store) = fresh();
+    track(&store, json!({"events": [
+        {"external_id": "u1", "name": "webinar", "time": "2024-05-28T10:00:00Z", "properties": {"topic": "AI"}},
+        {"external_id": "u1", "name": "demo_request", "time": "2024-05-29T10:00:00Z"}
+    ]}))
+    .await;
+    track(
+        &store,
+        json!({"events": [{"external_id": "u2", "name": "other", "time": "2024-05-29T10:00:00Z"}]}),
+    )
+    .await;
+    let found = store
+        .find_profiles(vec![Identifier::ExternalId("u1".into())])
+        .await
+        .expect("finds");
+    let braze_id = found.found[0].braze_id.clone();
+    let events = store
+        .read(move |tx| tx.recent_events(&braze_id, 10))
+        .await
+        .expect("reads");
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["demo_request", "webinar"]);
+    assert_eq!(events[1].properties["topic"], json!("AI"));
+}

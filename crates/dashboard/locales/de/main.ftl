@@ -338,3 +338,5 @@ builder-bad-seconds = Schritt { $detail }: Die Wartezeit muss eine ganze Zahl vo
 builder-bad-reentry = Der erneute Eintritt muss eine ganze Zahl von Sekunden sein.
 builder-name-taken = Einen Canvas „{ $name }“ gibt es schon; öffnen Sie ihn, um ihn zu ändern.
 login-throttled = Zu viele fehlgeschlagene Anmeldungen für diese E-Mail. Versuchen Sie es in 15 Minuten erneut.
+users-recent-events = Letzte Ereignisse
+users-properties = Eigenschaften

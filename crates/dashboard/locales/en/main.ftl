@@ -338,3 +338,5 @@ builder-bad-seconds = Step { $detail }: the wait must be a whole number of secon
 builder-bad-reentry = Re-entry must be a whole number of seconds.
 builder-name-taken = A Canvas named “{ $name }” exists; open it to change it.
 login-throttled = Too many failed sign-ins for this email. Try again in 15 minutes.
+users-recent-events = Recent events
+users-properties = Properties

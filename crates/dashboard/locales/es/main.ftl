@@ -338,3 +338,5 @@ builder-bad-seconds = Paso { $detail }: la espera debe ser un número entero de 
 builder-bad-reentry = El reingreso debe ser un número entero de segundos.
 builder-name-taken = Ya existe un Canvas llamado «{ $name }»; ábrelo para cambiarlo.
 login-throttled = Demasiados intentos fallidos para este correo. Vuelve a intentarlo en 15 minutos.
+users-recent-events = Eventos recientes
+users-properties = Propiedades

@@ -338,3 +338,5 @@ builder-bad-seconds = Étape { $detail } : l’attente doit être un nombre enti
 builder-bad-reentry = La réentrée doit être un nombre entier de secondes.
 builder-name-taken = Un Canvas nommé « { $name } » existe ; ouvrez-le pour le modifier.
 login-throttled = Trop d’échecs de connexion pour cet e-mail. Réessayez dans 15 minutes.
+users-recent-events = Événements récents
+users-properties = Propriétés

@@ -332,3 +332,5 @@ builder-bad-seconds = 단계 { $detail }: 대기 시간은 정수(초)여야 합
 builder-bad-reentry = 재진입 간격은 정수(초)여야 합니다.
 builder-name-taken = “{ $name }” 캔버스가 이미 있습니다. 열어서 수정하세요.
 login-throttled = 이 이메일로 로그인에 너무 많이 실패했습니다. 15분 뒤에 다시 시도하세요.
+users-recent-events = 최근 이벤트
+users-properties = 속성값

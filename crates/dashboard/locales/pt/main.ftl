@@ -338,3 +338,5 @@ builder-bad-seconds = Etapa { $detail }: a espera deve ser um número inteiro de
 builder-bad-reentry = A reentrada deve ser um número inteiro de segundos.
 builder-name-taken = Já existe um Canvas chamado “{ $name }”; abra-o para alterá-lo.
 login-throttled = Muitas tentativas de login falharam para este e-mail. Tente de novo em 15 minutos.
+users-recent-events = Eventos recentes
+users-properties = Propriedades

@@ -5,7 +5,7 @@ use postgres::Row;
 
 use super::PgTx;
 use crate::codec::{from_utc_millis, new_id, utc_millis};
-use crate::{DashboardSessionRow, DashboardUserRow, StoreError};
+use crate::{DashboardSessionRow, DashboardUserRow, EventRow, StoreError};
 
 const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.role, u.created_at";
 
@@ -105,5 +105,27 @@ impl PgTx<'_> {
             "DELETE FROM dashboard_sessions WHERE token_hash = $1",
             &[&token_hash],
         )? > 0)
+    }
+
+    /// A user's custom events, newest first.
+    pub fn recent_events(
+        &mut self,
+        braze_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            "SELECT e.name, e.time, e.properties FROM events e JOIN profiles p ON p.id = e.profile_id WHERE p.braze_id = $1 ORDER BY e.id DESC LIMIT $2",
+            &[&braze_id, &limit],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(EventRow {
+                name: r.get(0),
+                time: r.get(1),
+                properties: crate::codec::parse_json("event properties", r.get(2))?,
+            })
+        })
+        .collect()
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteTx, conflict};
 use crate::codec::{from_utc_millis, new_id, utc_millis};
-use crate::{DashboardSessionRow, DashboardUserRow, StoreError};
+use crate::{DashboardSessionRow, DashboardUserRow, EventRow, StoreError};
 
 const USER_COLUMNS: &str = "u.id, u.email, u.password_hash, u.role, u.created_at";
 
@@ -105,5 +105,36 @@ impl SqliteTx<'_> {
             .prepare_cached("DELETE FROM dashboard_sessions WHERE token_hash = ?1")?
             .execute([token_hash])?
             > 0)
+    }
+
+    /// A user's custom events, newest first.
+    pub fn recent_events(
+        &mut self,
+        braze_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.name, e.time, e.properties FROM events e JOIN profiles p ON p.id = e.profile_id WHERE p.braze_id = ?1 ORDER BY e.id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![braze_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, time, properties) = row?;
+            out.push(EventRow {
+                name,
+                time,
+                properties: crate::codec::parse_json("event properties", &properties)?,
+            });
+        }
+        Ok(out)
     }
 }
