@@ -347,6 +347,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let api = if args.role.serves_api() {
             let api = app.serve_api(args.listen, config).await?;
             println!("leadwire API listening on {}", api.url());
+            println!(
+                "dashboard at {}/dashboard (users: leadwire dashboard-users create)",
+                api.url()
+            );
             Some(api)
         } else {
             println!("leadwire worker running (no API: --role worker)");
