@@ -221,6 +221,7 @@ async fn list(
     let selected_kind = non_empty(&filters.kind).unwrap_or_default();
     let body = html! {
         h1 { (tr.t("activity-title")) }
+        (page::api_help(tr, "GET /activity"))
         form.filters method="get" action="/dashboard/activity" {
             fieldset {
                 legend { (tr.t("activity-filters")) }

@@ -183,6 +183,7 @@ async fn list(State(d): State<Dashboard>, signed: Signed) -> Result<Response, Da
     let can_write = signed.can(Permission::CampaignsWrite);
     let body = html! {
         h1 { (tr.t("campaigns-title")) }
+        (page::api_help(tr, "/campaigns/{create,update,details,list,pause,resume}"))
         @if can_write { p.actions { a.button href="/dashboard/campaigns/new" { (tr.t("campaigns-new")) } } }
         @if campaigns.is_empty() {
             p { (tr.t("campaigns-none")) }

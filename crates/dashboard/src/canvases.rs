@@ -272,6 +272,7 @@ async fn list(State(d): State<Dashboard>, signed: Signed) -> Result<Response, Da
     let can_write = signed.can(Permission::CanvasWrite);
     let body = html! {
         h1 { (tr.t("canvases-title")) }
+        (page::api_help(tr, "/canvas/{create,update,details,list,pause,resume}"))
         p.help { (tr.t("canvases-help")) }
         @if can_write { p.actions { a.button href="/dashboard/canvases/new" { (tr.t("canvases-new")) } } }
         @if canvases.is_empty() {

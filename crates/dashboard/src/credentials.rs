@@ -122,6 +122,7 @@ async fn render(
         .and_then(|n| credentials.iter().find(|c| c.name == n));
     let body = html! {
         h1 { (tr.t("credentials-title")) }
+        (page::api_help(tr, "/credentials/{create,list}"))
         p.help { (tr.t("credentials-help")) }
         @if let Some(name) = &q.saved { p.notice role="status" id="saved" { (tr.ta("credentials-saved", &[("name", name.clone().into())])) } }
         @if let Some(name) = &q.deleted { p.notice role="status" id="deleted" { (tr.ta("credentials-deleted", &[("name", name.clone().into())])) } }

@@ -195,3 +195,12 @@ pub(crate) async fn template_names(
         .map(|r| r.definition.template.name)
         .collect())
 }
+
+/// "The REST API does the same: `…`", with a link to the API docs.
+pub(crate) fn api_help(tr: Tr<'_>, endpoints: &str) -> Markup {
+    html! {
+        p.help.api-help {
+            (tr.t("help-api")) " " code { (endpoints) } " — " a href="/docs" { (tr.t("nav-api-docs")) }
+        }
+    }
+}

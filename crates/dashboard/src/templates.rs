@@ -235,6 +235,7 @@ async fn list(
     let can_write = signed.can(Permission::TemplatesWrite);
     let body = html! {
         h1 { (tr.t("templates-title")) }
+        (page::api_help(tr, "/templates/webhook/{create,info,list,update,archive}"))
         p.actions {
             @if can_write { a.button href="/dashboard/templates/new" { (tr.t("templates-new")) } }
             @if with_archived {
@@ -631,6 +632,7 @@ fn compose(
     let url_invalid = has_notes(findings, "URL");
     let body = html! {
         h1 { (title) }
+        (page::api_help(tr, "/templates/webhook/{create,update,preview,test_send}"))
         @if matches!(outcome, Outcome::Saved) {
             p.notice role="status" id="saved" { (tr.t("compose-saved")) }
         }

@@ -115,6 +115,7 @@ async fn lookup(
     };
     let body = html! {
         h1 { (tr.t("users-title")) }
+        (page::api_help(tr, "POST /users/export/ids"))
         form.filters method="get" action="/dashboard/users" role="search" {
             fieldset {
                 legend { (tr.t("users-find")) }

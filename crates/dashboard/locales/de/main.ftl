@@ -340,3 +340,4 @@ builder-name-taken = Einen Canvas „{ $name }“ gibt es schon; öffnen Sie ihn
 login-throttled = Zu viele fehlgeschlagene Anmeldungen für diese E-Mail. Versuchen Sie es in 15 Minuten erneut.
 users-recent-events = Letzte Ereignisse
 users-properties = Eigenschaften
+help-api = Die REST-API kann dasselbe:

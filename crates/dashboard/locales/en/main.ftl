@@ -340,3 +340,4 @@ builder-name-taken = A Canvas named “{ $name }” exists; open it to change it
 login-throttled = Too many failed sign-ins for this email. Try again in 15 minutes.
 users-recent-events = Recent events
 users-properties = Properties
+help-api = The REST API does the same:

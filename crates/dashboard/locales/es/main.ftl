@@ -340,3 +340,4 @@ builder-name-taken = Ya existe un Canvas llamado «{ $name }»; ábrelo para cam
 login-throttled = Demasiados intentos fallidos para este correo. Vuelve a intentarlo en 15 minutos.
 users-recent-events = Eventos recientes
 users-properties = Propiedades
+help-api = La API REST hace lo mismo:

@@ -340,3 +340,4 @@ builder-name-taken = Un Canvas nommé « { $name } » existe ; ouvrez-le pour le
 login-throttled = Trop d’échecs de connexion pour cet e-mail. Réessayez dans 15 minutes.
 users-recent-events = Événements récents
 users-properties = Propriétés
+help-api = L’API REST fait de même :

@@ -334,3 +334,4 @@ builder-name-taken = “{ $name }” 캔버스가 이미 있습니다. 열어서
 login-throttled = 이 이메일로 로그인에 너무 많이 실패했습니다. 15분 뒤에 다시 시도하세요.
 users-recent-events = 최근 이벤트
 users-properties = 속성값
+help-api = REST API로도 할 수 있습니다:

@@ -340,3 +340,4 @@ builder-name-taken = Já existe um Canvas chamado “{ $name }”; abra-o para a
 login-throttled = Muitas tentativas de login falharam para este e-mail. Tente de novo em 15 minutos.
 users-recent-events = Eventos recentes
 users-properties = Propriedades
+help-api = A API REST faz o mesmo:
