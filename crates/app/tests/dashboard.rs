@@ -777,6 +777,15 @@ async fn the_add_an_email_address_campaign_is_built_started_and_paused() {
         "by host {host}"
     );
     assert!(charts.body.contains("id=\"chart-outcomes-title\""));
+    // The org's API allowance, as the emulator reported it with its answer (Sforce-Limit-Info).
+    let origin = base.trim_end_matches('/');
+    assert!(
+        charts
+            .body
+            .contains(&format!("<tr data-org=\"{origin}\" data-used=\"")),
+        "API budget for {origin}: {}",
+        charts.body
+    );
 
     // Paused, it shows so.
     b.post(

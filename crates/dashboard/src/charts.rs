@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use leadwire_delivery::budget::{OrgBudget, Pace};
 use leadwire_store::{DeliveryBucket, JobState};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -172,6 +173,39 @@ fn breakdown_table(tr: Tr<'_>, id: &str, caption: &str, rows: &BTreeMap<String, 
     }
 }
 
+/// Each Salesforce org's daily API allowance, as its last answer reported it.
+fn budget_table(tr: Tr<'_>, orgs: &[OrgBudget]) -> Markup {
+    html! {
+        @if orgs.is_empty() {
+            p id="api-budget-unknown" { (tr.t("charts-budget-unknown")) }
+        } @else {
+            table.list id="api-budget" {
+                caption { (tr.t("charts-budget")) }
+                thead { tr {
+                    th scope="col" { (tr.t("charts-budget-org")) }
+                    th scope="col" { (tr.t("charts-budget-used")) }
+                    th scope="col" { (tr.t("charts-budget-allowed")) }
+                    th scope="col" { (tr.t("charts-budget-reserve")) }
+                    th scope="col" { (tr.t("charts-budget-state")) }
+                } }
+                tbody {
+                    @for o in orgs {
+                        tr data-org=(o.origin) data-used=(o.usage.used) data-allowed=(o.usage.max) {
+                            th scope="row" { (o.origin) }
+                            td { (o.usage.used) } td { (o.usage.max) } td { (o.reserve) }
+                            td { (match o.pace {
+                                Pace::Go => tr.t("charts-budget-go"),
+                                Pace::Spaced(_) => tr.t("charts-budget-spaced"),
+                                Pace::Paused => tr.t("charts-budget-paused"),
+                            }) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn deliveries(
     State(d): State<Dashboard>,
     signed: Signed,
@@ -189,6 +223,11 @@ async fn deliveries(
         .store
         .read(move |tx| tx.delivery_buckets(since, width))
         .await?;
+    let budgets = d
+        .webhooks
+        .as_ref()
+        .map(|w| w.api_budgets())
+        .unwrap_or_default();
     // Names people read: campaigns and Canvases (with their steps), templates and their hosts.
     let mut owners: HashMap<String, String> = HashMap::new();
     if let Some(c) = &d.campaigns {
@@ -320,6 +359,7 @@ async fn deliveries(
         (latency)
         (breakdown_table(tr, "by-owner", &tr.t("charts-by-owner"), &by_owner))
         (breakdown_table(tr, "by-host", &tr.t("charts-by-host"), &by_host))
+        (budget_table(tr, &budgets))
     };
     let title = tr.t("charts-title");
     Ok(page::document(tr, Some(&signed), &title, "deliveries", body).into_response())

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use leadwire_salesforce::limits::{ApiUsage, BudgetPolicy, Pace};
+use leadwire_salesforce::limits::BudgetPolicy;
+pub use leadwire_salesforce::limits::{ApiUsage, Pace};
 
 /// What [`Budgets::admit`] says about a send.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +155,35 @@ impl Budgets {
     pub fn probe_every(&self) -> Duration {
         self.policy.probe_every
     }
+
+    /// Every org an answer has reported on, by origin: its allowance as last reported and
+    /// what that means for sends now.
+    pub fn known(&self) -> Vec<OrgBudget> {
+        let Ok(orgs) = self.orgs.lock() else {
+            return Vec::new();
+        };
+        let mut known: Vec<OrgBudget> = orgs
+            .iter()
+            .map(|(origin, org)| OrgBudget {
+                origin: origin.clone(),
+                usage: org.usage,
+                reserve: self.policy.reserve(org.usage.max),
+                pace: org.pace,
+            })
+            .collect();
+        known.sort_by(|a, b| a.origin.cmp(&b.origin));
+        known
+    }
+}
+
+/// One org's API allowance as its last answer reported it (`Sforce-Limit-Info`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgBudget {
+    pub origin: String,
+    pub usage: ApiUsage,
+    /// Calls kept back for the org's other users.
+    pub reserve: u64,
+    pub pace: Pace,
 }
 
 #[cfg(test)]
@@ -225,5 +255,33 @@ mod tests {
             b.exhausted(org, t0),
             Some(BudgetChange::Paused(_))
         ));
+    }
+
+    #[test]
+    fn known_lists_each_reported_org_with_its_pace() {
+        let b = Budgets::new(policy());
+        let t0 = Instant::now();
+        assert!(b.known().is_empty());
+        b.observe(
+            "https://b.my.salesforce.com",
+            ApiUsage { used: 95, max: 100 },
+            t0,
+        );
+        b.observe(
+            "https://a.my.salesforce.com",
+            ApiUsage { used: 10, max: 100 },
+            t0,
+        );
+        let known = b.known();
+        assert_eq!(
+            known
+                .iter()
+                .map(|o| (o.origin.as_str(), o.usage.used, o.reserve, o.pace))
+                .collect::<Vec<_>>(),
+            vec![
+                ("https://a.my.salesforce.com", 10, 10, Pace::Go),
+                ("https://b.my.salesforce.com", 95, 10, Pace::Paused),
+            ]
+        );
     }
 }

@@ -224,6 +224,8 @@ pub struct WebhookService {
     describes: Mutex<HashMap<String, (Instant, Arc<FieldList>)>>,
     /// Each destination host's circuit breaker (the sender's), for `/metrics`.
     circuits: Arc<CircuitBreakers>,
+    /// Each Salesforce org's API allowance (the sender's), for the dashboard.
+    budgets: Arc<Budgets>,
 }
 
 /// How long an org's describe answer is reused by the linter.
@@ -263,6 +265,7 @@ impl WebhookService {
         }
         let lint_client = client.clone();
         let circuits = Arc::new(CircuitBreakers::new(config.circuit.clone()));
+        let budgets = Arc::new(Budgets::new(config.api_budget.clone()));
         let sender = Arc::new(
             Sender::new(
                 client.clone(),
@@ -275,7 +278,7 @@ impl WebhookService {
                 circuits.clone(),
                 Arc::new(redactor.clone()),
             )
-            .with_budgets(Arc::new(Budgets::new(config.api_budget.clone()))),
+            .with_budgets(budgets.clone()),
         );
         let fetcher = GuardedFetcher::new(
             Arc::new(HttpFetcher::new(client, tokio::runtime::Handle::current())),
@@ -312,7 +315,13 @@ impl WebhookService {
             client: lint_client,
             describes: Mutex::new(HashMap::new()),
             circuits,
+            budgets,
         }))
+    }
+
+    /// Each Salesforce org's API allowance as its answers last reported it.
+    pub fn api_budgets(&self) -> Vec<leadwire_delivery::budget::OrgBudget> {
+        self.budgets.known()
     }
 
     /// Each destination host's circuit: 0 closed, 1 half open (one probe out), 2 open.

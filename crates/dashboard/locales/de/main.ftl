@@ -309,6 +309,16 @@ charts-outcomes = Sendungen nach Ergebnis
 charts-by-owner = Nach Kampagne und Canvas-Schritt
 charts-by-host = Nach Zielhost
 charts-no-campaign = (keine Kampagne)
+charts-budget = Salesforce-API-Kontingent (24 Stunden, wie jede Org es zuletzt gemeldet hat)
+charts-budget-unknown = Noch keine Salesforce-Org hat ihr API-Kontingent gemeldet (es kommt mit jeder Antwort, in Sforce-Limit-Info).
+charts-budget-org = Org
+charts-budget-used = Verbrauchte Aufrufe
+charts-budget-allowed = Erlaubte Aufrufe
+charts-budget-reserve = In Reserve
+charts-budget-state = Sendungen jetzt
+charts-budget-go = Sofort gesendet
+charts-budget-spaced = Verteilt
+charts-budget-paused = Pausiert (jeweils eine Probe)
 
 canvases-new = Canvas erstellen
 canvas-edit = Diesen Canvas bearbeiten

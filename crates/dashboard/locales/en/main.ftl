@@ -309,6 +309,16 @@ charts-outcomes = Sends by outcome
 charts-by-owner = By campaign and Canvas step
 charts-by-host = By destination host
 charts-no-campaign = (no campaign)
+charts-budget = Salesforce API allowance (24 hours, as each org last reported it)
+charts-budget-unknown = No Salesforce org has reported its API allowance yet (it comes with each answer, in Sforce-Limit-Info).
+charts-budget-org = Org
+charts-budget-used = Calls used
+charts-budget-allowed = Calls allowed
+charts-budget-reserve = Kept in reserve
+charts-budget-state = Sends now
+charts-budget-go = Sent as they come
+charts-budget-spaced = Spaced out
+charts-budget-paused = Paused (one probe at a time)
 
 canvases-new = Create a Canvas
 canvas-edit = Edit this Canvas

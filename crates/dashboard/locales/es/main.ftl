@@ -309,6 +309,16 @@ charts-outcomes = Envíos por resultado
 charts-by-owner = Por campaña y paso del Canvas
 charts-by-host = Por host de destino
 charts-no-campaign = (sin campaña)
+charts-budget = Cuota de API de Salesforce (24 horas, según lo último que informó cada org)
+charts-budget-unknown = Ninguna org de Salesforce ha informado todavía su cuota de API (llega con cada respuesta, en Sforce-Limit-Info).
+charts-budget-org = Org
+charts-budget-used = Llamadas usadas
+charts-budget-allowed = Llamadas permitidas
+charts-budget-reserve = En reserva
+charts-budget-state = Envíos ahora
+charts-budget-go = Se envían según llegan
+charts-budget-spaced = Espaciados
+charts-budget-paused = En pausa (una prueba cada vez)
 
 canvases-new = Crear un Canvas
 canvas-edit = Editar este Canvas

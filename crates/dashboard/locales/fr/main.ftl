@@ -309,6 +309,16 @@ charts-outcomes = Envois par résultat
 charts-by-owner = Par campagne et étape de Canvas
 charts-by-host = Par hôte de destination
 charts-no-campaign = (sans campagne)
+charts-budget = Quota d’API Salesforce (24 heures, tel que chaque org l’a indiqué en dernier)
+charts-budget-unknown = Aucune org Salesforce n’a encore indiqué son quota d’API (il arrive avec chaque réponse, dans Sforce-Limit-Info).
+charts-budget-org = Org
+charts-budget-used = Appels utilisés
+charts-budget-allowed = Appels autorisés
+charts-budget-reserve = Gardés en réserve
+charts-budget-state = Envois maintenant
+charts-budget-go = Envoyés au fil de l’eau
+charts-budget-spaced = Espacés
+charts-budget-paused = En pause (un essai à la fois)
 
 canvases-new = Créer un Canvas
 canvas-edit = Modifier ce Canvas

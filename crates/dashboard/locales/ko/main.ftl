@@ -303,6 +303,16 @@ charts-outcomes = 결과별 전송
 charts-by-owner = 캠페인과 캔버스 단계별
 charts-by-host = 대상 호스트별
 charts-no-campaign = (캠페인 없음)
+charts-budget = Salesforce API 한도 (24시간, 각 조직이 마지막으로 알린 값)
+charts-budget-unknown = 아직 API 한도를 알린 Salesforce 조직이 없습니다 (응답마다 Sforce-Limit-Info로 옵니다).
+charts-budget-org = 조직
+charts-budget-used = 사용한 호출
+charts-budget-allowed = 허용된 호출
+charts-budget-reserve = 예비로 남긴 호출
+charts-budget-state = 현재 전송
+charts-budget-go = 들어오는 대로 전송
+charts-budget-spaced = 간격을 두고 전송
+charts-budget-paused = 일시 중지 (한 번에 하나씩 확인)
 
 canvases-new = 캔버스 만들기
 canvas-edit = 이 캔버스 편집

@@ -309,6 +309,16 @@ charts-outcomes = Envios por resultado
 charts-by-owner = Por campanha e etapa do Canvas
 charts-by-host = Por host de destino
 charts-no-campaign = (sem campanha)
+charts-budget = Cota de API do Salesforce (24 horas, conforme cada org informou por último)
+charts-budget-unknown = Nenhuma org do Salesforce informou sua cota de API ainda (ela vem em cada resposta, em Sforce-Limit-Info).
+charts-budget-org = Org
+charts-budget-used = Chamadas usadas
+charts-budget-allowed = Chamadas permitidas
+charts-budget-reserve = Mantidas em reserva
+charts-budget-state = Envios agora
+charts-budget-go = Enviados à medida que chegam
+charts-budget-spaced = Espaçados
+charts-budget-paused = Pausados (uma sondagem por vez)
 
 canvases-new = Criar um Canvas
 canvas-edit = Editar este Canvas
