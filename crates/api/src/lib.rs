@@ -126,6 +126,15 @@ pub fn router_with_services(store: Store, config: ApiConfig, services: Services)
         .layer(axum::middleware::from_fn(request_id))
 }
 
+/// A profile change made through the API: the triggers it raises keep the request's trace, so
+/// the sends they cause join it.
+pub(crate) fn api_origin() -> leadwire_store::Origin {
+    leadwire_store::Origin::traced(
+        leadwire_store::ChangeSource::Api,
+        leadwire_telemetry::current_trace_context(),
+    )
+}
+
 /// Serves connections until `shutdown`, then lets requests in flight finish (up to 30 s).
 /// Each connection must send a whole request head within `header_read_timeout`, including
 /// between keep-alive requests, and at most `max_connections` are served at once, so clients

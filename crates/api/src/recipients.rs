@@ -3,7 +3,6 @@
 //! profile before the send.
 
 use leadwire_profiles::{Identifier, parse_track};
-use leadwire_store::{ChangeSource, Origin};
 use serde_json::{Value as Json, json};
 
 use crate::routes::parse_alias;
@@ -108,16 +107,7 @@ pub(crate) async fn apply_attributes(
     let (indexes, objects): (Vec<usize>, Vec<Json>) = updates.into_iter().unzip();
     let parsed = parse_track(&json!({"attributes": objects}))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let result = state
-        .store
-        .track(
-            parsed,
-            Origin::traced(
-                ChangeSource::Api,
-                leadwire_telemetry::current_trace_context(),
-            ),
-        )
-        .await?;
+    let result = state.store.track(parsed, crate::api_origin()).await?;
     Ok(result
         .errors
         .iter()

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use leadwire_canvas::CanvasEngine;
 use leadwire_engine::CampaignEngine;
 use leadwire_profiles::{Identifier, TrackError, UserAlias, parse_track};
-use leadwire_store::{ApiKeyInfo, ChangeSource, IdentifyRequest, NewAlias, Origin};
+use leadwire_store::{ApiKeyInfo, IdentifyRequest, NewAlias};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -190,16 +190,7 @@ async fn track(
         )),
         other => ApiError::bad_request(other.to_string()),
     })?;
-    let result = state
-        .store
-        .track(
-            parsed,
-            Origin::traced(
-                ChangeSource::Api,
-                leadwire_telemetry::current_trace_context(),
-            ),
-        )
-        .await?;
+    let result = state.store.track(parsed, crate::api_origin()).await?;
     let processed =
         result.attributes_processed + result.events_processed + result.purchases_processed;
     let errors: Vec<Json> = result

@@ -146,9 +146,10 @@ pub struct TracingArgs {
         long,
         env = "OTEL_EXPORTER_OTLP_PROTOCOL",
         default_value = "http/protobuf",
-        value_name = "PROTOCOL"
+        value_name = "PROTOCOL",
+        value_parser = |s: &str| s.parse::<leadwire_telemetry::OtlpProtocol>()
     )]
-    otlp_protocol: String,
+    otlp_protocol: leadwire_telemetry::OtlpProtocol,
     /// `service.name` on exported spans.
     #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "leadwire")]
     otel_service_name: String,
@@ -159,10 +160,9 @@ impl TracingArgs {
         let Some(endpoint) = &self.otlp_endpoint else {
             return Ok(None);
         };
-        let protocol = self.otlp_protocol.parse()?;
         Ok(Some(leadwire_telemetry::OtlpConfig::from_base_endpoint(
             endpoint,
-            protocol,
+            self.otlp_protocol,
             &self.otel_service_name,
         )?))
     }
